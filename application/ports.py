@@ -1,0 +1,124 @@
+"""What the use cases need from the outside world, as protocols; adapters implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from domain.limits import Plan
+from domain.session import SimulationSession
+from domain.symbols import Instrument
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current instant, timezone-aware UTC."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (for intervals and rate limits)."""
+        ...
+
+
+class IdGenerator(Protocol):
+    def session_id(self) -> str:
+        """`sess_` + an unguessable URL-safe suffix."""
+        ...
+
+    def token_id(self) -> str: ...
+
+    def api_key(self) -> tuple[str, str]:
+        """A new (key id, secret `sk_…` key) pair."""
+        ...
+
+
+class SessionRepository(Protocol):
+    """Where sessions live. Implementations are safe under threads and tasks."""
+
+    async def add_if_under_limit(
+        self, session: SimulationSession, max_active: int, now: datetime
+    ) -> bool:
+        """Store `session` only if its owner has fewer than `max_active` active, unexpired
+        sessions; the check and the insert are one atomic step. True when stored."""
+        ...
+
+    async def get(self, session_id: str) -> SimulationSession | None: ...
+
+    async def save(self, session: SimulationSession) -> bool:
+        """Persist changes to a stored session; False if it is no longer stored."""
+        ...
+
+    async def remove(self, session_id: str) -> SimulationSession | None: ...
+
+    async def list_by_owner(self, owner: str) -> Sequence[SimulationSession]:
+        """The owner's sessions in creation order, without scanning other users'."""
+        ...
+
+    async def remove_expired(self, now: datetime) -> Sequence[SimulationSession]:
+        """Remove and return every session whose idle timeout has passed at `now`."""
+        ...
+
+    async def count(self) -> int: ...
+
+
+class SymbolCatalog(Protocol):
+    """The server's authoritative list of instruments, loaded at start-up."""
+
+    def lookup(self, key: str) -> Instrument | None:
+        """The instrument whose `symbol_key` is `key`."""
+        ...
+
+    def instruments(self) -> Sequence[Instrument]: ...
+
+    def markets(self) -> Sequence[str]:
+        """Exchange / market names the catalog covers, for error messages."""
+        ...
+
+
+class RateLimiter(Protocol):
+    """Sliding-window counters shared by every connection of the process."""
+
+    def try_acquire(self, key: str, limit: int, window_seconds: float, now: float) -> float:
+        """Take one slot; 0.0 when granted, otherwise seconds until one frees up."""
+        ...
+
+    def release(self, key: str, now: float) -> None:
+        """Give back the most recent slot (the action it guarded did not happen)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    key_id: str
+    key_hash: str
+    user_id: str
+    plan: Plan
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class ApiKeyStore(Protocol):
+    async def add(self, record: ApiKeyRecord) -> None: ...
+
+    async def find_by_hash(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+    async def get(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    async def list(self) -> Sequence[ApiKeyRecord]: ...
+
+    async def revoke(self, key_id: str, at: datetime) -> ApiKeyRecord | None: ...
+
+
+class TokenCodec(Protocol):
+    """Signs and verifies bearer tokens. `decode` raises `InvalidToken` for anything that is
+    not a well-formed, correctly signed, unexpired token with every required claim."""
+
+    def encode(self, claims: dict[str, Any]) -> str: ...
+
+    def decode(self, token: str) -> dict[str, Any]: ...

@@ -1,0 +1,48 @@
+"""Plans and the limits attached to them (PROTOCOL.md §3), plus session-wide policy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class Plan(StrEnum):
+    FREE = "free"
+    PROFESSIONAL = "professional"
+    ENTERPRISE = "enterprise"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one plan allows a user."""
+
+    max_active_sessions: int
+    sessions_per_hour: int
+    max_symbols: int
+    max_connections: int
+    messages_per_minute: int
+
+
+PLAN_DEFAULTS: Mapping[Plan, Limits] = MappingProxyType(
+    {
+        Plan.FREE: Limits(1, 5, 5, 1, 600),
+        Plan.PROFESSIONAL: Limits(10, 50, 50, 10, 6000),
+        Plan.ENTERPRISE: Limits(100, 500, 500, 100, 60000),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    """Rules that hold for every plan."""
+
+    min_capital: Decimal = Decimal("1000.00")
+    max_capital: Decimal = Decimal("10000000.00")
+    max_range_days: int = 20 * 366
+    max_metadata_bytes: int = 4096
+    max_metadata_depth: int = 8
+    session_timeout: timedelta = field(default=timedelta(minutes=60))

@@ -1,0 +1,169 @@
+"""The simulation session entity and its life cycle."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, NoReturn
+
+from domain.dates import DateRange
+from domain.errors import InvalidState, ValidationFailed
+from domain.symbols import Symbol
+
+
+class SessionState(StrEnum):
+    INITIALIZING = "initializing"
+    READY = "ready"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ERROR = "error"
+
+    @property
+    def is_terminal(self) -> bool:
+        return not TRANSITIONS[self]
+
+
+_S = SessionState
+TRANSITIONS: Mapping[SessionState, frozenset[SessionState]] = MappingProxyType(
+    {
+        _S.INITIALIZING: frozenset({_S.READY, _S.ERROR}),
+        _S.READY: frozenset({_S.RUNNING, _S.ERROR}),
+        _S.RUNNING: frozenset({_S.PAUSED, _S.COMPLETED, _S.ERROR}),
+        _S.PAUSED: frozenset({_S.RUNNING, _S.COMPLETED, _S.ERROR}),
+        _S.COMPLETED: frozenset(),
+        _S.ERROR: frozenset(),
+    }
+)
+"""The one table of legal moves; every state change goes through it."""
+
+
+def can_transition(current: SessionState, target: SessionState) -> bool:
+    return target in TRANSITIONS[current]
+
+
+MAX_BPS = Decimal(10_000)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """How the engine will fill orders: commission per share and slippage in basis points."""
+
+    commission_per_share: Decimal = Decimal(0)
+    slippage_bps: Decimal = Decimal(0)
+
+    def __post_init__(self) -> None:
+        for name, value, upper in (
+            ("commission_per_share", self.commission_per_share, Decimal(100)),
+            ("slippage_bps", self.slippage_bps, MAX_BPS),
+        ):
+            if not value.is_finite() or value < 0 or value > upper:
+                raise ValidationFailed(
+                    name, f"{name} must be between 0 and {upper}", value=str(value)
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionParams:
+    """What a user asks for when creating a session, already parsed but not yet validated."""
+
+    symbols: tuple[str, ...]
+    date_range: DateRange
+    initial_capital: Decimal
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+
+
+@dataclass(slots=True, eq=False)
+class SimulationSession:
+    """One user's simulation: what it trades, over which period, with what money, and where
+    it is in its life cycle. Identity is `id`."""
+
+    id: str
+    owner: str
+    symbols: tuple[Symbol, ...]
+    date_range: DateRange
+    initial_capital: Decimal
+    created_at: datetime
+    idle_timeout: timedelta
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    estimated_trading_days: int = 0
+    warnings: tuple[str, ...] = ()
+    state: SessionState = SessionState.INITIALIZING
+    updated_at: datetime = field(init=False)
+    expires_at: datetime = field(init=False)
+    error_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        self.updated_at = self.created_at
+        self.expires_at = self.created_at + self.idle_timeout
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SimulationSession) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def is_active(self) -> bool:
+        """Counts against the owner's active-session limit."""
+        return not self.state.is_terminal
+
+    def mark_ready(self) -> None:
+        self._move(SessionState.READY, "mark ready")
+
+    def start(self) -> None:
+        if self.state is not SessionState.READY:
+            self._refuse("start", (SessionState.READY,))
+        self._move(SessionState.RUNNING, "start")
+
+    def pause(self) -> None:
+        self._move(SessionState.PAUSED, "pause")
+
+    def resume(self) -> None:
+        if self.state is not SessionState.PAUSED:
+            self._refuse("resume", (SessionState.PAUSED,))
+        self._move(SessionState.RUNNING, "resume")
+
+    def complete(self) -> None:
+        self._move(SessionState.COMPLETED, "complete")
+
+    def fail(self, reason: str) -> None:
+        self._move(SessionState.ERROR, "fail")
+        self.error_reason = reason
+
+    def touch(self, now: datetime) -> None:
+        """Record activity: the idle clock starts again from `now`."""
+        self.updated_at = max(self.updated_at, now)
+        self.expires_at = self.updated_at + self.idle_timeout
+
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+    def transition_to(self, target: SessionState) -> None:
+        """Move to `target` by whichever action leads there (for callers holding a state)."""
+        actions = {
+            SessionState.READY: self.mark_ready,
+            SessionState.RUNNING: self.resume if self.state is SessionState.PAUSED else self.start,
+            SessionState.PAUSED: self.pause,
+            SessionState.COMPLETED: self.complete,
+        }
+        if target is SessionState.ERROR:
+            self.fail("failed on request")
+        elif target is SessionState.INITIALIZING:
+            self._refuse("reinitialise", ())
+        else:
+            actions[target]()
+
+    def _move(self, target: SessionState, action: str) -> None:
+        if not can_transition(self.state, target):
+            self._refuse(action, tuple(s for s, nxt in TRANSITIONS.items() if target in nxt))
+        self.state = target
+
+    def _refuse(self, action: str, allowed: tuple[SessionState, ...]) -> NoReturn:
+        raise InvalidState(self.id, self.state.value, action, [s.value for s in allowed])

@@ -1,0 +1,166 @@
+"""Validation rules as pure functions over session parameters, plan limits and policy."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from domain.dates import DateRange
+from domain.errors import (
+    DomainError,
+    ExcessiveCapital,
+    InsufficientCapital,
+    InvalidDateRange,
+    MissingSymbols,
+    TooManySymbols,
+    ValidationFailed,
+)
+from domain.limits import Limits, SessionPolicy
+from domain.session import SessionParams
+from domain.symbols import Instrument
+
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationResult:
+    """The outcome of checking a request: errors make it invalid, warnings only inform."""
+
+    errors: tuple[DomainError, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def raise_first(self) -> None:
+        if self.errors:
+            raise self.errors[0]
+
+
+def parse_capital(value: Decimal | str | int | float) -> Decimal:
+    """A money amount from the wire: finite, non-negative, at most two decimal places."""
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValidationFailed(
+            "initial_capital", f"initial_capital '{value}' is not a number", value=str(value)
+        ) from None
+    if not amount.is_finite():
+        raise ValidationFailed(
+            "initial_capital", "initial_capital must be a finite number", value=str(value)
+        )
+    if amount != amount.quantize(CENT, rounding="ROUND_DOWN"):
+        raise ValidationFailed(
+            "initial_capital",
+            "initial_capital has at most two decimal places",
+            value=str(value),
+        )
+    return amount.quantize(CENT)
+
+
+def check_capital(capital: Decimal, policy: SessionPolicy) -> None:
+    if capital < policy.min_capital:
+        raise InsufficientCapital(str(capital), str(policy.min_capital))
+    if capital > policy.max_capital:
+        raise ExcessiveCapital(str(capital), str(policy.max_capital))
+
+
+def check_symbol_count(symbols: Sequence[str], limits: Limits) -> None:
+    if not symbols:
+        raise MissingSymbols()
+    if len(symbols) > limits.max_symbols:
+        raise TooManySymbols(len(symbols), limits.max_symbols)
+
+
+def check_range_length(date_range: DateRange, policy: SessionPolicy) -> None:
+    if date_range.days > policy.max_range_days:
+        raise InvalidDateRange(
+            f"The date range spans {date_range.days} days; at most "
+            f"{policy.max_range_days} are allowed",
+            {"field": "end_date", "days": date_range.days, "max_days": policy.max_range_days},
+        )
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, Mapping):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list | tuple):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _json_safe(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int | str):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return all(_json_safe(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _json_safe(v) for k, v in value.items())
+    return False
+
+
+def check_metadata(metadata: Mapping[str, Any], policy: SessionPolicy) -> None:
+    """Metadata is the user's free-form JSON object: bounded in size and depth."""
+    if not _json_safe(metadata):
+        raise ValidationFailed("metadata", "metadata must be a JSON object of plain values")
+    if _depth(metadata) > policy.max_metadata_depth:
+        raise ValidationFailed(
+            "metadata",
+            f"metadata is nested deeper than {policy.max_metadata_depth} levels",
+            max_depth=policy.max_metadata_depth,
+        )
+    size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > policy.max_metadata_bytes:
+        raise ValidationFailed(
+            "metadata",
+            f"metadata is {size} bytes encoded; at most {policy.max_metadata_bytes} are allowed",
+            size=size,
+            max_bytes=policy.max_metadata_bytes,
+        )
+
+
+def check_params(params: SessionParams, limits: Limits, policy: SessionPolicy) -> None:
+    """Every rule that needs no market data, cheapest first; raises the first violation."""
+    check_symbol_count(params.symbols, limits)
+    check_capital(params.initial_capital, policy)
+    check_range_length(params.date_range, policy)
+    check_metadata(params.metadata, policy)
+
+
+def check_availability(
+    instrument: Instrument, date_range: DateRange
+) -> tuple[DomainError | None, str | None]:
+    """Whether the catalog has data for `instrument` over the range: (error, warning).
+
+    No overlap, or a range running past the last bar, is an error; a range that begins
+    before the first bar (a listing date) is allowed with a warning.
+    """
+    first, last = date_range.first_day, date_range.last_day
+    available = {
+        "symbol": instrument.symbol.ticker,
+        "available_from": instrument.available_from.isoformat(),
+        "available_to": instrument.available_to.isoformat(),
+    }
+    if last > instrument.available_to or last < instrument.available_from:
+        return (
+            InvalidDateRange(
+                f"{instrument.symbol.ticker} has data from {instrument.available_from} "
+                f"to {instrument.available_to}; the requested range "
+                f"{first}..{last} is outside it",
+                {"field": "end_date", **available},
+            ),
+            None,
+        )
+    if first < instrument.available_from:
+        return None, (
+            f"{instrument.symbol.ticker} has no data before {instrument.available_from} "
+            f"(first trading day); the session starts {first}"
+        )
+    return None, None
