@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -54,13 +54,19 @@ def parse_capital(value: Decimal | str | int | float) -> Decimal:
         raise ValidationFailed(
             "initial_capital", "initial_capital must be a finite number", value=str(value)
         )
-    if amount != amount.quantize(CENT, rounding="ROUND_DOWN"):
+    try:
+        cents = amount.quantize(CENT, rounding="ROUND_DOWN")
+    except InvalidOperation:
+        # More digits than the decimal context holds (e.g. 1e30): far above any capital
+        # limit, so return it as is and let check_capital refuse it with EXCESSIVE_CAPITAL.
+        return amount
+    if amount != cents:
         raise ValidationFailed(
             "initial_capital",
             "initial_capital has at most two decimal places",
             value=str(value),
         )
-    return amount.quantize(CENT)
+    return cents
 
 
 def check_capital(capital: Decimal, policy: SessionPolicy) -> None:
@@ -86,12 +92,16 @@ def check_range_length(date_range: DateRange, policy: SessionPolicy) -> None:
         )
 
 
-def _depth(value: Any) -> int:
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest more than `limit` levels in `value`. Descends at most `limit`
+    levels, so hostile nesting cannot exhaust the interpreter's recursion limit."""
     if isinstance(value, Mapping):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list | tuple):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
+        children: Iterable[Any] = value.values()
+    elif isinstance(value, list | tuple):
+        children = value
+    else:
+        return False
+    return limit <= 0 or any(_deeper_than(v, limit - 1) for v in children)
 
 
 def _json_safe(value: Any) -> bool:
@@ -108,14 +118,15 @@ def _json_safe(value: Any) -> bool:
 
 def check_metadata(metadata: Mapping[str, Any], policy: SessionPolicy) -> None:
     """Metadata is the user's free-form JSON object: bounded in size and depth."""
-    if not _json_safe(metadata):
-        raise ValidationFailed("metadata", "metadata must be a JSON object of plain values")
-    if _depth(metadata) > policy.max_metadata_depth:
+    # Depth first: it is bounded, and it bounds the recursion of _json_safe below.
+    if _deeper_than(metadata, policy.max_metadata_depth):
         raise ValidationFailed(
             "metadata",
             f"metadata is nested deeper than {policy.max_metadata_depth} levels",
             max_depth=policy.max_metadata_depth,
         )
+    if not _json_safe(metadata):
+        raise ValidationFailed("metadata", "metadata must be a JSON object of plain values")
     size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
     if size > policy.max_metadata_bytes:
         raise ValidationFailed(

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
+from adapters.auth.file_store import FileApiKeyStore, load_or_create_secret
+from adapters.auth.jwt_codec import JwtTokenCodec
 from adapters.catalog.yaml_catalog import YamlSymbolCatalog
 from adapters.clock import SystemClock
 from adapters.ids import SecureIdGenerator
 from adapters.ratelimit import InMemoryRateLimiter
 from adapters.storage.memory import InMemorySessionRepository
+from application.auth import AuthService
+from application.connections import ConnectionRegistry
 from application.market_data import MarketDataValidator
 from application.sessions import SessionService
+from entrypoints.protocol.dispatcher import Dispatcher
 from entrypoints.settings import Settings
+from entrypoints.version import __version__
+
+
+def _jwt_secret(settings: Settings) -> str:
+    return settings.jwt_secret or load_or_create_secret(settings.home)
 
 
 class Container(containers.DeclarativeContainer):
@@ -38,4 +48,26 @@ class Container(containers.DeclarativeContainer):
         ids=ids,
         rate_limiter=rate_limiter,
         policy=settings.provided.session_policy,
+    )
+
+    api_key_store = providers.Singleton(FileApiKeyStore, settings.provided.api_keys_path)
+    token_codec = providers.Singleton(
+        JwtTokenCodec, secret=providers.Callable(_jwt_secret, settings)
+    )
+    auth_service = providers.Singleton(
+        AuthService,
+        keys=api_key_store,
+        tokens=token_codec,
+        clock=clock,
+        ids=ids,
+        plan_limits=settings.provided.plan_limits,
+        token_ttl_seconds=settings.provided.token_ttl_seconds,
+    )
+    connection_registry = providers.Singleton(ConnectionRegistry)
+    dispatcher = providers.Singleton(
+        Dispatcher,
+        sessions=session_service,
+        clock=clock,
+        server_version=__version__,
+        max_message_bytes=settings.provided.max_message_bytes,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -72,6 +73,10 @@ class Settings:
             session_timeout=timedelta(minutes=self.session_timeout_minutes),
         )
 
+    @property
+    def api_keys_path(self) -> Path:
+        return self.home / "api_keys.json"
+
     def limits(self, plan: Plan) -> Limits:
         return self.plan_limits[plan]
 
@@ -80,10 +85,18 @@ def _convert(name: str, raw: str, type_name: str) -> Any:
     try:
         if type_name == "int":
             return int(raw)
+        # NaN and infinity parse, but no setting means them (a NaN timeout or capital bound
+        # would only fail later, inside a request), so they are refused here at start-up.
         if type_name == "float":
-            return float(raw)
+            number = float(raw)
+            if not math.isfinite(number):
+                raise ValueError(raw)
+            return number
         if type_name == "Decimal":
-            return Decimal(raw)
+            amount = Decimal(raw)
+            if not amount.is_finite():
+                raise ValueError(raw)
+            return amount
         if type_name == "Path":
             return Path(raw).expanduser()
     except (ValueError, InvalidOperation):

@@ -64,7 +64,18 @@ class YamlSymbolCatalog:
             raise CatalogError(f"{where}: invalid YAML: {problem}") from None
         if not isinstance(document, dict) or not isinstance(document.get("symbols"), list):
             raise CatalogError(f"{path}:1: expected a mapping with a 'symbols' list")
-        instruments = [_instrument(path, entry) for entry in document["symbols"]]
+        instruments: list[Instrument] = []
+        first_seen: dict[str, tuple[Instrument, object]] = {}
+        for entry in document["symbols"]:
+            instrument = _instrument(path, entry)
+            line = entry.get("__line__", "?")
+            earlier = first_seen.setdefault(instrument.key, (instrument, line))
+            if earlier[0] is not instrument:  # checked here, where the lines are still known
+                raise CatalogError(
+                    f"{path}:{line}: symbol {instrument.symbol} collides with "
+                    f"{earlier[0].symbol} (line {earlier[1]})"
+                )
+            instruments.append(instrument)
         if not instruments:
             raise CatalogError(f"{path}: the catalog lists no symbols")
         return cls(instruments, str(path))

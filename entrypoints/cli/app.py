@@ -1,0 +1,129 @@
+"""`simutrador …`: the admin and user command line (Typer)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from domain.dates import format_instant
+from domain.errors import DomainError
+from domain.limits import Plan
+from entrypoints.container import Container
+from entrypoints.version import __version__
+
+app = typer.Typer(
+    name="simutrador",
+    help="SimuTrador: trading simulations against authoritative historical data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Manage API keys (admin; acts on SIMUTRADOR_HOME directly).")
+app.add_typer(keys_app, name="keys")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"simutrador {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """SimuTrador command line."""
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind [SIMUTRADOR_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [SIMUTRADOR_PORT].")] = None,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+) -> None:
+    """Run the server (REST + WebSocket) on embedded defaults."""
+    container = Container()
+    settings = container.settings()
+    bind_host, bind_port = host or settings.host, port or settings.port
+    _ensure_demo_key(container, bind_host, bind_port)
+    if reload:
+        import uvicorn
+
+        uvicorn.run(
+            "entrypoints.server.app:app_factory",
+            factory=True,
+            host=bind_host,
+            port=bind_port,
+            reload=True,
+            log_level=settings.log_level,
+        )
+        return
+    from entrypoints.server.runner import build_server
+
+    asyncio.run(build_server(container, bind_host, bind_port).serve())
+
+
+def _ensure_demo_key(container: Container, host: str, port: int) -> None:
+    auth = container.auth_service()
+    if asyncio.run(auth.list_keys()):
+        return
+    created = asyncio.run(auth.create_api_key("demo", Plan.PROFESSIONAL))
+    url = f"http://{host}:{port}"
+    out.print("[bold]First start:[/bold] created an API key for user 'demo' (professional plan).")
+    out.print("It is shown once; keep it somewhere safe:\n")
+    out.print(f"    [bold green]{created.secret}[/bold green]\n", soft_wrap=True)
+    out.print("Try next, in another terminal:")
+    out.print(
+        f"    curl -s -X POST -H 'X-API-Key: {created.secret}' {url}/auth/token\n",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    user_id: Annotated[str, typer.Option("--user-id", help="The user the key belongs to.")],
+    plan: Annotated[Plan, typer.Option(help="Plan whose limits apply.")] = Plan.FREE,
+) -> None:
+    """Create an API key; the secret is printed once and never stored in clear."""
+    try:
+        created = asyncio.run(Container().auth_service().create_api_key(user_id, plan))
+    except DomainError as exc:
+        err.print(f"[red]{exc.code}[/red]: {exc.message}")
+        raise typer.Exit(1) from None
+    out.print(f"key id  {created.record.key_id}  user {user_id}  plan {plan.value}")
+    out.print(created.secret, highlight=False)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (ids, users, plans, dates; never the secrets)."""
+    records = asyncio.run(Container().auth_service().list_keys())
+    table = Table("key id", "user", "plan", "created", "revoked")
+    for r in records:
+        revoked = format_instant(r.revoked_at) if r.revoked_at else ""
+        table.add_row(r.key_id, r.user_id, r.plan.value, format_instant(r.created_at), revoked)
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id from `keys list`.")]) -> None:
+    """Revoke a key: its tokens stop working at their next connection."""
+    record = asyncio.run(Container().auth_service().revoke(key_id))
+    if record is None:
+        err.print(f"[red]KEY_NOT_FOUND[/red]: no API key with id '{key_id}'")
+        raise typer.Exit(1)
+    out.print(f"revoked {key_id} (user {record.user_id})")
+
+
+def main() -> None:
+    app()

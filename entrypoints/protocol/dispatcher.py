@@ -1,0 +1,291 @@
+"""Transport-agnostic request handling: one frame in, one encoded reply out.
+
+Knows nothing of Litestar or sockets; a transport only moves frames to and from here."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import msgspec
+
+from application.ports import Clock
+from application.principal import Principal
+from application.sessions import SessionService
+from domain.dates import DateRange
+from domain.errors import DomainError, ValidationFailed
+from domain.ratelimit import TokenBucket
+from domain.session import EngineSettings, SessionParams, SessionState, SimulationSession
+from domain.validation import check_symbol_count, parse_capital
+from entrypoints.protocol import messages as m
+from entrypoints.protocol.errors import (
+    InternalError,
+    InvalidMessage,
+    MessageTooLarge,
+    ProtocolError,
+    RateLimitExceeded,
+    UnknownMessageType,
+)
+
+log = logging.getLogger("simutrador.protocol")
+
+MAX_REQUEST_ID_LENGTH = 128
+
+
+@dataclass(slots=True)
+class ConnectionContext:
+    """Per-connection protocol state: who is connected and their message budget."""
+
+    principal: Principal
+    bucket: TokenBucket
+    messages: int = 0
+
+
+def session_data(session: SimulationSession) -> m.SessionData:
+    return m.SessionData(
+        session_id=session.id,
+        state=session.state.value,
+        symbols=[s.ticker for s in session.symbols],
+        start_date=session.date_range.start,
+        end_date=session.date_range.end,
+        initial_capital=session.initial_capital,
+        created_at=session.created_at,
+        updated_at=session.updated_at,
+        expires_at=session.expires_at,
+        metadata=dict(session.metadata),
+        estimated_trading_days=session.estimated_trading_days,
+        warnings=list(session.warnings),
+        commission_per_share=session.engine.commission_per_share,
+        slippage_bps=session.engine.slippage_bps,
+    )
+
+
+def session_params(data: m.CreateSessionData, principal: Principal) -> SessionParams:
+    """Wire data → domain parameters; cheap checks first so the error is the obvious one."""
+    check_symbol_count(data.symbols, principal.limits)
+    return SessionParams(
+        symbols=tuple(data.symbols),
+        date_range=DateRange.parse(data.start_date, data.end_date),
+        initial_capital=parse_capital(data.initial_capital),
+        metadata=data.metadata,
+        engine=EngineSettings(data.commission_per_share, data.slippage_bps),
+    )
+
+
+def parse_state(value: str | None) -> SessionState | None:
+    if value is None:
+        return None
+    try:
+        return SessionState(value.lower())
+    except ValueError:
+        raise ValidationFailed(
+            "state",
+            f"Unknown state '{value}'",
+            allowed=[s.value for s in SessionState],
+        ) from None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sessions: SessionService,
+        clock: Clock,
+        *,
+        server_version: str,
+        max_message_bytes: int = 64 * 1024,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._version = server_version
+        self._max_bytes = max_message_bytes
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self._max_bytes
+
+    def open(self, principal: Principal) -> ConnectionContext:
+        per_minute = principal.limits.messages_per_minute
+        return ConnectionContext(principal, TokenBucket(float(per_minute), 60.0))
+
+    def connection_ready(self, context: ConnectionContext) -> bytes:
+        principal, limits = context.principal, context.principal.limits
+        return m.encoder.encode(
+            m.ConnectionReady(
+                timestamp=self._clock.now(),
+                data=m.ConnectionReadyData(
+                    user_id=principal.user_id,
+                    plan=principal.plan.value,
+                    limits=m.PlanLimitsData(
+                        max_active_sessions=limits.max_active_sessions,
+                        sessions_per_hour=limits.sessions_per_hour,
+                        max_symbols=limits.max_symbols,
+                        max_connections=limits.max_connections,
+                        messages_per_minute=limits.messages_per_minute,
+                        max_message_bytes=self._max_bytes,
+                    ),
+                    server_version=self._version,
+                    session_timeout_minutes=self._sessions.policy.session_timeout.total_seconds()
+                    / 60,
+                ),
+            )
+        )
+
+    async def handle_frame(self, context: ConnectionContext, frame: str | bytes) -> bytes:
+        """Answer one frame. Never raises: every failure becomes a typed error frame."""
+        context.messages += 1
+        request_id: str | None = None
+        try:
+            wait = context.bucket.take(self._clock.monotonic())
+            if wait > 0:
+                raise RateLimitExceeded(
+                    f"More than {context.principal.limits.messages_per_minute} messages per "
+                    "minute on this connection",
+                    {
+                        "retry_after_ms": int(wait * 1000) + 1,
+                        "limit": context.principal.limits.messages_per_minute,
+                    },
+                )
+            if isinstance(frame, bytes):
+                raise InvalidMessage(
+                    "Binary frames are not supported; send each message as a JSON text frame",
+                    {"frame": "binary"},
+                )
+            self._check_size(frame)
+            message = self._decode(frame)
+            request_id = message.request_id
+            reply = await self.dispatch(context.principal, message)
+        except ProtocolError as exc:
+            if (
+                request_id is None
+                and isinstance(frame, str)
+                and not isinstance(exc, MessageTooLarge | RateLimitExceeded)
+            ):
+                request_id = _salvage_request_id(frame)
+            reply = self._error(exc, request_id)
+        return m.encoder.encode(reply)
+
+    async def dispatch(self, principal: Principal, message: m.ClientMessage) -> m.ServerMessage:
+        """One decoded request → one reply; domain rejections become `session_error`."""
+        now = self._clock.now
+        rid = message.request_id
+        try:
+            match message:
+                case m.CreateSession(data=data):
+                    created = await self._sessions.create(
+                        principal, session_params(data, principal)
+                    )
+                    return m.SessionCreated(
+                        request_id=rid, timestamp=now(), data=session_data(created)
+                    )
+                case m.GetSession(data=ref):
+                    found = await self._sessions.get(principal, ref.session_id)
+                    return m.SessionInfo(request_id=rid, timestamp=now(), data=session_data(found))
+                case m.ListSessions(data=query):
+                    listed = await self._sessions.list(principal, parse_state(query.state))
+                    return m.SessionList(
+                        request_id=rid,
+                        timestamp=now(),
+                        data=m.SessionListData(sessions=[session_data(s) for s in listed]),
+                    )
+                case m.DeleteSession(data=ref):
+                    removed = await self._sessions.delete(principal, ref.session_id)
+                    return m.SessionDeleted(
+                        request_id=rid,
+                        timestamp=now(),
+                        data=m.SessionDeletedData(session_id=removed.id),
+                    )
+        except DomainError as exc:
+            return m.SessionError(
+                request_id=rid,
+                timestamp=now(),
+                data=m.SessionErrorData(
+                    error_code=exc.code, message=exc.message, details=exc.details
+                ),
+            )
+        except Exception:
+            log.exception(
+                "internal error handling %s request_id=%s user=%s",
+                type(message).__name__,
+                rid,
+                principal.user_id,
+            )
+            return self._error(
+                InternalError("The server failed to handle this request; it has been logged"),
+                rid,
+            )
+        raise AssertionError(f"unhandled message {type(message).__name__}")  # pragma: no cover
+
+    def _check_size(self, frame: str) -> None:
+        # A character is at most 4 bytes in UTF-8: only long frames need the exact count.
+        if len(frame) * 4 <= self._max_bytes:
+            return
+        size = len(frame.encode("utf-8", "surrogatepass"))
+        if size > self._max_bytes:
+            raise MessageTooLarge(
+                f"Message of {size} bytes exceeds the limit of {self._max_bytes}",
+                {"size": size, "max_bytes": self._max_bytes},
+            )
+
+    def _decode(self, frame: str) -> m.ClientMessage:
+        try:
+            message = m.client_decoder.decode(frame)
+        except msgspec.DecodeError as exc:
+            raise self._classify(frame, exc) from None
+        if message.request_id is not None and len(message.request_id) > MAX_REQUEST_ID_LENGTH:
+            raise InvalidMessage(
+                f"request_id is longer than {MAX_REQUEST_ID_LENGTH} characters",
+                {"path": "$.request_id"},
+            )
+        return message
+
+    def _classify(self, frame: str, exc: msgspec.DecodeError) -> ProtocolError:
+        """Why the full decode failed: not JSON, not an object, unknown type, or bad fields."""
+        try:
+            envelope = m.envelope_decoder.decode(frame)
+        except msgspec.DecodeError:
+            try:
+                msgspec.json.decode(frame)
+            except msgspec.DecodeError:
+                return InvalidMessage("Message is not valid JSON", {"reason": str(exc)})
+            return InvalidMessage("Message must be a JSON object", {"path": "$"})
+        kind = envelope.type
+        if not isinstance(kind, str):
+            return InvalidMessage(
+                "Message needs a string 'type'",
+                {"path": "$.type", "supported_types": list(m.CLIENT_MESSAGE_TYPES)},
+            )
+        if kind in m.RESERVED_MESSAGE_TYPES:
+            return UnknownMessageType(
+                f"'{kind}' belongs to the simulation engine, which this server does not run yet",
+                {"type": kind, "supported_types": list(m.CLIENT_MESSAGE_TYPES)},
+            )
+        if kind not in m.CLIENT_MESSAGE_TYPES:
+            return UnknownMessageType(
+                f"Unknown message type '{kind[:64]}'",
+                {"type": kind[:64], "supported_types": list(m.CLIENT_MESSAGE_TYPES)},
+            )
+        text = str(exc)
+        path = text.rpartition(" - at `")[2].rstrip("`") if " - at `" in text else "$"
+        return InvalidMessage(f"Invalid '{kind}' message: {text}", {"path": path})
+
+    def _error(self, exc: ProtocolError, request_id: str | None) -> m.Error:
+        return m.Error(
+            request_id=request_id,
+            timestamp=self._clock.now(),
+            data=m.ErrorData(
+                error_code=exc.code,
+                message=exc.message,
+                details=exc.details,
+                recoverable=exc.recoverable,
+            ),
+        )
+
+
+def _salvage_request_id(frame: str) -> str | None:
+    """Echo the request_id of a request that failed to decode, when it has a usable one."""
+    try:
+        envelope = m.envelope_decoder.decode(frame)
+    except msgspec.DecodeError:
+        return None
+    rid = envelope.request_id
+    return rid if isinstance(rid, str) and len(rid) <= MAX_REQUEST_ID_LENGTH else None

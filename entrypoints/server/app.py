@@ -1,0 +1,102 @@
+"""The Litestar application: thin handlers over the use cases the container provides."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request, Response, WebSocket, get, post, websocket
+from litestar.openapi import OpenAPIConfig
+
+from application.sessions import SessionService
+from domain.errors import AuthenticationFailed
+from entrypoints.container import Container
+from entrypoints.protocol.messages import ErrorResponse, HealthResponse, TokenResponse
+from entrypoints.server.websocket import LiveSockets, serve_connection
+from entrypoints.version import __version__
+
+log = logging.getLogger("simutrador.server")
+
+
+async def sweep_expired(sessions: SessionService, interval_seconds: float) -> None:
+    """Reclaim idle sessions every `interval_seconds` for as long as the app runs."""
+    while True:
+        await asyncio.sleep(interval_seconds)
+        try:
+            removed = await sessions.expire_idle()
+        except Exception:
+            log.exception("session sweep failed; retrying next interval")
+            continue
+        if removed:
+            log.info("expired %d idle session(s)", len(removed))
+
+
+def create_app(container: Container) -> Litestar:
+    settings = container.settings()
+    auth = container.auth_service()
+    sessions = container.session_service()
+    dispatcher = container.dispatcher()
+    registry = container.connection_registry()
+    live = LiveSockets()
+
+    @post("/auth/token", status_code=200, summary="Exchange an API key for a bearer token")
+    async def issue_token(
+        request: Request[Any, Any, Any],
+    ) -> Response[TokenResponse | ErrorResponse]:
+        try:
+            grant = await auth.issue_token(request.headers.get("x-api-key"))
+        except AuthenticationFailed as exc:
+            return Response(
+                ErrorResponse(error_code=exc.code, message=exc.message), status_code=401
+            )
+        return Response(
+            TokenResponse(
+                access_token=grant.access_token,
+                token_type=grant.token_type,
+                expires_in=grant.expires_in,
+                user_id=grant.user_id,
+                plan=grant.plan.value,
+            )
+        )
+
+    @get("/health", summary="Liveness and load")
+    async def health() -> HealthResponse:
+        return HealthResponse(
+            status="ok",
+            version=__version__,
+            active_sessions=await sessions.stored_count(),
+            active_connections=registry.count(),
+        )
+
+    @websocket("/ws/simulate")
+    async def simulate(socket: WebSocket[Any, Any, Any]) -> None:
+        await serve_connection(socket, auth, dispatcher, registry, live)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(sweep_expired(sessions, settings.sweep_interval_seconds))
+        try:
+            yield
+        finally:
+            await live.close_all("server shutting down")
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+
+    app = Litestar(
+        route_handlers=[issue_token, health, simulate],
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(title="SimuTrador", version=__version__, path="/schema"),
+    )
+    app.state.live_sockets = live
+    app.state.container = container
+    return app
+
+
+def app_factory() -> Litestar:
+    """For `uvicorn --factory` and `simutrador serve --reload`: settings from the environment."""
+    return create_app(Container())

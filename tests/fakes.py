@@ -1,0 +1,204 @@
+"""Test doubles shared by every test layer: a settable clock, predictable ids, a small catalog,
+and builders for a `SessionService` over the real in-memory adapters."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from adapters.ratelimit import InMemoryRateLimiter
+from adapters.storage.memory import InMemorySessionRepository
+from application.market_data import MarketDataValidator
+from application.ports import Clock, IdGenerator, RateLimiter, SessionRepository, SymbolCatalog
+from application.principal import Principal
+from application.sessions import SessionService
+from domain.dates import DateRange
+from domain.limits import PLAN_DEFAULTS, Limits, Plan, SessionPolicy
+from domain.session import EngineSettings, SessionParams
+from domain.symbols import AssetClass, Instrument, Symbol
+
+EPOCH = datetime(2024, 1, 15, 9, 30, tzinfo=UTC)
+"""Where a `FakeClock` starts unless told otherwise."""
+
+
+class FakeClock:
+    """A clock that only moves when told to; `advance` moves wall and monotonic time together."""
+
+    def __init__(self, start: datetime = EPOCH, monotonic_start: float = 1_000.0) -> None:
+        if start.tzinfo is None:
+            raise ValueError("FakeClock needs an aware datetime")
+        self._now = start.astimezone(UTC)
+        self._monotonic = monotonic_start
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    def advance(self, seconds: float = 0.0, **delta: float) -> None:
+        """Move both clocks forward: `advance(5)`, `advance(minutes=61)`."""
+        step = timedelta(seconds=seconds, **delta)
+        if step < timedelta(0):
+            raise ValueError("time does not go back")
+        with self._lock:
+            self._now += step
+            self._monotonic += step.total_seconds()
+
+    def set(self, now: datetime) -> None:
+        """Jump the wall clock to `now` (never backwards); the monotonic clock follows."""
+        self.advance((now - self._now).total_seconds())
+
+
+class FakeIds:
+    """Deterministic identifiers: `sess_0001`, `sess_0002`, … Safe to use from many threads."""
+
+    def __init__(self) -> None:
+        self._sessions = itertools.count(1)
+        self._tokens = itertools.count(1)
+        self._keys = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def session_id(self) -> str:
+        with self._lock:
+            return f"sess_{next(self._sessions):04d}"
+
+    def token_id(self) -> str:
+        with self._lock:
+            return f"tok_{next(self._tokens):04d}"
+
+    def api_key(self) -> tuple[str, str]:
+        with self._lock:
+            n = next(self._keys)
+        return f"key_{n:04d}", f"sk_test_{n:04d}"
+
+
+def instrument(
+    ticker: str,
+    asset_class: AssetClass = AssetClass.STOCK,
+    exchange: str = "NASDAQ",
+    available_from: date = date(2000, 1, 3),
+    available_to: date = date(2025, 12, 31),
+    name: str | None = None,
+) -> Instrument:
+    """One catalog entry; `ticker` must already be in canonical form."""
+    return Instrument(
+        Symbol(ticker, asset_class), name or ticker, exchange, available_from, available_to
+    )
+
+
+DEFAULT_INSTRUMENTS: tuple[Instrument, ...] = (
+    instrument("AAPL", exchange="NASDAQ", available_from=date(1980, 12, 12)),
+    instrument("MSFT", exchange="NASDAQ", available_from=date(1986, 3, 13)),
+    instrument("JPM", exchange="NYSE"),
+    instrument("BRK.B", exchange="NYSE"),
+    instrument("KVUE", exchange="NYSE", available_from=date(2023, 5, 4)),
+    instrument(
+        "OLD", exchange="NYSE", available_from=date(1990, 1, 2), available_to=date(2020, 6, 30)
+    ),
+    instrument("EUR/USD", AssetClass.FOREX, "FOREX"),
+    instrument("GBP/USD", AssetClass.FOREX, "FOREX"),
+    instrument("BTC-USD", AssetClass.CRYPTO, "CRYPTO", available_from=date(2014, 9, 17)),
+    instrument("ETH-USD", AssetClass.CRYPTO, "CRYPTO", available_from=date(2017, 11, 9)),
+    instrument("GC", AssetClass.COMMODITY, "COMEX"),
+)
+"""A small universe with every asset class, a share-class ticker, a recent listing (KVUE)
+and a delisted symbol (OLD, no data after mid-2020)."""
+
+
+class InMemoryCatalog:
+    """A `SymbolCatalog` over a fixed list of instruments."""
+
+    def __init__(self, instruments: Iterable[Instrument] = DEFAULT_INSTRUMENTS) -> None:
+        self._instruments = tuple(instruments)
+        self._by_key: dict[str, Instrument] = {}
+        for item in self._instruments:
+            if item.key in self._by_key:
+                raise ValueError(f"{item.symbol} collides with {self._by_key[item.key].symbol}")
+            self._by_key[item.key] = item
+        self._markets = tuple(sorted({i.exchange for i in self._instruments}))
+
+    def lookup(self, key: str) -> Instrument | None:
+        return self._by_key.get(key)
+
+    def instruments(self) -> Sequence[Instrument]:
+        return self._instruments
+
+    def markets(self) -> Sequence[str]:
+        return self._markets
+
+
+def limits_for(plan: Plan = Plan.PROFESSIONAL, **overrides: int) -> Limits:
+    """A plan's default limits with some replaced: `limits_for(Plan.FREE, sessions_per_hour=99)`."""
+    return dataclasses.replace(PLAN_DEFAULTS[plan], **overrides)
+
+
+def principal(
+    plan: Plan = Plan.PROFESSIONAL,
+    user_id: str = "user_1",
+    limits: Limits | None = None,
+    key_id: str = "",
+) -> Principal:
+    """An authenticated caller; the plan's default limits unless `limits` is given."""
+    return Principal(user_id, plan, limits if limits is not None else PLAN_DEFAULTS[plan], key_id)
+
+
+def session_params(
+    symbols: Sequence[str] = ("AAPL",),
+    start: str = "2023-01-03",
+    end: str = "2023-12-29",
+    initial_capital: Decimal | str = "100000.00",
+    metadata: Mapping[str, Any] | None = None,
+    engine: EngineSettings | None = None,
+) -> SessionParams:
+    """Parameters of a request that every default catalog and plan accepts."""
+    return SessionParams(
+        symbols=tuple(symbols),
+        date_range=DateRange.parse(start, end),
+        initial_capital=Decimal(initial_capital),
+        metadata=dict(metadata) if metadata is not None else {},
+        engine=engine if engine is not None else EngineSettings(),
+    )
+
+
+def make_validator(
+    catalog: SymbolCatalog | None = None,
+    clock: Clock | None = None,
+    cache_size: int = 4096,
+    cache_ttl_seconds: float = 300.0,
+) -> MarketDataValidator:
+    return MarketDataValidator(
+        catalog if catalog is not None else InMemoryCatalog(),
+        clock if clock is not None else FakeClock(),
+        cache_size=cache_size,
+        cache_ttl_seconds=cache_ttl_seconds,
+    )
+
+
+def make_service(
+    *,
+    clock: Clock | None = None,
+    ids: IdGenerator | None = None,
+    catalog: SymbolCatalog | None = None,
+    repository: SessionRepository | None = None,
+    rate_limiter: RateLimiter | None = None,
+    policy: SessionPolicy | None = None,
+    validator: MarketDataValidator | None = None,
+) -> SessionService:
+    """A `SessionService` over the real in-memory repository and rate limiter, with fakes for
+    time, ids and the catalog. Pass in whatever the test wants to inspect or drive."""
+    clock = clock if clock is not None else FakeClock()
+    return SessionService(
+        repository=repository if repository is not None else InMemorySessionRepository(),
+        validator=validator if validator is not None else make_validator(catalog, clock),
+        clock=clock,
+        ids=ids if ids is not None else FakeIds(),
+        rate_limiter=rate_limiter if rate_limiter is not None else InMemoryRateLimiter(),
+        policy=policy if policy is not None else SessionPolicy(),
+    )
