@@ -1,0 +1,54 @@
+"""A real server on a free loopback port per test (or per module), with its own home."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from dependency_injector import providers
+
+from domain.limits import Plan
+from entrypoints.container import Container
+from entrypoints.server.embedded import EmbeddedServer
+from entrypoints.settings import Settings
+
+ServerFactory = Callable[..., EmbeddedServer]
+TEST_JWT_SECRET = "integration-tests-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+    """`server_factory(session_timeout_minutes=0.01, ...)`: any Settings field overrides."""
+    started: list[EmbeddedServer] = []
+    counter = itertools.count()
+
+    def make(**overrides: Any) -> EmbeddedServer:
+        overrides.setdefault("home", tmp_path / f"home{next(counter)}")
+        overrides.setdefault("jwt_secret", TEST_JWT_SECRET)
+        container = Container()
+        container.settings.override(providers.Object(Settings(**overrides)))
+        server = EmbeddedServer(container).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(server_factory: ServerFactory) -> EmbeddedServer:
+    return server_factory()
+
+
+def issue_token(server: EmbeddedServer, user_id: str, plan: Plan = Plan.PROFESSIONAL) -> str:
+    """A fresh API key for `user_id`, exchanged over real HTTP for a bearer token."""
+    key = server.create_api_key(user_id, plan)
+    response = httpx.post(f"{server.http_url}/auth/token", headers={"X-API-Key": key})
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token
