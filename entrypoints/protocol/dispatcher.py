@@ -30,6 +30,7 @@ from entrypoints.protocol.errors import (
 log = logging.getLogger("simutrador.protocol")
 
 MAX_REQUEST_ID_LENGTH = 128
+_UNDECODABLE = (msgspec.DecodeError, RecursionError, UnicodeError)
 
 
 @dataclass(slots=True)
@@ -229,7 +230,7 @@ class Dispatcher:
     def _decode(self, frame: str) -> m.ClientMessage:
         try:
             message = m.client_decoder.decode(frame)
-        except msgspec.DecodeError as exc:
+        except _UNDECODABLE as exc:
             raise self._classify(frame, exc) from None
         if message.request_id is not None and len(message.request_id) > MAX_REQUEST_ID_LENGTH:
             raise InvalidMessage(
@@ -238,14 +239,16 @@ class Dispatcher:
             )
         return message
 
-    def _classify(self, frame: str, exc: msgspec.DecodeError) -> ProtocolError:
+    def _classify(self, frame: str, exc: Exception) -> ProtocolError:
         """Why the full decode failed: not JSON, not an object, unknown type, or bad fields."""
+        if isinstance(exc, RecursionError):
+            return InvalidMessage("Message is nested too deeply", {"path": "$"})
         try:
             envelope = m.envelope_decoder.decode(frame)
-        except msgspec.DecodeError:
+        except _UNDECODABLE:
             try:
                 msgspec.json.decode(frame)
-            except msgspec.DecodeError:
+            except _UNDECODABLE:
                 return InvalidMessage("Message is not valid JSON", {"reason": str(exc)})
             return InvalidMessage("Message must be a JSON object", {"path": "$"})
         kind = envelope.type
@@ -285,7 +288,7 @@ def _salvage_request_id(frame: str) -> str | None:
     """Echo the request_id of a request that failed to decode, when it has a usable one."""
     try:
         envelope = m.envelope_decoder.decode(frame)
-    except msgspec.DecodeError:
+    except _UNDECODABLE:
         return None
     rid = envelope.request_id
     return rid if isinstance(rid, str) and len(rid) <= MAX_REQUEST_ID_LENGTH else None
