@@ -22,7 +22,13 @@ def parse_instant(text: str, field: str) -> datetime:
         ) from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise InvalidDateRange(
+            f"{field} '{text}' is outside the representable range of dates",
+            {"field": field, "value": text},
+        ) from None
 
 
 def format_instant(value: datetime) -> str:

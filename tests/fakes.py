@@ -19,7 +19,7 @@ from application.principal import Principal
 from application.sessions import SessionService
 from domain.dates import DateRange
 from domain.limits import PLAN_DEFAULTS, Limits, Plan, SessionPolicy
-from domain.session import EngineSettings, SessionParams
+from domain.session import EngineSettings, SessionParams, SimulationSession
 from domain.symbols import AssetClass, Instrument, Symbol
 
 EPOCH = datetime(2024, 1, 15, 9, 30, tzinfo=UTC)
@@ -202,3 +202,39 @@ def make_service(
         rate_limiter=rate_limiter if rate_limiter is not None else InMemoryRateLimiter(),
         policy=policy if policy is not None else SessionPolicy(),
     )
+
+
+# ---------------------------------------------------------------- failure injection
+# Added for tests/unit/test_dispatcher.py; append new fakes below this section.
+
+
+class FailingSessionRepository(InMemorySessionRepository):
+    """The in-memory repository, except that while `failure` is set every operation raises
+    it: drives a use case into errors it cannot produce by itself (a store that crashes, or
+    a rejection that no wire message can reach yet, such as INVALID_STATE)."""
+
+    def __init__(self, failure: Exception | None = None) -> None:
+        super().__init__()
+        self.failure = failure
+
+    def _fail_if_set(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    async def add_if_under_limit(
+        self, session: SimulationSession, max_active: int, now: datetime
+    ) -> bool:
+        self._fail_if_set()
+        return await super().add_if_under_limit(session, max_active, now)
+
+    async def get(self, session_id: str) -> SimulationSession | None:
+        self._fail_if_set()
+        return await super().get(session_id)
+
+    async def list_by_owner(self, owner: str) -> Sequence[SimulationSession]:
+        self._fail_if_set()
+        return await super().list_by_owner(owner)
+
+    async def remove(self, session_id: str) -> SimulationSession | None:
+        self._fail_if_set()
+        return await super().remove(session_id)

@@ -205,3 +205,16 @@ def test_engine_settings_bounds_are_inclusive() -> None:
     settings = EngineSettings(commission_per_share=Decimal(100), slippage_bps=Decimal(10_000))
     assert settings.slippage_bps == Decimal(10_000)
     assert EngineSettings().commission_per_share == 0
+
+
+def test_life_cycle_shape() -> None:
+    """The moves the simulation needs, stated independently of the table's layout."""
+    assert can_transition(S.INITIALIZING, S.READY)
+    assert can_transition(S.READY, S.RUNNING)
+    assert can_transition(S.RUNNING, S.PAUSED)
+    assert can_transition(S.PAUSED, S.RUNNING)
+    assert can_transition(S.RUNNING, S.COMPLETED)
+    assert not can_transition(S.READY, S.COMPLETED)  # a session that never ran cannot finish
+    assert not can_transition(S.INITIALIZING, S.RUNNING)
+    assert {s for s in S if s.is_terminal} == {S.COMPLETED, S.ERROR}
+    assert all(can_transition(s, S.ERROR) for s in S if not s.is_terminal)

@@ -1,0 +1,1 @@
+"""Printed speed and memory figures (`python -m benchmarks`); not tests, nothing asserts."""

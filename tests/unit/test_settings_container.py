@@ -1,0 +1,167 @@
+"""Settings from SIMUTRADOR_* variables, and the container wired from them with providers
+overridden the way tests and tools should do it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from dependency_injector import providers
+
+from adapters.clock import SystemClock
+from adapters.storage.memory import InMemorySessionRepository
+from application.sessions import SessionService
+from domain.errors import InvalidSymbol
+from domain.limits import PLAN_DEFAULTS, Plan
+from entrypoints.container import Container
+from entrypoints.settings import Settings, SettingsError
+from tests.fakes import FakeClock, FakeIds, principal, session_params
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def test_defaults_from_an_empty_environment() -> None:
+    settings = Settings.from_env({})
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.session_timeout_minutes == 60.0
+    assert settings.plan_limits == PLAN_DEFAULTS
+    policy = settings.session_policy
+    assert policy.session_timeout == timedelta(minutes=60)
+    assert (policy.min_capital, policy.max_capital) == (Decimal("1000.00"), Decimal("10000000.00"))
+
+
+def test_reads_typed_values() -> None:
+    settings = Settings.from_env(
+        {
+            "SIMUTRADOR_HOST": "0.0.0.0",
+            "SIMUTRADOR_PORT": "9001",
+            "SIMUTRADOR_SESSION_TIMEOUT_MINUTES": "2.5",
+            "SIMUTRADOR_MIN_CAPITAL": "500.00",
+            "SIMUTRADOR_MAX_RANGE_DAYS": "365",
+            "SIMUTRADOR_HOME": "~/simutrador-test",
+            "SIMUTRADOR_LOG_LEVEL": "debug",
+            "SIMUTRADOR_MAX_CAPITAL": "",  # empty means unset
+            "OTHER_PORT": "1",
+        }
+    )
+    assert settings.host == "0.0.0.0"
+    assert settings.port == 9001
+    assert settings.home == Path.home() / "simutrador-test"
+    assert settings.log_level == "debug"
+    assert settings.max_capital == Decimal("10000000.00")
+    policy = settings.session_policy
+    assert policy.session_timeout == timedelta(seconds=150)
+    assert policy.min_capital == Decimal("500.00")
+    assert policy.max_range_days == 365
+
+
+def test_plan_overrides() -> None:
+    settings = Settings.from_env(
+        {
+            "SIMUTRADOR_FREE_MAX_ACTIVE_SESSIONS": "2",
+            "SIMUTRADOR_ENTERPRISE_SESSIONS_PER_HOUR": "1000",
+        }
+    )
+    free = settings.limits(Plan.FREE)
+    assert free.max_active_sessions == 2
+    assert free.sessions_per_hour == PLAN_DEFAULTS[Plan.FREE].sessions_per_hour
+    assert settings.limits(Plan.ENTERPRISE).sessions_per_hour == 1000
+    assert settings.limits(Plan.PROFESSIONAL) == PLAN_DEFAULTS[Plan.PROFESSIONAL]
+    assert PLAN_DEFAULTS[Plan.FREE].max_active_sessions == 1  # defaults untouched
+
+
+def test_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIMUTRADOR_PORT", "8123")
+    monkeypatch.setenv("SIMUTRADOR_PROFESSIONAL_MAX_SYMBOLS", "7")
+    settings = Settings.from_env()
+    assert settings.port == 8123
+    assert settings.limits(Plan.PROFESSIONAL).max_symbols == 7
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SIMUTRADOR_PORT", "eighty"),
+        ("SIMUTRADOR_PORT", "80.5"),
+        ("SIMUTRADOR_MIN_CAPITAL", "lots"),
+        ("SIMUTRADOR_MAX_CAPITAL", "NaN"),
+        ("SIMUTRADOR_SESSION_TIMEOUT_MINUTES", "soon"),
+        ("SIMUTRADOR_SESSION_TIMEOUT_MINUTES", "nan"),
+        ("SIMUTRADOR_SESSION_TIMEOUT_MINUTES", "inf"),
+        ("SIMUTRADOR_VALIDATION_CACHE_TTL_SECONDS", "-infinity"),
+        ("SIMUTRADOR_FREE_MAX_ACTIVE_SESSIONS", "two"),
+        ("SIMUTRADOR_FREE_MAX_ACTIVE_SESSIONS", "-1"),
+    ],
+)
+def test_bad_values_are_refused_at_start_up(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({name: value})
+    assert name in str(caught.value)
+
+
+# --- container --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def container(tmp_path: Path) -> Iterator[Container]:
+    """A container that reads no process environment and writes only under tmp_path."""
+    built = Container()
+    built.settings.override(
+        providers.Object(Settings.from_env({"SIMUTRADOR_HOME": str(tmp_path / "home")}))
+    )
+    yield built
+    built.reset_override()
+
+
+async def test_overridden_clock_and_ids_reach_the_session_service(container: Container) -> None:
+    clock = FakeClock(datetime(2025, 2, 3, 4, 5, tzinfo=UTC))
+    container.clock.override(providers.Object(clock))
+    container.ids.override(providers.Object(FakeIds()))
+
+    service = container.session_service()
+    assert isinstance(service, SessionService)
+    session = await service.create(principal(), session_params())
+    assert session.id == "sess_0001"
+    assert session.created_at == clock.now()
+    assert session.expires_at == clock.now() + timedelta(minutes=60)
+
+    repository = container.session_repository()
+    assert isinstance(repository, InMemorySessionRepository)
+    assert await repository.get(session.id) is session
+    assert container.session_service() is service  # one service per container
+
+
+async def test_settings_drive_the_wiring(container: Container, tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(
+        "symbols:\n"
+        "  - {symbol: MSFT, name: Microsoft, exchange: NASDAQ, asset_class: stock,"
+        " available_from: 1986-03-13, available_to: 2026-10-30}\n",
+        encoding="utf-8",
+    )
+    settings = Settings.from_env(
+        {
+            "SIMUTRADOR_CATALOG_PATH": str(catalog),
+            "SIMUTRADOR_SESSION_TIMEOUT_MINUTES": "5",
+            "SIMUTRADOR_HOME": str(tmp_path / "home"),
+        }
+    )
+    container.settings.override(providers.Object(settings))
+    container.clock.override(providers.Object(FakeClock()))
+    service = container.session_service()
+
+    with pytest.raises(InvalidSymbol) as caught:
+        await service.create(principal(), session_params(symbols=["AAPL"]))
+    assert caught.value.details["supported_markets"] == ["NASDAQ"]
+    session = await service.create(principal(), session_params(symbols=["msft"]))
+    assert session.expires_at - session.created_at == timedelta(minutes=5)
+
+
+def test_reset_override_brings_back_the_real_adapters(container: Container) -> None:
+    container.clock.override(providers.Object(FakeClock()))
+    assert isinstance(container.clock(), FakeClock)
+    container.clock.reset_override()
+    assert isinstance(container.clock(), SystemClock)
