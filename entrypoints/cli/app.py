@@ -12,6 +12,8 @@ from rich.table import Table
 from domain.dates import format_instant
 from domain.errors import DomainError
 from domain.limits import Plan
+from entrypoints.cli.auth_commands import auth_app
+from entrypoints.cli.session_commands import session_app
 from entrypoints.container import Container
 from entrypoints.version import __version__
 
@@ -23,6 +25,8 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Manage API keys (admin; acts on SIMUTRADOR_HOME directly).")
 app.add_typer(keys_app, name="keys")
+app.add_typer(auth_app, name="auth")
+app.add_typer(session_app, name="session")
 
 out = Console()
 err = Console(stderr=True)

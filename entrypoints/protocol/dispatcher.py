@@ -142,8 +142,9 @@ class Dispatcher:
                     f"More than {context.principal.limits.messages_per_minute} messages per "
                     "minute on this connection",
                     {
+                        "limit": "messages_per_minute",
+                        "max": context.principal.limits.messages_per_minute,
                         "retry_after_ms": int(wait * 1000) + 1,
-                        "limit": context.principal.limits.messages_per_minute,
                     },
                 )
             if isinstance(frame, bytes):
@@ -156,11 +157,7 @@ class Dispatcher:
             request_id = message.request_id
             reply = await self.dispatch(context.principal, message)
         except ProtocolError as exc:
-            if (
-                request_id is None
-                and isinstance(frame, str)
-                and not isinstance(exc, MessageTooLarge | RateLimitExceeded)
-            ):
+            if request_id is None and isinstance(frame, str):
                 request_id = _salvage_request_id(frame)
             reply = self._error(exc, request_id)
         return m.encoder.encode(reply)

@@ -1,0 +1,83 @@
+"""The SimuTrador client SDK: `AuthClient` (API key → token) and `SessionClient` (sessions
+over one WebSocket). Results are the protocol Structs the server itself encodes.
+
+Imports nothing from the server side (domain, application, adapters): only the shared
+wire types of `entrypoints.protocol` and ordinary libraries."""
+
+from entrypoints.protocol.messages import (
+    ConnectionReadyData,
+    PlanLimitsData,
+    SessionData,
+    SessionDeletedData,
+)
+from entrypoints.sdk.auth import DEFAULT_SERVER_URL, AuthClient, ServerAddress, Token
+from entrypoints.sdk.client import SessionClient, SessionState
+from entrypoints.sdk.errors import (
+    ERROR_CLASSES,
+    AccessDeniedError,
+    AuthenticationError,
+    ClientClosedError,
+    ConnectionLostError,
+    ExcessiveCapitalError,
+    InsufficientCapitalError,
+    InternalServerError,
+    InvalidDateRangeError,
+    InvalidMessageError,
+    InvalidStateError,
+    InvalidSymbolError,
+    MessageTooLargeError,
+    MissingSymbolsError,
+    ProtocolError,
+    RateLimitExceededError,
+    RequestTimeoutError,
+    ServerUnreachableError,
+    SessionError,
+    SessionLimitExceededError,
+    SessionNotFoundError,
+    SimuTradorError,
+    TooManyConnectionsError,
+    TooManySymbolsError,
+    UnexpectedReplyError,
+    UnknownMessageTypeError,
+    ValidationFailedError,
+)
+
+__all__ = [
+    "DEFAULT_SERVER_URL",
+    "ERROR_CLASSES",
+    "AccessDeniedError",
+    "AuthClient",
+    "AuthenticationError",
+    "ClientClosedError",
+    "ConnectionLostError",
+    "ConnectionReadyData",
+    "ExcessiveCapitalError",
+    "InsufficientCapitalError",
+    "InternalServerError",
+    "InvalidDateRangeError",
+    "InvalidMessageError",
+    "InvalidStateError",
+    "InvalidSymbolError",
+    "MessageTooLargeError",
+    "MissingSymbolsError",
+    "PlanLimitsData",
+    "ProtocolError",
+    "RateLimitExceededError",
+    "RequestTimeoutError",
+    "ServerAddress",
+    "ServerUnreachableError",
+    "SessionClient",
+    "SessionData",
+    "SessionDeletedData",
+    "SessionError",
+    "SessionLimitExceededError",
+    "SessionNotFoundError",
+    "SessionState",
+    "SimuTradorError",
+    "Token",
+    "TooManyConnectionsError",
+    "TooManySymbolsError",
+    "UnexpectedReplyError",
+    "UnknownMessageTypeError",
+    "ValidationFailedError",
+]

@@ -20,6 +20,19 @@ ServerFactory = Callable[..., EmbeddedServer]
 TEST_JWT_SECRET = "integration-tests-secret-0123456789abcdef"
 
 
+def build_container(home: Path, **overrides: Any) -> Container:
+    """A container with the integration settings: its own home and the test JWT secret."""
+    overrides.setdefault("jwt_secret", TEST_JWT_SECRET)
+    container = Container()
+    container.settings.override(providers.Object(Settings(home=home, **overrides)))
+    return container
+
+
+def start_server(home: Path, **overrides: Any) -> EmbeddedServer:
+    """A started server with its own home; the caller stops it."""
+    return EmbeddedServer(build_container(home, **overrides)).start()
+
+
 @pytest.fixture
 def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
     """`server_factory(session_timeout_minutes=0.01, ...)`: any Settings field overrides."""
@@ -27,11 +40,8 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
     counter = itertools.count()
 
     def make(**overrides: Any) -> EmbeddedServer:
-        overrides.setdefault("home", tmp_path / f"home{next(counter)}")
-        overrides.setdefault("jwt_secret", TEST_JWT_SECRET)
-        container = Container()
-        container.settings.override(providers.Object(Settings(**overrides)))
-        server = EmbeddedServer(container).start()
+        home = overrides.pop("home", tmp_path / f"home{next(counter)}")
+        server = start_server(home, **overrides)
         started.append(server)
         return server
 
