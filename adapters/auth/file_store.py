@@ -6,10 +6,7 @@ changed on disk (a revocation by `simutrador keys revoke`) and reloads it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import secrets
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -18,6 +15,7 @@ from typing import TypeVar
 
 import msgspec
 
+from adapters.files import write_private_file
 from application.ports import ApiKeyRecord
 from domain.limits import Plan
 
@@ -41,29 +39,6 @@ T = TypeVar("T")
 
 class StoreCorrupted(Exception):
     """The key file exists but cannot be read; never silently replaced."""
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically with 0600 permissions: readers see the old file
-    or the new one, never half of either, even if the process dies mid-write."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def load_or_create_secret(home: Path, name: str = "jwt_secret") -> str:

@@ -5,15 +5,14 @@ the cached login."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
+from adapters.files import write_private_file
 from entrypoints.sdk import Token
 
 TOKEN_FILE = "token.json"
@@ -27,23 +26,6 @@ def default_home() -> Path:
 
 def key_fingerprint(api_key: str) -> str:
     return hashlib.sha256(api_key.strip().encode()).hexdigest()[:16]
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` atomically, readable by the owner only (0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass(frozen=True, slots=True)

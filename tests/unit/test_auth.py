@@ -16,13 +16,9 @@ from typing import Any
 import jwt
 import pytest
 
-from adapters.auth.file_store import (
-    FileApiKeyStore,
-    StoreCorrupted,
-    load_or_create_secret,
-    write_private_file,
-)
+from adapters.auth.file_store import FileApiKeyStore, StoreCorrupted, load_or_create_secret
 from adapters.auth.jwt_codec import ISSUER, JwtTokenCodec
+from adapters.files import write_private_file
 from adapters.ids import SecureIdGenerator
 from application.auth import AuthService, hash_api_key
 from domain.errors import AuthenticationFailed, InvalidToken, ValidationFailed
