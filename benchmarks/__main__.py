@@ -13,6 +13,7 @@ from benchmarks.report import RESULTS, Figure, print_table, write_json
 # Each suite is a module with `run() -> list[Figure]`; adding one is one line here.
 SUITES: dict[str, str] = {
     "core": "benchmarks.core",
+    "server": "benchmarks.server",
 }
 
 

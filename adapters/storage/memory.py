@@ -27,15 +27,17 @@ class InMemorySessionRepository:
         self, session: SimulationSession, max_active: int, now: datetime
     ) -> bool:
         with self._lock:
+            if max_active <= 0:
+                return False
             owned = self._by_owner.get(session.owner)
-            if owned is not None:
+            if owned is None:
+                owned = self._by_owner[session.owner] = {}
+            # Counting walks the owner's sessions; skip it when even counting every stored
+            # one (finished and expired included) stays under the limit.
+            elif len(owned) >= max_active:
                 active = sum(1 for s in owned.values() if s.is_active and not s.is_expired(now))
                 if active >= max_active:
                     return False
-            else:
-                if max_active <= 0:
-                    return False
-                owned = self._by_owner[session.owner] = {}
             owned[session.id] = session
             self._by_id[session.id] = session
             heapq.heappush(self._expiry, (session.expires_at, session.id))

@@ -102,6 +102,9 @@ async def serve_connection(
             frame = text if text is not None else event.get("bytes") or b""
             reply = await dispatcher.handle_frame(context, frame)
             await socket.send_text(reply)
+            # Frames already buffered are received without suspending; yield once per frame
+            # so a client pipelining thousands of requests cannot starve the others.
+            await asyncio.sleep(0)
     except WebSocketDisconnect:
         pass
     except OSError as exc:  # the peer vanished mid-send

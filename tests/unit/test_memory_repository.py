@@ -92,7 +92,10 @@ async def test_the_limit_check_never_looks_at_other_users_sessions() -> None:
     CountingSession.expiry_checks = 0
     assert await repo.add_if_under_limit(make("mine", "alice"), 1, EPOCH)
     assert await repo.add_if_under_limit(make("theirs", "user7"), 100, EPOCH)
-    # alice had nothing; user7 had ten sessions, each checked once.
+    # alice had nothing; user7's ten stored sessions are under the limit: nothing to count.
+    assert CountingSession.expiry_checks == 0
+    # At the limit only user7's own sessions are examined: its ten counting ones, once each.
+    assert not await repo.add_if_under_limit(make("more", "user7"), 11, EPOCH)
     assert CountingSession.expiry_checks == 10
 
 
