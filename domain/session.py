@@ -142,8 +142,11 @@ class SimulationSession:
         self.updated_at = max(self.updated_at, now)
         self.expires_at = self.updated_at + self.idle_timeout
 
-    def is_expired(self, now: datetime) -> bool:
-        return now >= self.expires_at
+    def is_expired(self, now: datetime, timeout: timedelta | None = None) -> bool:
+        """Idle past the session's own timeout, or past `timeout` when one is given."""
+        if timeout is None:
+            return now >= self.expires_at
+        return now >= self.updated_at + timeout
 
     def transition_to(self, target: SessionState) -> None:
         """Move to `target` by whichever action leads there (for callers holding a state)."""

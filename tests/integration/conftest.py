@@ -50,6 +50,14 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    """One server for a whole module, for tests that do not depend on a clean slate."""
+    server = start_server(tmp_path_factory.mktemp("home"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def server(server_factory: ServerFactory) -> EmbeddedServer:
     return server_factory()

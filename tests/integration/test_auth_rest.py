@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import jwt
 import pytest
 
 from domain.limits import Plan
 from entrypoints.server.embedded import EmbeddedServer
-from tests.integration.conftest import TEST_JWT_SECRET, ServerFactory, issue_token, start_server
+from tests.integration.conftest import TEST_JWT_SECRET, ServerFactory, issue_token
 from tests.integration.wsclient import WsClient, health, wait_for_health
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    server = start_server(tmp_path_factory.mktemp("home"))
-    yield server
-    server.stop()
 
 
 def post_token(server: EmbeddedServer, headers: dict[str, str]) -> httpx.Response:

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import itertools
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from domain.limits import PLAN_DEFAULTS, Plan
 from entrypoints.server.embedded import EmbeddedServer
-from tests.integration.conftest import ServerFactory, issue_token, start_server
+from tests.integration.conftest import ServerFactory, issue_token
 from tests.integration.wsclient import (
     RECV_TIMEOUT,
     Message,
@@ -28,13 +28,6 @@ from tests.integration.wsclient import (
 MAX_BYTES = 64 * 1024
 SUPPORTED = ["create_session", "get_session", "list_sessions", "delete_session"]
 _users = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    server = start_server(tmp_path_factory.mktemp("home"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture

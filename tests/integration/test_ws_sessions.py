@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 
 from domain.limits import Plan
 from entrypoints.server.embedded import EmbeddedServer
-from tests.integration.conftest import issue_token, start_server
+from tests.integration.conftest import issue_token
 from tests.integration.wsclient import (
     Message,
     WsClient,
@@ -25,13 +25,6 @@ from tests.integration.wsclient import (
 )
 
 _users = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    server = start_server(tmp_path_factory.mktemp("home"))
-    yield server
-    server.stop()
 
 
 async def connect_new_user(server: EmbeddedServer, plan: Plan = Plan.PROFESSIONAL) -> WsClient:

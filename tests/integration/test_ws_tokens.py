@@ -8,7 +8,6 @@ import base64
 import itertools
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +19,7 @@ from websockets.asyncio.client import connect
 from adapters.auth.jwt_codec import ISSUER
 from domain.limits import Plan
 from entrypoints.server.embedded import EmbeddedServer
-from tests.integration.conftest import TEST_JWT_SECRET, issue_token, start_server
+from tests.integration.conftest import TEST_JWT_SECRET, issue_token
 from tests.integration.wsclient import (
     WsClient,
     expect_refused,
@@ -34,13 +33,6 @@ from tests.integration.wsclient import (
 CLOSE_UNAUTHORIZED = 4001
 OTHER_SECRET = "not-the-servers-secret-0123456789abcdef"
 _users = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    server = start_server(tmp_path_factory.mktemp("home"))
-    yield server
-    server.stop()
 
 
 @dataclass(frozen=True)

@@ -174,6 +174,15 @@ def test_is_expired_at_exactly_the_timeout() -> None:
     assert session.is_expired(CREATED + TIMEOUT)
 
 
+def test_is_expired_against_a_given_timeout() -> None:
+    session = new_session()
+    session.touch(CREATED + timedelta(minutes=5))
+    shorter = timedelta(minutes=1)
+    assert not session.is_expired(CREATED + timedelta(minutes=5, seconds=59), shorter)
+    assert session.is_expired(CREATED + timedelta(minutes=6), shorter)
+    assert not session.is_expired(CREATED + timedelta(minutes=6))  # its own timeout is longer
+
+
 def test_identity_is_the_id() -> None:
     first, same_id, other = new_session("sess_a"), new_session("sess_a"), new_session("sess_b")
     first.mark_ready()
