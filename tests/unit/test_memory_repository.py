@@ -20,9 +20,9 @@ class CountingSession(SimulationSession):
 
     expiry_checks = 0
 
-    def is_expired(self, now: datetime) -> bool:
+    def is_expired(self, now: datetime, timeout: timedelta | None = None) -> bool:
         type(self).expiry_checks += 1
-        return super().is_expired(now)
+        return super().is_expired(now, timeout)
 
 
 def make(
