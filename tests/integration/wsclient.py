@@ -71,9 +71,11 @@ class WsClient:
         self._request_ids = itertools.count(1)
 
     @classmethod
-    async def connect(cls, server: EmbeddedServer, token: str) -> WsClient:
-        """Connect with `token` and read the `connection_ready` the server must send first."""
-        connection = await connect(token_url(server, token), proxy=None, open_timeout=5)
+    async def connect(cls, server: EmbeddedServer, token: str, **options: Any) -> WsClient:
+        """Connect with `token` and read the `connection_ready` the server must send first.
+        `options` go to `websockets.connect` (e.g. a longer `open_timeout` under load)."""
+        options.setdefault("open_timeout", 5)
+        connection = await connect(token_url(server, token), proxy=None, **options)
         client = cls(connection, {})
         try:
             ready = await client.recv()

@@ -5,26 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
-import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
-import websockets
-from websockets.asyncio.client import ClientConnection
 
 from domain.limits import PLAN_DEFAULTS, Limits, Plan
 from entrypoints.server.embedded import EmbeddedServer
 from tests.integration.conftest import ServerFactory, issue_token, server_factory
+from tests.integration.wsclient import WsClient
 
 __all__ = [
     "ServerFactory",
-    "WireClient",
+    "WsClient",
     "create_data",
     "health",
     "issue_token",
+    "open_client",
     "raised_limits",
     "server_factory",
     "wait_for",
@@ -72,33 +70,6 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
-class WireClient:
-    """One WebSocket connection: JSON in, JSON out, one request in flight at a time."""
-
-    _ids = itertools.count(1)
-
-    def __init__(self, ws: ClientConnection, ready: Reply) -> None:
-        self.ws = ws
-        self.ready = ready
-
-    @classmethod
-    async def connect(cls, server: EmbeddedServer, token: str) -> WireClient:
-        ws = await websockets.connect(
-            f"{server.ws_url}?token={token}", open_timeout=20, max_size=None, ping_interval=None
-        )
-        ready = json.loads(await ws.recv())
-        assert ready["type"] == "connection_ready", ready
-        return cls(ws, ready)
-
-    async def request(self, kind: str, data: Mapping[str, Any] | None = None) -> Reply:
-        request_id = f"r{next(self._ids)}"
-        frame: dict[str, Any] = {"type": kind, "request_id": request_id}
-        if data is not None:
-            frame["data"] = data
-        await self.ws.send(json.dumps(frame))
-        reply: Reply = json.loads(await self.ws.recv())
-        assert reply.get("request_id") == request_id, reply
-        return reply
-
-    async def close(self) -> None:
-        await self.ws.close()
+async def open_client(server: EmbeddedServer, token: str) -> WsClient:
+    """A test client tuned for load: patient handshakes, no size cap, no keepalive pings."""
+    return await WsClient.connect(server, token, open_timeout=20, max_size=None, ping_interval=None)

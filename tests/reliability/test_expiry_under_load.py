@@ -11,10 +11,11 @@ from domain.limits import Plan
 from entrypoints.server.embedded import EmbeddedServer
 from tests.reliability.conftest import (
     ServerFactory,
-    WireClient,
+    WsClient,
     create_data,
     health,
     issue_token,
+    open_client,
     raised_limits,
     wait_for,
 )
@@ -45,7 +46,7 @@ def stored(server: EmbeddedServer, session_ids: list[str]) -> set[str]:
 
 
 async def keep_busy(
-    client: WireClient, session_ids: list[str], stop: asyncio.Event, tally: Tally
+    client: WsClient, session_ids: list[str], stop: asyncio.Event, tally: Tally
 ) -> None:
     """Touch each session in turn. A SESSION_NOT_FOUND is a bug unless the session really
     was idle for a whole timeout: its idle time is at most (this reply - last touch sent)."""
@@ -63,7 +64,7 @@ async def keep_busy(
             await asyncio.sleep(0.02)
 
 
-async def churn(client: WireClient, stop: asyncio.Event, tally: Tally) -> None:
+async def churn(client: WsClient, stop: asyncio.Event, tally: Tally) -> None:
     """Short-lived sessions: create, read, list, delete, as fast as the server answers."""
     while not stop.is_set():
         created = await client.request("create_session", create_data())
@@ -89,16 +90,16 @@ async def test_sweep_reclaims_idle_sessions_and_spares_busy_ones(
             messages_per_minute=1_000_000, max_active_sessions=1000, sessions_per_hour=1_000_000
         ),
     )
-    idle_client = await WireClient.connect(server, issue_token(server, "idle", Plan.ENTERPRISE))
+    idle_client = await open_client(server, issue_token(server, "idle", Plan.ENTERPRISE))
     idle_ids = []
     for _ in range(IDLE_SESSIONS):
         last_idle_sent = time.monotonic()
         created = await idle_client.request("create_session", create_data())
         idle_ids.append(created["data"]["session_id"])
 
-    busy: list[tuple[WireClient, list[str]]] = []
+    busy: list[tuple[WsClient, list[str]]] = []
     for n in range(BUSY_USERS):
-        client = await WireClient.connect(server, issue_token(server, f"busy{n}", Plan.ENTERPRISE))
+        client = await open_client(server, issue_token(server, f"busy{n}", Plan.ENTERPRISE))
         ids = []
         for _ in range(SESSIONS_PER_BUSY_USER):
             created = await client.request("create_session", create_data())
@@ -106,7 +107,7 @@ async def test_sweep_reclaims_idle_sessions_and_spares_busy_ones(
         busy.append((client, ids))
     busy_ids = [sid for _, ids in busy for sid in ids]
     churn_token = issue_token(server, "churn", Plan.ENTERPRISE)
-    churners = [await WireClient.connect(server, churn_token) for _ in range(CHURN_CONNECTIONS)]
+    churners = [await open_client(server, churn_token) for _ in range(CHURN_CONNECTIONS)]
 
     stop = asyncio.Event()
     tally = Tally()

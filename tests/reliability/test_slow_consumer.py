@@ -18,10 +18,10 @@ from domain.limits import Plan
 from entrypoints.server.embedded import EmbeddedServer
 from tests.reliability.conftest import (
     ServerFactory,
-    WireClient,
     create_data,
     health,
     issue_token,
+    open_client,
     raised_limits,
     wait_for,
 )
@@ -38,7 +38,7 @@ SERVER_BUFFER_BOUND = 1024 * 1024
 
 async def give_sessions(server: EmbeddedServer, token: str, count: int = 10) -> None:
     """Sessions for the flooder to list: large replies fill the socket buffers sooner."""
-    client = await WireClient.connect(server, token)
+    client = await open_client(server, token)
     for i in range(count):
         created = await client.request("create_session", create_data(metadata={"n": i}))
         assert created["type"] == "session_created"
@@ -89,7 +89,7 @@ async def test_flooder_that_never_reads_does_not_stall_others(
         plan_limits=raised_limits(messages_per_minute=10_000_000, max_active_sessions=100)
     )
     flooder_token = issue_token(server, "flooder", Plan.ENTERPRISE)
-    victim = await WireClient.connect(server, issue_token(server, "victim", Plan.ENTERPRISE))
+    victim = await open_client(server, issue_token(server, "victim", Plan.ENTERPRISE))
     await give_sessions(server, flooder_token)
     flooder = await connect_flooder(server, flooder_token)
 
@@ -174,7 +174,7 @@ async def test_pipelined_burst_does_not_stall_others(server_factory: ServerFacto
     answers every frame already received before it yields (uvicorn queues a whole read),
     so others wait ~100-200 ms behind a 20,000-frame burst here. Bounded, not a stall."""
     server = server_factory(plan_limits=raised_limits(messages_per_minute=10_000_000))
-    victim = await WireClient.connect(server, issue_token(server, "victim", Plan.ENTERPRISE))
+    victim = await open_client(server, issue_token(server, "victim", Plan.ENTERPRISE))
     burster = await connect_flooder(server, issue_token(server, "burster", Plan.ENTERPRISE))
     burst = 20_000
     frame = json.dumps({"type": "list_sessions"})

@@ -20,10 +20,11 @@ from domain.limits import Plan
 from entrypoints.server.embedded import EmbeddedServer
 from tests.reliability.conftest import (
     ServerFactory,
-    WireClient,
+    WsClient,
     create_data,
     health,
     issue_token,
+    open_client,
     raised_limits,
     wait_for,
 )
@@ -73,11 +74,11 @@ class Tally:
             self.violations.append(message)
 
 
-async def ask(client: WireClient, kind: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+async def ask(client: WsClient, kind: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
     return await asyncio.wait_for(client.request(kind, data), REPLY_DEADLINE)
 
 
-async def create(client: WireClient, book: Ledger, tally: Tally) -> None:
+async def create(client: WsClient, book: Ledger, tally: Tally) -> None:
     deletes_before, refused_before = book.deletes_done, book.creates_refused
     book.creating += 1
     reply = await ask(client, "create_session", create_data())
@@ -110,7 +111,7 @@ async def create(client: WireClient, book: Ledger, tally: Tally) -> None:
         tally.violations.append(f"create: {reply}")
 
 
-async def get(client: WireClient, book: Ledger, tally: Tally, rng: random.Random) -> None:
+async def get(client: WsClient, book: Ledger, tally: Tally, rng: random.Random) -> None:
     sid = book.pick(rng)
     if sid is None:
         return await listing(client, book, tally)
@@ -123,7 +124,7 @@ async def get(client: WireClient, book: Ledger, tally: Tally, rng: random.Random
     return None
 
 
-async def delete(client: WireClient, book: Ledger, tally: Tally, rng: random.Random) -> None:
+async def delete(client: WsClient, book: Ledger, tally: Tally, rng: random.Random) -> None:
     sid = book.pick(rng)
     if sid is None:
         return await create(client, book, tally)
@@ -142,7 +143,7 @@ async def delete(client: WireClient, book: Ledger, tally: Tally, rng: random.Ran
     return None
 
 
-async def listing(client: WireClient, book: Ledger, tally: Tally) -> None:
+async def listing(client: WsClient, book: Ledger, tally: Tally) -> None:
     must_show = book.live - book.deleting
     must_not_show = set(book.gone)
     reply = await ask(client, "list_sessions")
@@ -161,7 +162,7 @@ async def listing(client: WireClient, book: Ledger, tally: Tally) -> None:
 
 
 async def trespass(
-    client: WireClient, book: Ledger, others: list[Ledger], tally: Tally, rng: random.Random
+    client: WsClient, book: Ledger, others: list[Ledger], tally: Tally, rng: random.Random
 ) -> None:
     """Someone else's session (ACCESS_DENIED), or one that never existed."""
     victim = rng.choice(others)
@@ -175,7 +176,7 @@ async def trespass(
 
 
 async def worker(
-    client: WireClient,
+    client: WsClient,
     book: Ledger,
     others: list[Ledger],
     tally: Tally,
@@ -262,16 +263,16 @@ async def test_ledger_matches_server_after_random_load(
     books = {user: Ledger(user) for user in users}
     connect_gate = asyncio.Semaphore(50)
 
-    async def connect(user: str) -> WireClient:
+    async def connect(user: str) -> WsClient:
         async with connect_gate:
-            return await WireClient.connect(server, tokens[user])
+            return await open_client(server, tokens[user])
 
     clients = await asyncio.gather(
         *(connect(user) for user in users for _ in range(CONNECTIONS_PER_USER))
     )
     # The connection limit holds while all 200 are open: one more is refused with 4029.
     with pytest.raises(websockets.ConnectionClosed) as refused:
-        await WireClient.connect(server, tokens[users[0]])
+        await open_client(server, tokens[users[0]])
     assert refused.value.rcvd is not None
     assert refused.value.rcvd.code == 4029
 

@@ -19,10 +19,11 @@ from domain.limits import Plan
 from entrypoints.server.embedded import EmbeddedServer
 from tests.reliability.conftest import (
     ServerFactory,
-    WireClient,
+    WsClient,
     create_data,
     health,
     issue_token,
+    open_client,
     raised_limits,
     wait_for,
 )
@@ -108,7 +109,7 @@ async def test_reset_connections_leak_nothing(server_factory: ServerFactory) -> 
     users = [f"vanishing-{i}" for i in range(4)]
     tokens = {user: issue_token(server, user, Plan.ENTERPRISE) for user in users}
     # Something worth listing, so unread replies fill the socket buffers quickly.
-    filler = await WireClient.connect(server, tokens[users[0]])
+    filler = await open_client(server, tokens[users[0]])
     for i in range(20):
         metadata = {"note": "x" * 200, "i": i}
         reply = await filler.request("create_session", create_data(metadata=metadata))
@@ -141,7 +142,7 @@ async def test_reset_connections_leak_nothing(server_factory: ServerFactory) -> 
         what=f"server tasks back to {baseline_tasks}",
     )
     # The server still serves everyone normally.
-    client = await WireClient.connect(server, tokens[users[0]])
+    client = await open_client(server, tokens[users[0]])
     listed = await client.request("list_sessions")
     assert listed["type"] == "session_list"
     await client.close()
@@ -152,13 +153,13 @@ async def test_free_plan_connection_slot_frees_after_reset(server_factory: Serve
     server = server_factory()
     token = issue_token(server, "free-user", Plan.FREE)
 
-    async def connect_when_slot_frees() -> WireClient:
+    async def connect_when_slot_frees() -> WsClient:
         # The server notices the reset asynchronously; until then the slot is still taken
         # and the handshake is answered with close 4029.
         deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS
         while True:
             try:
-                return await WireClient.connect(server, token)
+                return await open_client(server, token)
             except websockets.ConnectionClosed as exc:
                 refused = exc.rcvd.code if exc.rcvd is not None else None
                 if refused != 4029:
@@ -169,9 +170,9 @@ async def test_free_plan_connection_slot_frees_after_reset(server_factory: Serve
 
     for drop in DROPS * 2:
         client = await connect_when_slot_frees()
-        await drop(client.ws)
+        await drop(client.connection)
         with contextlib.suppress(websockets.ConnectionClosed):
-            await client.ws.wait_closed()
+            await client.connection.wait_closed()
 
     client = await connect_when_slot_frees()
     reply = await client.request("list_sessions")
