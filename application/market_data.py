@@ -11,8 +11,8 @@ from datetime import date
 from application.ports import Clock, SymbolCatalog
 from domain.calendar import count_trading_days
 from domain.dates import DateRange
-from domain.errors import DomainError, InvalidSymbol, ValidationFailed
-from domain.symbols import AssetClass, Instrument, Symbol, find_duplicates, symbol_key
+from domain.errors import DomainError, InvalidSymbol
+from domain.symbols import AssetClass, Instrument, Symbol, duplicates_error, symbol_key
 from domain.validation import ValidationResult, check_availability
 
 SHORT_RANGE_TRADING_DAYS = 5
@@ -68,15 +68,9 @@ class MarketDataValidator:
         errors: list[DomainError] = []
         if unknown:
             errors.append(InvalidSymbol(unknown, self._catalog.markets()))
-        duplicates = find_duplicates(raw_symbols)
-        if duplicates:
-            errors.append(
-                ValidationFailed(
-                    "symbols",
-                    "Each symbol may appear once; duplicated: " + ", ".join(duplicates),
-                    duplicates=duplicates,
-                )
-            )
+        duplicates = duplicates_error(raw_symbols)
+        if duplicates is not None:
+            errors.append(duplicates)
         return MarketCheck(
             instruments,
             ValidationResult(tuple(errors)),

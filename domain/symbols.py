@@ -118,11 +118,19 @@ def find_duplicates(raw_symbols: Iterable[str]) -> list[str]:
     return duplicates
 
 
-def reject_duplicates(raw_symbols: Sequence[str]) -> None:
+def duplicates_error(raw_symbols: Sequence[str]) -> ValidationFailed | None:
+    """The rejection for a list that names an instrument twice, or None."""
     duplicates = find_duplicates(raw_symbols)
-    if duplicates:
-        raise ValidationFailed(
-            "symbols",
-            "Each symbol may appear once; duplicated: " + ", ".join(duplicates),
-            duplicates=duplicates,
-        )
+    if not duplicates:
+        return None
+    return ValidationFailed(
+        "symbols",
+        "Each symbol may appear once; duplicated: " + ", ".join(duplicates),
+        duplicates=duplicates,
+    )
+
+
+def reject_duplicates(raw_symbols: Sequence[str]) -> None:
+    error = duplicates_error(raw_symbols)
+    if error is not None:
+        raise error

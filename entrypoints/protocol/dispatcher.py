@@ -110,6 +110,7 @@ class Dispatcher:
 
     def connection_ready(self, context: ConnectionContext) -> bytes:
         principal, limits = context.principal, context.principal.limits
+        timeout = self._sessions.policy.session_timeout
         return m.encoder.encode(
             m.ConnectionReady(
                 timestamp=self._clock.now(),
@@ -125,8 +126,7 @@ class Dispatcher:
                         max_message_bytes=self._max_bytes,
                     ),
                     server_version=self._version,
-                    session_timeout_minutes=self._sessions.policy.session_timeout.total_seconds()
-                    / 60,
+                    session_timeout_minutes=timeout.total_seconds() / 60,
                 ),
             )
         )
@@ -160,6 +160,9 @@ class Dispatcher:
             if request_id is None and isinstance(frame, str):
                 request_id = _salvage_request_id(frame)
             reply = self._error(exc, request_id)
+        except Exception:  # a bug of ours must not cost the client its connection
+            log.exception("internal error on a frame of user=%s", context.principal.user_id)
+            reply = self._error(InternalError("The server failed to handle this message"), None)
         return m.encoder.encode(reply)
 
     async def dispatch(self, principal: Principal, message: m.ClientMessage) -> m.ServerMessage:

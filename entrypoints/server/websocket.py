@@ -31,18 +31,13 @@ class LiveSockets:
         self._sockets: dict[WebSocket[Any, Any, Any], asyncio.Event] = {}
         self.closing = False
 
-    def add(self, socket: WebSocket[Any, Any, Any]) -> asyncio.Event:
-        done = asyncio.Event()
-        self._sockets[socket] = done
-        return done
+    def add(self, socket: WebSocket[Any, Any, Any]) -> None:
+        self._sockets[socket] = asyncio.Event()
 
     def discard(self, socket: WebSocket[Any, Any, Any]) -> None:
         done = self._sockets.pop(socket, None)
         if done is not None:
             done.set()
-
-    def __len__(self) -> int:
-        return len(self._sockets)
 
     async def close_all(self, reason: str, grace_seconds: float = 5.0) -> None:
         self.closing = True

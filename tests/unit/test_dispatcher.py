@@ -27,6 +27,7 @@ from domain.errors import (
     ValidationFailed,
 )
 from domain.limits import Plan
+from domain.ratelimit import TokenBucket
 from entrypoints.protocol import messages as m
 from entrypoints.protocol.dispatcher import ConnectionContext, Dispatcher
 from tests.fakes import (
@@ -683,3 +684,26 @@ async def test_every_reply_is_stamped_with_the_clock(harness: Harness) -> None:
         await harness.raw(b"\x00"),
     ]
     assert {r["timestamp"] for r in replies} == {"2024-01-15T12:30:00.250000Z"}
+
+
+class BrokenBucket(TokenBucket):
+    """A rate limiter with a bug: the frame-level path must still answer, not raise."""
+
+    def take(self, now: float) -> float:
+        raise RuntimeError("bucket bug")
+
+
+async def test_a_bug_before_dispatch_is_an_internal_error_and_the_connection_goes_on(
+    clock: FakeClock, service: SessionService, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness = Harness(clock, service, principal())
+    harness.context.bucket = BrokenBucket(10.0, 60.0)
+    with caplog.at_level(logging.ERROR, logger="simutrador.protocol"):
+        reply = await harness.raw(json.dumps({"type": "list_sessions", "request_id": "b1"}))
+    assert reply["type"] == "error"
+    assert reply["data"]["error_code"] == "INTERNAL_ERROR"
+    assert "bucket bug" not in json.dumps(reply)
+    assert any(r.exc_info is not None for r in caplog.records)
+
+    harness.context.bucket = TokenBucket(10.0, 60.0)
+    assert (await harness.raw(json.dumps({"type": "list_sessions"})))["type"] == "session_list"
