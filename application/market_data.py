@@ -1,4 +1,5 @@
-"""Checks a request against the market-data catalog: symbols, date ranges, trading days."""
+"""Checks a request against the catalog and the bars actually stored: symbols, timeframe,
+date range, trading days and bar counts."""
 
 from __future__ import annotations
 
@@ -6,25 +7,27 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 
-from application.ports import Clock, SymbolCatalog
+from application.ports import BarStore, Clock, SymbolCatalog
+from domain.bars import Coverage, Timeframe, union_times
 from domain.calendar import count_trading_days
 from domain.dates import DateRange
-from domain.errors import DomainError, InvalidSymbol
+from domain.errors import DomainError, InvalidDateRange, InvalidSymbol
+from domain.exchanges import hours_of, trading_day_bounds
 from domain.symbols import AssetClass, Instrument, Symbol, duplicates_error, symbol_key
-from domain.validation import ValidationResult, check_availability
+from domain.validation import ValidationResult, check_coverage
 
 SHORT_RANGE_TRADING_DAYS = 5
 
 
 @dataclass(frozen=True, slots=True)
 class MarketCheck:
-    """What the catalog says about a (symbols, date range) request."""
+    """What the catalog and the store say about a (symbols, timeframe, range) request."""
 
     instruments: tuple[Instrument, ...]
     result: ValidationResult
     estimated_trading_days: int = 0
+    total_bars: int = 0
     by_asset_class: Mapping[AssetClass, tuple[Symbol, ...]] = field(default_factory=dict)
 
     @property
@@ -32,22 +35,31 @@ class MarketCheck:
         return tuple(i.symbol for i in self.instruments)
 
 
+def coverage_index(coverage: Sequence[Coverage]) -> dict[tuple[str, Timeframe], Coverage]:
+    return {(c.symbol, c.timeframe): c for c in coverage}
+
+
 class MarketDataValidator:
-    """Validates symbols and ranges against a `SymbolCatalog`; results are cached (bounded
-    LRU with a TTL) by normalised input, since clients repeat the same universe often."""
+    """Validates symbols and ranges against a `SymbolCatalog` and a `BarStore`. Results are
+    cached (bounded LRU with a TTL) by normalised input, since clients repeat the same
+    universe often; the cache is dropped whenever the store's coverage changes, so an
+    import is seen at once."""
 
     def __init__(
         self,
         catalog: SymbolCatalog,
+        store: BarStore,
         clock: Clock,
         cache_size: int = 4096,
         cache_ttl_seconds: float = 300.0,
     ) -> None:
         self._catalog = catalog
+        self._store = store
         self._clock = clock
         self._cache_size = cache_size
         self._cache_ttl = cache_ttl_seconds
         self._cache: OrderedDict[tuple[object, ...], tuple[float, MarketCheck]] = OrderedDict()
+        self._cache_coverage: Sequence[Coverage] | None = None
         self._lock = threading.Lock()
 
     def resolve(self, raw_symbols: Sequence[str]) -> tuple[tuple[Instrument, ...], list[str]]:
@@ -77,51 +89,110 @@ class MarketDataValidator:
             by_asset_class=group_by_asset_class(instruments),
         )
 
-    def validate(self, raw_symbols: Sequence[str], date_range: DateRange) -> MarketCheck:
-        """Symbols and range together; the cached entry point used by session creation."""
+    async def validate(
+        self,
+        raw_symbols: Sequence[str],
+        date_range: DateRange,
+        timeframe: Timeframe = Timeframe.D1,
+    ) -> MarketCheck:
+        """Symbols, timeframe and range together; the cached entry point of session creation."""
+        coverage = await self._store.coverage()
         cache_key = (
             tuple(symbol_key(s) or s for s in raw_symbols),
             date_range.start,
             date_range.end,
+            timeframe,
         )
         now = self._clock.monotonic()
         with self._lock:
+            if coverage is not self._cache_coverage:
+                self._cache.clear()
+                self._cache_coverage = coverage
             hit = self._cache.get(cache_key)
             if hit is not None and hit[0] > now:
                 self._cache.move_to_end(cache_key)
                 return hit[1]
-        check = self._validate_uncached(raw_symbols, date_range)
+        check = await self._validate_uncached(raw_symbols, date_range, timeframe, coverage)
         with self._lock:
-            self._cache[cache_key] = (now + self._cache_ttl, check)
-            self._cache.move_to_end(cache_key)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            if coverage is self._cache_coverage:
+                self._cache[cache_key] = (now + self._cache_ttl, check)
+                self._cache.move_to_end(cache_key)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
         return check
 
-    def _validate_uncached(self, raw_symbols: Sequence[str], date_range: DateRange) -> MarketCheck:
+    async def _validate_uncached(
+        self,
+        raw_symbols: Sequence[str],
+        date_range: DateRange,
+        timeframe: Timeframe,
+        coverage: Sequence[Coverage],
+    ) -> MarketCheck:
         symbols_check = self.validate_symbols(raw_symbols)
         if not symbols_check.result.valid:
             return symbols_check
+        stored = coverage_index(coverage)
         errors: list[DomainError] = []
         warnings: list[str] = []
         for instrument in symbols_check.instruments:
-            error, warning = check_availability(instrument, date_range)
+            found = stored.get((instrument.symbol.ticker, timeframe))
+            error, notes = check_coverage(instrument, timeframe, found, date_range)
             if error is not None:
                 errors.append(error)
-            if warning is not None:
-                warnings.append(warning)
-        days = estimate_trading_days(symbols_check.instruments, date_range)
-        if not errors and days < SHORT_RANGE_TRADING_DAYS:
+            warnings.extend(notes)
+        if errors:
+            return MarketCheck(
+                symbols_check.instruments,
+                ValidationResult(tuple(errors), tuple(warnings)),
+                by_asset_class=symbols_check.by_asset_class,
+            )
+        days, bars = await self._count(symbols_check.instruments, date_range, timeframe)
+        if days == 0:
+            errors.append(no_bars_error(date_range, timeframe))
+        elif days < SHORT_RANGE_TRADING_DAYS:
             warnings.append(
-                f"Very short range: about {days} trading day{'s' if days != 1 else ''}; "
+                f"Very short range: {days} trading day{'s' if days != 1 else ''}; "
                 "metrics will not be meaningful"
             )
         return MarketCheck(
             symbols_check.instruments,
             ValidationResult(tuple(errors), tuple(warnings)),
             days,
+            bars,
             symbols_check.by_asset_class,
         )
+
+    async def _count(
+        self, instruments: Sequence[Instrument], date_range: DateRange, timeframe: Timeframe
+    ) -> tuple[int, int]:
+        """(trading days, ticks) the session will step through, from the stored bars: ticks
+        are the distinct bar closes of all its symbols; days, for daily bars, the busiest
+        symbol's bar count, and for intraday bars its trading days inside the coverage."""
+        bounds = {
+            i.symbol.ticker: trading_day_bounds(
+                date_range.first_day, date_range.last_day, hours_of(i)
+            )
+            for i in instruments
+        }
+        lo = min(b[0] for b in bounds.values())
+        hi = max(b[1] for b in bounds.values())
+        series = await self._store.read(list(bounds), timeframe, lo, hi)
+        in_range = [series[t].between(*bounds[t]) for t in bounds]
+        ticks = len(union_times(in_range))
+        if not timeframe.is_intraday:
+            return max(len(s) for s in in_range), ticks
+        days = 0
+        for instrument, bars in zip(instruments, in_range, strict=True):
+            if bars:
+                days = max(
+                    days,
+                    count_trading_days(
+                        bars.bar(0).time.date(),
+                        bars.bar(len(bars) - 1).time.date(),
+                        instrument.symbol.asset_class.calendar,
+                    ),
+                )
+        return days, ticks
 
     def supported_symbols(self, asset_class: AssetClass | None = None) -> list[Symbol]:
         return [
@@ -130,12 +201,17 @@ class MarketDataValidator:
             if asset_class is None or i.symbol.asset_class is asset_class
         ]
 
-    def available_range(self, raw_symbol: str) -> tuple[date, date] | None:
-        key = symbol_key(raw_symbol)
-        instrument = self._catalog.lookup(key) if key is not None else None
-        if instrument is None:
-            return None
-        return instrument.available_from, instrument.available_to
+
+def no_bars_error(date_range: DateRange, timeframe: Timeframe) -> DomainError:
+    return InvalidDateRange(
+        f"No {timeframe.value} bar lies in {date_range.first_day}..{date_range.last_day} "
+        "(no trading day in the range?)",
+        {
+            "field": "start_date",
+            "start_date": date_range.first_day.isoformat(),
+            "end_date": date_range.last_day.isoformat(),
+        },
+    )
 
 
 def group_by_asset_class(
@@ -145,16 +221,3 @@ def group_by_asset_class(
     for instrument in instruments:
         groups.setdefault(instrument.symbol.asset_class, []).append(instrument.symbol)
     return {cls: tuple(symbols) for cls, symbols in groups.items()}
-
-
-def estimate_trading_days(instruments: Sequence[Instrument], date_range: DateRange) -> int:
-    """Bars the session will step through: the busiest instrument's trading days in range
-    (weekdays less exchange holidays for equities, 5-day weeks for forex and futures, every
-    day for crypto), counted from its first available day."""
-    best = 0
-    for instrument in instruments:
-        first = max(date_range.first_day, instrument.available_from)
-        last = min(date_range.last_day, instrument.available_to)
-        calendar = instrument.symbol.asset_class.calendar
-        best = max(best, count_trading_days(first, last, calendar))
-    return best

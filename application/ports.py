@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
+from domain.bars import BarSeries, Coverage, DataSource, Timeframe
 from domain.limits import Plan
 from domain.session import SimulationSession
 from domain.symbols import Instrument
@@ -76,6 +77,10 @@ class SymbolCatalog(Protocol):
         """Exchange / market names the catalog covers, for error messages."""
         ...
 
+    def add(self, instrument: Instrument) -> None:
+        """Register an instrument the catalog lacks (kept apart from the shipped list)."""
+        ...
+
 
 class RateLimiter(Protocol):
     """Sliding-window counters shared by every connection of the process."""
@@ -122,3 +127,43 @@ class TokenCodec(Protocol):
     def encode(self, claims: dict[str, Any]) -> str: ...
 
     def decode(self, token: str) -> dict[str, Any]: ...
+
+
+class BarStore(Protocol):
+    """The server's authoritative historical bars, one series per (symbol, timeframe).
+
+    Symbols are canonical tickers. Times are bar-close instants in epoch seconds (UTC).
+    Readers see each write whole or not at all, even while it runs in another process."""
+
+    async def coverage(self) -> Sequence[Coverage]:
+        """What is stored: one entry per (symbol, timeframe). Cheap enough to call per
+        request; an adapter may cache it, but must notice writes made by other processes."""
+        ...
+
+    async def read(
+        self, symbols: Sequence[str], timeframe: Timeframe, first: int, last: int
+    ) -> dict[str, BarSeries]:
+        """The bars of each symbol with close in [first, last], columnar, all from one
+        consistent snapshot; a symbol without bars there maps to an empty series."""
+        ...
+
+    async def write(self, series: BarSeries, source: DataSource, *, replace: bool) -> Coverage:
+        """Store `series` atomically and return the new coverage.
+
+        Imported data always wins: writing imported bars drops a synthetic series, and
+        synthetic bars never overwrite imported ones (`DataConflict`). Without `replace`,
+        bars overlapping the span already stored are refused (`DataConflict`); with it, the
+        stored bars inside the span of `series` are replaced by its bars."""
+        ...
+
+    async def remove(self, symbol: str, timeframe: Timeframe | None = None) -> int:
+        """Delete a symbol's series (every timeframe when None); the number of bars removed."""
+        ...
+
+
+class BarGenerator(Protocol):
+    """Makes synthetic daily bars for an instrument: deterministic for the same inputs."""
+
+    def generate(self, instrument: Instrument, first: date, last: date) -> BarSeries:
+        """Bars on the instrument's trading days from `first` to `last` (inclusive)."""
+        ...

@@ -42,7 +42,7 @@ class SessionService:
     async def create(self, principal: Principal, params: SessionParams) -> SimulationSession:
         limits = principal.limits
         check_params(params, limits, self._policy)
-        market = self._validator.validate(params.symbols, params.date_range)
+        market = await self._validator.validate(params.symbols, params.date_range, params.timeframe)
         market.result.raise_first()
 
         rate_key = f"sessions-created:{principal.user_id}"
@@ -70,7 +70,9 @@ class SessionService:
             idle_timeout=self._policy.session_timeout,
             metadata=params.metadata,
             engine=params.engine,
+            timeframe=params.timeframe,
             estimated_trading_days=market.estimated_trading_days,
+            total_bars=market.total_bars,
             warnings=market.result.warnings,
         )
         session.mark_ready()

@@ -129,3 +129,71 @@ class AuthenticationFailed(DomainError):
 
 class InvalidToken(AuthenticationFailed):
     code = "INVALID_TOKEN"
+
+
+class DataUnavailable(DomainError):
+    """The catalog knows the symbol, but the store holds no bar of it at that timeframe."""
+
+    code = "DATA_UNAVAILABLE"
+
+    def __init__(self, symbol: str, timeframe: str) -> None:
+        super().__init__(
+            f"No {timeframe} bars are stored for {symbol}",
+            {"symbol": symbol, "timeframe": timeframe},
+        )
+
+
+class DataConflict(DomainError):
+    """Bars to store collide with bars already stored (and replacing was not asked for)."""
+
+    code = "DATA_CONFLICT"
+
+
+class InvalidBars(DomainError):
+    """Bars that break the rules of PROTOCOL.md §5; `details.problems` lists them."""
+
+    code = "INVALID_BARS"
+
+
+class InvalidOrder(DomainError):
+    code = "INVALID_ORDER"
+
+    def __init__(self, field: str, message: str, **details: Any) -> None:
+        super().__init__(message, {"field": field, **details})
+        self.field = field
+
+
+class DuplicateOrderId(DomainError):
+    code = "DUPLICATE_ORDER_ID"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(
+            f"Order id '{order_id}' is already used in this session", {"order_id": order_id}
+        )
+
+
+class OrderNotFound(DomainError):
+    code = "ORDER_NOT_FOUND"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"No open order '{order_id}'", {"order_id": order_id})
+
+
+class InvalidSequence(DomainError):
+    code = "INVALID_SEQUENCE"
+
+    def __init__(self, expected: int, received: int) -> None:
+        super().__init__(
+            f"tick_ack for sequence {received}, but the tick in flight is {expected}",
+            {"expected": expected, "received": received},
+        )
+
+
+class SessionBusy(DomainError):
+    code = "SESSION_BUSY"
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"Session '{session_id}' is driven by another connection",
+            {"session_id": session_id},
+        )

@@ -10,6 +10,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, NoReturn
 
+from domain.bars import Timeframe
 from domain.dates import DateRange
 from domain.errors import InvalidState, ValidationFailed
 from domain.symbols import Symbol
@@ -51,20 +52,35 @@ MAX_BPS = Decimal(10_000)
 
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
-    """How the engine will fill orders: commission per share and slippage in basis points."""
+    """How the engine fills orders (PROTOCOL.md §4.1): commission per share, as a fraction of
+    traded value and a minimum per fill; slippage in basis points; the largest fraction of a
+    bar's volume one order may take (None: no cap); whether short selling is allowed."""
 
     commission_per_share: Decimal = Decimal(0)
     slippage_bps: Decimal = Decimal(0)
+    commission_pct: Decimal = Decimal(0)
+    commission_min: Decimal = Decimal(0)
+    max_volume_pct: Decimal | None = None
+    allow_short: bool = False
 
     def __post_init__(self) -> None:
         for name, value, upper in (
             ("commission_per_share", self.commission_per_share, Decimal(100)),
             ("slippage_bps", self.slippage_bps, MAX_BPS),
+            ("commission_pct", self.commission_pct, Decimal(1)),
+            ("commission_min", self.commission_min, Decimal(10_000)),
         ):
             if not value.is_finite() or value < 0 or value > upper:
                 raise ValidationFailed(
                     name, f"{name} must be between 0 and {upper}", value=str(value)
                 )
+        cap = self.max_volume_pct
+        if cap is not None and (not cap.is_finite() or cap <= 0 or cap > 1):
+            raise ValidationFailed(
+                "max_volume_pct",
+                "max_volume_pct must be above 0 and at most 1 (a fraction of the bar's volume)",
+                value=str(cap),
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +92,7 @@ class SessionParams:
     initial_capital: Decimal
     metadata: Mapping[str, Any] = field(default_factory=dict)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    timeframe: Timeframe = Timeframe.D1
 
 
 @dataclass(slots=True, eq=False)
@@ -92,7 +109,9 @@ class SimulationSession:
     idle_timeout: timedelta
     metadata: Mapping[str, Any] = field(default_factory=dict)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    timeframe: Timeframe = Timeframe.D1
     estimated_trading_days: int = 0
+    total_bars: int = 0
     warnings: tuple[str, ...] = ()
     state: SessionState = SessionState.INITIALIZING
     updated_at: datetime = field(init=False)

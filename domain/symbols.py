@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from enum import StrEnum
 
 from domain.calendar import TradingCalendar
@@ -89,13 +90,16 @@ class Symbol:
 
 @dataclass(frozen=True, slots=True)
 class Instrument:
-    """What the market-data catalog knows about one symbol."""
+    """What the catalog knows about one symbol: metadata only. Which bars exist is the bar
+    store's business; `listed` (a listing date, when known) only feeds warnings."""
 
     symbol: Symbol
     name: str
     exchange: str
-    available_from: date
-    available_to: date
+    currency: str = "USD"
+    lot_size: Decimal = Decimal(1)
+    tick_size: Decimal = Decimal("0.01")
+    listed: date | None = None
 
     @property
     def key(self) -> str:

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from domain.bars import Coverage, DataSource, Timeframe, epoch_seconds
 from domain.dates import DateRange
 from domain.errors import (
+    DataUnavailable,
     DomainError,
     ExcessiveCapital,
     InsufficientCapital,
@@ -19,6 +21,7 @@ from domain.errors import (
     TooManySymbols,
     ValidationFailed,
 )
+from domain.exchanges import hours_of, trading_day, trading_day_bounds
 from domain.limits import Limits, SessionPolicy
 from domain.session import SessionParams
 from domain.symbols import Instrument
@@ -145,33 +148,50 @@ def check_params(params: SessionParams, limits: Limits, policy: SessionPolicy) -
     check_metadata(params.metadata, policy)
 
 
-def check_availability(
-    instrument: Instrument, date_range: DateRange
-) -> tuple[DomainError | None, str | None]:
-    """Whether the catalog has data for `instrument` over the range: (error, warning).
+def check_coverage(
+    instrument: Instrument,
+    timeframe: Timeframe,
+    coverage: Coverage | None,
+    date_range: DateRange,
+) -> tuple[DomainError | None, list[str]]:
+    """Whether the stored bars of `instrument` serve the range: (error, warnings).
 
-    No overlap, or a range running past the last bar, is an error; a range that begins
-    before the first bar (a listing date) is allowed with a warning.
-    """
+    No bar at all is DATA_UNAVAILABLE; bars that miss the range entirely are
+    INVALID_DATE_RANGE with the real coverage; a range that starts before the first bar or
+    ends after the last one runs on what exists, with a warning."""
+    ticker = instrument.symbol.ticker
+    if coverage is None:
+        return DataUnavailable(ticker, timeframe.value), []
+    hours = hours_of(instrument)
     first, last = date_range.first_day, date_range.last_day
-    available = {
-        "symbol": instrument.symbol.ticker,
-        "available_from": instrument.available_from.isoformat(),
-        "available_to": instrument.available_to.isoformat(),
-    }
-    if last > instrument.available_to or last < instrument.available_from:
+    lo, hi = trading_day_bounds(first, last, hours)
+    data_first = trading_day(epoch_seconds(coverage.first), hours)
+    data_last = trading_day(epoch_seconds(coverage.last), hours)
+    if hi < epoch_seconds(coverage.first) or lo > epoch_seconds(coverage.last):
+        before = hi < epoch_seconds(coverage.first)
         return (
             InvalidDateRange(
-                f"{instrument.symbol.ticker} has data from {instrument.available_from} "
-                f"to {instrument.available_to}; the requested range "
-                f"{first}..{last} is outside it",
-                {"field": "end_date", **available},
+                f"{ticker} has {timeframe.value} bars from {data_first} to {data_last}; the "
+                f"requested range {first}..{last} lies entirely "
+                f"{'before' if before else 'after'} them",
+                {
+                    "field": "end_date" if before else "start_date",
+                    "symbol": ticker,
+                    "timeframe": timeframe.value,
+                    "available_from": data_first.isoformat(),
+                    "available_to": data_last.isoformat(),
+                },
             ),
-            None,
+            [],
         )
-    if first < instrument.available_from:
-        return None, (
-            f"{instrument.symbol.ticker} has no data before {instrument.available_from} "
-            f"(first trading day); the session starts {first}"
+    warnings: list[str] = []
+    if lo < epoch_seconds(coverage.first):
+        warnings.append(f"{ticker} has no data before {data_first}; the session starts {first}")
+    if hi > epoch_seconds(coverage.last):
+        warnings.append(f"{ticker} has no data after {data_last}; the session ends {last}")
+    if coverage.source is DataSource.SYNTHETIC:
+        warnings.append(
+            f"{ticker} runs on synthetic data (a seeded random walk, not market prices); "
+            "import real bars with `simutrador data import`"
         )
-    return None, None
+    return None, warnings

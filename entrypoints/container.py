@@ -6,15 +6,19 @@ from dependency_injector import containers, providers
 
 from adapters.auth.file_store import FileApiKeyStore, load_or_create_secret
 from adapters.auth.jwt_codec import JwtTokenCodec
-from adapters.catalog.yaml_catalog import YamlSymbolCatalog
+from adapters.bars.sqlite_store import SqliteBarStore
+from adapters.bars.synthetic import RandomWalkBarGenerator
+from adapters.catalog.yaml_catalog import LayeredSymbolCatalog
 from adapters.clock import SystemClock
 from adapters.ids import SecureIdGenerator
 from adapters.ratelimit import InMemoryRateLimiter
 from adapters.storage.memory import InMemorySessionRepository
 from application.auth import AuthService
+from application.bars import MarketDataService
 from application.connections import ConnectionRegistry
 from application.market_data import MarketDataValidator
 from application.sessions import SessionService
+from application.simulation import SimulationService
 from entrypoints.protocol.dispatcher import Dispatcher
 from entrypoints.settings import Settings
 from entrypoints.version import __version__
@@ -29,16 +33,30 @@ class Container(containers.DeclarativeContainer):
 
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(SecureIdGenerator)
-    catalog = providers.Singleton(YamlSymbolCatalog.from_file, settings.provided.catalog_path)
+    catalog = providers.Singleton(
+        LayeredSymbolCatalog.from_files,
+        settings.provided.catalog_path,
+        settings.provided.user_catalog_path,
+    )
+    bar_store = providers.Singleton(SqliteBarStore, settings.provided.bars_path)
+    bar_generator = providers.Singleton(RandomWalkBarGenerator)
     session_repository = providers.Singleton(InMemorySessionRepository)
     rate_limiter = providers.Singleton(InMemoryRateLimiter)
 
     market_data_validator = providers.Singleton(
         MarketDataValidator,
         catalog=catalog,
+        store=bar_store,
         clock=clock,
         cache_size=settings.provided.validation_cache_size,
         cache_ttl_seconds=settings.provided.validation_cache_ttl_seconds,
+    )
+    market_data_service = providers.Singleton(
+        MarketDataService,
+        store=bar_store,
+        catalog=catalog,
+        generator=bar_generator,
+        clock=clock,
     )
     session_service = providers.Singleton(
         SessionService,
@@ -48,6 +66,10 @@ class Container(containers.DeclarativeContainer):
         ids=ids,
         rate_limiter=rate_limiter,
         policy=settings.provided.session_policy,
+    )
+
+    simulation_service = providers.Singleton(
+        SimulationService, sessions=session_service, catalog=catalog, store=bar_store
     )
 
     api_key_store = providers.Singleton(FileApiKeyStore, settings.provided.api_keys_path)

@@ -77,6 +77,14 @@ class Settings:
     def api_keys_path(self) -> Path:
         return self.home / "api_keys.json"
 
+    @property
+    def bars_path(self) -> Path:
+        return self.home / "bars.db"
+
+    @property
+    def user_catalog_path(self) -> Path:
+        return self.home / "instruments.yaml"
+
     def limits(self, plan: Plan) -> Limits:
         return self.plan_limits[plan]
 

@@ -4,6 +4,7 @@ and builders for a `SessionService` over the real in-memory adapters."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -14,10 +15,29 @@ from typing import Any
 from adapters.ratelimit import InMemoryRateLimiter
 from adapters.storage.memory import InMemorySessionRepository
 from application.market_data import MarketDataValidator
-from application.ports import Clock, IdGenerator, RateLimiter, SessionRepository, SymbolCatalog
+from application.ports import (
+    BarStore,
+    Clock,
+    IdGenerator,
+    RateLimiter,
+    SessionRepository,
+    SymbolCatalog,
+)
 from application.principal import Principal
 from application.sessions import SessionService
+from domain.bars import (
+    Bar,
+    BarSeries,
+    Coverage,
+    DataSource,
+    Timeframe,
+    coverage_of,
+    merge_series,
+    plan_write,
+)
+from domain.calendar import is_trading_day
 from domain.dates import DateRange
+from domain.exchanges import daily_close, hours_of
 from domain.limits import PLAN_DEFAULTS, Limits, Plan, SessionPolicy
 from domain.session import EngineSettings, SessionParams, SimulationSession
 from domain.symbols import AssetClass, Instrument, Symbol
@@ -83,46 +103,146 @@ def instrument(
     ticker: str,
     asset_class: AssetClass = AssetClass.STOCK,
     exchange: str = "NASDAQ",
-    available_from: date = date(2000, 1, 3),
-    available_to: date = date(2025, 12, 31),
     name: str | None = None,
+    *,
+    currency: str = "USD",
+    lot_size: Decimal = Decimal(1),
+    listed: date | None = None,
 ) -> Instrument:
     """One catalog entry; `ticker` must already be in canonical form."""
     return Instrument(
-        Symbol(ticker, asset_class), name or ticker, exchange, available_from, available_to
+        Symbol(ticker, asset_class),
+        name or ticker,
+        exchange,
+        currency,
+        lot_size,
+        Decimal("0.01"),
+        listed,
     )
 
 
 DEFAULT_INSTRUMENTS: tuple[Instrument, ...] = (
-    instrument("AAPL", exchange="NASDAQ", available_from=date(1980, 12, 12)),
-    instrument("MSFT", exchange="NASDAQ", available_from=date(1986, 3, 13)),
+    instrument("AAPL", exchange="NASDAQ"),
+    instrument("MSFT", exchange="NASDAQ"),
     instrument("JPM", exchange="NYSE"),
     instrument("BRK.B", exchange="NYSE"),
-    instrument("KVUE", exchange="NYSE", available_from=date(2023, 5, 4)),
-    instrument(
-        "OLD", exchange="NYSE", available_from=date(1990, 1, 2), available_to=date(2020, 6, 30)
-    ),
-    instrument("EUR/USD", AssetClass.FOREX, "FOREX"),
-    instrument("GBP/USD", AssetClass.FOREX, "FOREX"),
-    instrument("BTC-USD", AssetClass.CRYPTO, "CRYPTO", available_from=date(2014, 9, 17)),
-    instrument("ETH-USD", AssetClass.CRYPTO, "CRYPTO", available_from=date(2017, 11, 9)),
+    instrument("KVUE", exchange="NYSE"),
+    instrument("OLD", exchange="NYSE"),
+    instrument("EUR/USD", AssetClass.FOREX, "FOREX", lot_size=Decimal(1000)),
+    instrument("GBP/USD", AssetClass.FOREX, "FOREX", lot_size=Decimal(1000)),
+    instrument("BTC-USD", AssetClass.CRYPTO, "CRYPTO", lot_size=Decimal("0.00001")),
+    instrument("ETH-USD", AssetClass.CRYPTO, "CRYPTO", lot_size=Decimal("0.0001")),
     instrument("GC", AssetClass.COMMODITY, "COMEX"),
+    instrument("NODATA", exchange="NYSE"),
 )
-"""A small universe with every asset class, a share-class ticker, a recent listing (KVUE)
-and a delisted symbol (OLD, no data after mid-2020)."""
+"""A small universe with every asset class, a share-class ticker, a recent listing (KVUE),
+a delisted symbol (OLD, no data after mid-2020) and one without any bars (NODATA)."""
+
+DEFAULT_DATA_SPANS: Mapping[str, tuple[date, date]] = {
+    "AAPL": (date(1990, 1, 2), date(2025, 12, 31)),
+    "MSFT": (date(1990, 1, 2), date(2025, 12, 31)),
+    "JPM": (date(2000, 1, 3), date(2025, 12, 31)),
+    "BRK.B": (date(2000, 1, 3), date(2025, 12, 31)),
+    "KVUE": (date(2023, 5, 4), date(2025, 12, 31)),
+    "OLD": (date(1990, 1, 2), date(2020, 6, 30)),
+    "EUR/USD": (date(2000, 1, 3), date(2025, 12, 31)),
+    "GBP/USD": (date(2000, 1, 3), date(2025, 12, 31)),
+    "BTC-USD": (date(2014, 9, 17), date(2025, 12, 31)),
+    "ETH-USD": (date(2017, 11, 9), date(2025, 12, 31)),
+    "GC": (date(2000, 1, 3), date(2025, 12, 31)),
+}
+"""The daily bars `InMemoryBarStore.with_defaults()` holds for each default instrument."""
+
+
+def daily_series(item: Instrument, first: date, last: date, price: str = "100.00") -> BarSeries:
+    """Flat daily bars (open=high=low=close=`price`) on the instrument's trading days."""
+    hours = hours_of(item)
+    calendar = item.symbol.asset_class.calendar
+    bars: list[Bar] = []
+    day = first
+    value = Decimal(price)
+    while day <= last:
+        if is_trading_day(day, calendar):
+            bars.append(Bar(daily_close(day, hours), value, value, value, value, Decimal(1000)))
+        day += timedelta(days=1)
+    return BarSeries.from_bars(item.symbol.ticker, Timeframe.D1, bars)
+
+
+@functools.cache
+def _default_series() -> tuple[BarSeries, ...]:
+    by_ticker = {i.symbol.ticker: i for i in DEFAULT_INSTRUMENTS}
+    return tuple(
+        daily_series(by_ticker[t], first, last) for t, (first, last) in DEFAULT_DATA_SPANS.items()
+    )
+
+
+class InMemoryBarStore:
+    """A `BarStore` in a dict, with the write rules of the real one (`plan_write`)."""
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, Timeframe], tuple[BarSeries, DataSource]] = {}
+        self._coverage: tuple[Coverage, ...] = ()
+        self.reads = 0
+
+    @classmethod
+    def with_defaults(cls, source: DataSource = DataSource.IMPORTED) -> InMemoryBarStore:
+        store = cls()
+        for series in _default_series():
+            store.put(series, source)
+        return store
+
+    def put(self, series: BarSeries, source: DataSource = DataSource.IMPORTED) -> None:
+        """Store without the write rules (test set-up)."""
+        self._series[(series.symbol, series.timeframe)] = (series, source)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self._coverage = tuple(coverage_of(s, src) for s, src in self._series.values() if s)
+
+    async def coverage(self) -> Sequence[Coverage]:
+        return self._coverage
+
+    async def read(
+        self, symbols: Sequence[str], timeframe: Timeframe, first: int, last: int
+    ) -> dict[str, BarSeries]:
+        self.reads += 1
+        result: dict[str, BarSeries] = {}
+        for symbol in symbols:
+            stored = self._series.get((symbol, timeframe))
+            result[symbol] = (
+                stored[0].between(first, last) if stored else BarSeries.empty(symbol, timeframe)
+            )
+        return result
+
+    async def write(self, series: BarSeries, source: DataSource, *, replace: bool) -> Coverage:
+        key = (series.symbol, series.timeframe)
+        stored = self._series.get(key)
+        stored_coverage = coverage_of(*stored) if stored else None
+        base = BarSeries.empty(series.symbol, series.timeframe)
+        if stored is not None and not plan_write(stored_coverage, series, source, replace=replace):
+            base = stored[0]
+        else:
+            plan_write(stored_coverage, series, source, replace=replace)
+        merged = merge_series(base, series)
+        self._series[key] = (merged, source)
+        self._refresh()
+        return coverage_of(merged, source)
+
+    async def remove(self, symbol: str, timeframe: Timeframe | None = None) -> int:
+        keys = [k for k in self._series if k[0] == symbol and timeframe in (None, k[1])]
+        removed = sum(len(self._series.pop(k)[0]) for k in keys)
+        self._refresh()
+        return removed
 
 
 class InMemoryCatalog:
-    """A `SymbolCatalog` over a fixed list of instruments."""
+    """A `SymbolCatalog` over a list of instruments; `add` appends to it."""
 
     def __init__(self, instruments: Iterable[Instrument] = DEFAULT_INSTRUMENTS) -> None:
-        self._instruments = tuple(instruments)
+        self._instruments: tuple[Instrument, ...] = ()
         self._by_key: dict[str, Instrument] = {}
-        for item in self._instruments:
-            if item.key in self._by_key:
-                raise ValueError(f"{item.symbol} collides with {self._by_key[item.key].symbol}")
-            self._by_key[item.key] = item
-        self._markets = tuple(sorted({i.exchange for i in self._instruments}))
+        for item in instruments:
+            self.add(item)
 
     def lookup(self, key: str) -> Instrument | None:
         return self._by_key.get(key)
@@ -131,7 +251,13 @@ class InMemoryCatalog:
         return self._instruments
 
     def markets(self) -> Sequence[str]:
-        return self._markets
+        return tuple(sorted({i.exchange for i in self._instruments}))
+
+    def add(self, item: Instrument) -> None:
+        if item.key in self._by_key:
+            raise ValueError(f"{item.symbol} collides with {self._by_key[item.key].symbol}")
+        self._instruments = (*self._instruments, item)
+        self._by_key[item.key] = item
 
 
 def limits_for(plan: Plan = Plan.PROFESSIONAL, **overrides: int) -> Limits:
@@ -156,6 +282,7 @@ def session_params(
     initial_capital: Decimal | str = "100000.00",
     metadata: Mapping[str, Any] | None = None,
     engine: EngineSettings | None = None,
+    timeframe: Timeframe = Timeframe.D1,
 ) -> SessionParams:
     """Parameters of a request that every default catalog and plan accepts."""
     return SessionParams(
@@ -164,6 +291,7 @@ def session_params(
         initial_capital=Decimal(initial_capital),
         metadata=dict(metadata) if metadata is not None else {},
         engine=engine if engine is not None else EngineSettings(),
+        timeframe=timeframe,
     )
 
 
@@ -172,9 +300,11 @@ def make_validator(
     clock: Clock | None = None,
     cache_size: int = 4096,
     cache_ttl_seconds: float = 300.0,
+    store: BarStore | None = None,
 ) -> MarketDataValidator:
     return MarketDataValidator(
         catalog if catalog is not None else InMemoryCatalog(),
+        store if store is not None else InMemoryBarStore.with_defaults(),
         clock if clock is not None else FakeClock(),
         cache_size=cache_size,
         cache_ttl_seconds=cache_ttl_seconds,

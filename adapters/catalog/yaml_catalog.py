@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import math
+import threading
+import time
 from collections.abc import Sequence
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from adapters.files import write_file_atomically
+from domain.errors import ValidationFailed
 from domain.symbols import AssetClass, Instrument, Symbol, canonical_symbol, symbol_key
 
 DEFAULT_CATALOG = Path(__file__).with_name("market_data.yaml")
-_REQUIRED = ("symbol", "name", "exchange", "asset_class", "available_from", "available_to")
+_REQUIRED = ("symbol", "name", "exchange", "asset_class")
 
 
 class CatalogError(Exception):
@@ -49,7 +55,9 @@ class YamlSymbolCatalog:
         self._markets = tuple(sorted({i.exchange for i in self._instruments}))
 
     @classmethod
-    def from_file(cls, path: Path | str = DEFAULT_CATALOG) -> YamlSymbolCatalog:
+    def from_file(
+        cls, path: Path | str = DEFAULT_CATALOG, *, allow_empty: bool = False
+    ) -> YamlSymbolCatalog:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -76,7 +84,7 @@ class YamlSymbolCatalog:
                     f"{earlier[0].symbol} (line {earlier[1]})"
                 )
             instruments.append(instrument)
-        if not instruments:
+        if not instruments and not allow_empty:
             raise CatalogError(f"{path}: the catalog lists no symbols")
         return cls(instruments, str(path))
 
@@ -88,6 +96,81 @@ class YamlSymbolCatalog:
 
     def markets(self) -> Sequence[str]:
         return self._markets
+
+    def add(self, instrument: Instrument) -> None:
+        raise ValidationFailed(
+            "symbol", f"{self.source} is read-only; cannot add {instrument.symbol}"
+        )
+
+
+class LayeredSymbolCatalog:
+    """The shipped catalog (read-only) plus the user's own `instruments.yaml`, which `add`
+    appends to. The user file is re-read when it changes, so instruments added by
+    `simutrador data import` in another process reach a running server."""
+
+    RECHECK_SECONDS = 1.0
+
+    def __init__(self, shipped: YamlSymbolCatalog, user_path: Path) -> None:
+        self._shipped = shipped
+        self._user_path = Path(user_path)
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._checked_at = -math.inf
+        self._merged = shipped
+
+    @classmethod
+    def from_files(cls, shipped: Path | str, user_path: Path | str) -> LayeredSymbolCatalog:
+        return cls(YamlSymbolCatalog.from_file(shipped), Path(user_path))
+
+    def lookup(self, key: str) -> Instrument | None:
+        return self._current().lookup(key)
+
+    def instruments(self) -> Sequence[Instrument]:
+        return self._current().instruments()
+
+    def markets(self) -> Sequence[str]:
+        return self._current().markets()
+
+    def add(self, instrument: Instrument) -> None:
+        with self._lock:
+            merged = self._reload()
+            if merged.lookup(instrument.key) is not None:
+                raise ValidationFailed("symbol", f"{instrument.symbol} is already in the catalog")
+            user = [i for i in merged.instruments() if self._shipped.lookup(i.key) is None] + [
+                instrument
+            ]
+            document = {"version": 2, "symbols": [instrument_entry(i) for i in user]}
+            text = "# Instruments added by `simutrador data import`.\n" + yaml.safe_dump(
+                document, sort_keys=False, allow_unicode=True
+            )
+            write_file_atomically(self._user_path, text.encode())
+            self._checked_at = -math.inf
+            self._reload()
+
+    def _current(self) -> YamlSymbolCatalog:
+        now = time.monotonic()
+        if now - self._checked_at < self.RECHECK_SECONDS:
+            return self._merged
+        with self._lock:
+            return self._reload()
+
+    def _reload(self) -> YamlSymbolCatalog:
+        self._checked_at = time.monotonic()
+        try:
+            stat = self._user_path.stat()
+            stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if stamp != self._stamp:
+            extra: Sequence[Instrument] = ()
+            if stamp is not None:
+                extra = YamlSymbolCatalog.from_file(self._user_path, allow_empty=True).instruments()
+            self._merged = YamlSymbolCatalog(
+                (*self._shipped.instruments(), *extra),
+                f"{self._shipped.source} + {self._user_path}",
+            )
+            self._stamp = stamp
+        return self._merged
 
 
 def _instrument(path: Path, entry: Any) -> Instrument:
@@ -108,9 +191,49 @@ def _instrument(path: Path, entry: Any) -> Instrument:
     ticker = canonical_symbol(raw, asset_class)
     if ticker is None or symbol_key(ticker) is None:
         raise CatalogError(f"{where}: '{raw}' is not a valid {asset_class.value} symbol")
-    first, last = entry["available_from"], entry["available_to"]
-    if not isinstance(first, date) or not isinstance(last, date) or first > last:
-        raise CatalogError(f"{where}: {raw} needs ISO dates with available_from <= available_to")
+    currency = str(entry.get("currency", "USD")).strip().upper()
+    if not currency.isalpha() or not 3 <= len(currency) <= 5:
+        raise CatalogError(f"{where}: currency '{currency}' is not a currency code (e.g. USD)")
+    lot_size = _positive_decimal(where, entry, "lot_size", Decimal(1))
+    tick_size = _positive_decimal(where, entry, "tick_size", Decimal("0.01"))
+    listed = entry.get("listed")
+    if listed is not None and not isinstance(listed, date):
+        raise CatalogError(f"{where}: listed must be an ISO date (YYYY-MM-DD)")
     return Instrument(
-        Symbol(ticker, asset_class), str(entry["name"]), str(entry["exchange"]), first, last
+        Symbol(ticker, asset_class),
+        str(entry["name"]),
+        str(entry["exchange"]),
+        currency,
+        lot_size,
+        tick_size,
+        listed,
     )
+
+
+def _positive_decimal(where: str, entry: dict[str, Any], name: str, default: Decimal) -> Decimal:
+    raw = entry.get(name)
+    if raw is None:
+        return default
+    try:
+        value = Decimal(str(raw).strip())
+    except InvalidOperation:
+        value = Decimal(-1)
+    if not value.is_finite() or value <= 0:
+        raise CatalogError(f"{where}: {name} must be a positive decimal, not '{raw}'")
+    return value
+
+
+def instrument_entry(instrument: Instrument) -> dict[str, Any]:
+    """The YAML mapping that `_instrument` reads back as `instrument`."""
+    entry: dict[str, Any] = {
+        "symbol": instrument.symbol.ticker,
+        "name": instrument.name,
+        "exchange": instrument.exchange,
+        "asset_class": instrument.symbol.asset_class.value,
+        "currency": instrument.currency,
+        "lot_size": str(instrument.lot_size),
+        "tick_size": str(instrument.tick_size),
+    }
+    if instrument.listed is not None:
+        entry["listed"] = instrument.listed
+    return entry

@@ -13,6 +13,7 @@ from domain.dates import format_instant
 from domain.errors import DomainError
 from domain.limits import Plan
 from entrypoints.cli.auth_commands import auth_app
+from entrypoints.cli.market_commands import symbols
 from entrypoints.cli.session_commands import session_app
 from entrypoints.container import Container
 from entrypoints.version import __version__
@@ -27,6 +28,7 @@ keys_app = typer.Typer(help="Manage API keys (admin; acts on SIMUTRADOR_HOME dir
 app.add_typer(keys_app, name="keys")
 app.add_typer(auth_app, name="auth")
 app.add_typer(session_app, name="session")
+app.command()(symbols)
 
 out = Console()
 err = Console(stderr=True)
@@ -53,12 +55,22 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind [SIMUTRADOR_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [SIMUTRADOR_PORT].")] = None,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+    sample: Annotated[
+        bool,
+        typer.Option(
+            "--sample/--no-sample",
+            help="On a home without any bars, first write the synthetic sample "
+            "(AAPL, MSFT, GOOGL, JPM, EUR/USD, BTC-USD daily).",
+        ),
+    ] = True,
 ) -> None:
     """Run the server (REST + WebSocket) on embedded defaults."""
     container = Container()
     settings = container.settings()
     bind_host, bind_port = host or settings.host, port or settings.port
     _ensure_demo_key(container, bind_host, bind_port)
+    if sample:
+        _ensure_sample_data(container)
     if reload:
         import uvicorn
 
@@ -74,6 +86,18 @@ def serve(
     from entrypoints.server.runner import build_server
 
     asyncio.run(build_server(container, bind_host, bind_port).serve())
+
+
+def _ensure_sample_data(container: Container) -> None:
+    written = asyncio.run(container.market_data_service().seed_sample_if_empty())
+    if not written:
+        return
+    out.print("No bars were stored: wrote the synthetic daily sample (--no-sample skips this).")
+    out.print(
+        "Sample ready: "
+        + ", ".join(f"{c.symbol} ({c.bars:,} bars)" for c in written)
+        + ". Bring real data with `simutrador data import`.\n"
+    )
 
 
 def _ensure_demo_key(container: Container, host: str, port: int) -> None:

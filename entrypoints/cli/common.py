@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import msgspec
@@ -112,6 +112,24 @@ def auth_client(server_url: str, api_key: str | None, cache: TokenCache) -> Auth
             code="NO_API_KEY",
         )
     return AuthClient(server_url, api_key, token=token)
+
+
+def with_auth(
+    server_url: str, api_key: str | None, action: Callable[[AuthClient], Coroutine[Any, Any, T]]
+) -> T:
+    """Run `action` with an authenticated client (REST calls). SDK errors exit 1."""
+    cache = TokenCache()
+    try:
+        auth = auth_client(server_url, api_key, cache)
+    except SimuTradorError as exc:
+        fail_with(exc)
+    seeded = auth.token
+    try:
+        return asyncio.run(action(auth))
+    except SimuTradorError as exc:
+        fail_with(exc)
+    finally:
+        _refresh_login(cache, auth, seeded)
 
 
 def with_sessions(

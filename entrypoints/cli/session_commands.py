@@ -88,6 +88,9 @@ def create(
         Decimal | None,
         typer.Option(parser=_amount, metavar="BPS", help="Slippage in basis points."),
     ] = None,
+    timeframe: Annotated[
+        str, typer.Option("--timeframe", "-t", help="Bar length: 1d, 1h, 5m or 1m.")
+    ] = "1d",
     server_url: ServerUrlOption = DEFAULT_URL,
     api_key: ApiKeyOption = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
@@ -100,7 +103,14 @@ def create(
         api_key,
         timeout,
         lambda client: client.create_session(
-            _symbols(symbols), start, end, capital, labels, commission, slippage_bps
+            _symbols(symbols),
+            start,
+            end,
+            capital,
+            labels,
+            commission,
+            slippage_bps,
+            timeframe=timeframe,
         ),
     )
     if as_json:
@@ -183,7 +193,9 @@ def session_table(session: SessionData) -> Table:
         ("state", _state(session.state)),
         ("symbols", escape(", ".join(session.symbols))),
         ("period", f"{_day(session.start_date)} → {_day(session.end_date)}"),
+        ("timeframe", session.timeframe),
         ("trading days", str(session.estimated_trading_days)),
+        ("bars", f"{session.total_bars:,}"),
         ("capital", _money(session.initial_capital)),
         ("commission", f"{session.commission_per_share} per share"),
         ("slippage", f"{session.slippage_bps} bps"),

@@ -9,13 +9,16 @@ from dataclasses import dataclass
 
 import msgspec
 
+from application.bars import InstrumentCoverage
 from application.ports import Clock
 from application.principal import Principal
 from application.sessions import SessionService
+from domain.bars import Timeframe
 from domain.dates import DateRange
 from domain.errors import DomainError, ValidationFailed
 from domain.ratelimit import TokenBucket
 from domain.session import EngineSettings, SessionParams, SessionState, SimulationSession
+from domain.symbols import AssetClass
 from domain.validation import check_symbol_count, parse_capital
 from entrypoints.protocol import messages as m
 from entrypoints.protocol.errors import (
@@ -55,9 +58,15 @@ def session_data(session: SimulationSession) -> m.SessionData:
         expires_at=session.expires_at,
         metadata=dict(session.metadata),
         estimated_trading_days=session.estimated_trading_days,
+        total_bars=session.total_bars,
         warnings=list(session.warnings),
+        timeframe=session.timeframe.value,
         commission_per_share=session.engine.commission_per_share,
+        commission_pct=session.engine.commission_pct,
+        commission_min=session.engine.commission_min,
         slippage_bps=session.engine.slippage_bps,
+        max_volume_pct=session.engine.max_volume_pct,
+        allow_short=session.engine.allow_short,
     )
 
 
@@ -69,8 +78,52 @@ def session_params(data: m.CreateSessionData, principal: Principal) -> SessionPa
         date_range=DateRange.parse(data.start_date, data.end_date),
         initial_capital=parse_capital(data.initial_capital),
         metadata=data.metadata,
-        engine=EngineSettings(data.commission_per_share, data.slippage_bps),
+        engine=EngineSettings(
+            commission_per_share=data.commission_per_share,
+            slippage_bps=data.slippage_bps,
+            commission_pct=data.commission_pct,
+            commission_min=data.commission_min,
+            max_volume_pct=data.max_volume_pct,
+            allow_short=data.allow_short,
+        ),
+        timeframe=Timeframe.parse(data.timeframe),
     )
+
+
+def instrument_data(listed: InstrumentCoverage) -> m.InstrumentData:
+    i = listed.instrument
+    return m.InstrumentData(
+        symbol=i.symbol.ticker,
+        name=i.name,
+        exchange=i.exchange,
+        asset_class=i.symbol.asset_class.value,
+        currency=i.currency,
+        lot_size=i.lot_size,
+        tick_size=i.tick_size,
+        data=[
+            m.CoverageData(
+                timeframe=c.timeframe.value,
+                first=c.first,
+                last=c.last,
+                bars=c.bars,
+                source=c.source.value,
+            )
+            for c in listed.data
+        ],
+    )
+
+
+def parse_asset_class(value: str | None) -> AssetClass | None:
+    if value is None or value == "":
+        return None
+    try:
+        return AssetClass(value.strip().lower())
+    except ValueError:
+        raise ValidationFailed(
+            "asset_class",
+            f"Unknown asset class '{value}'",
+            allowed=[a.value for a in AssetClass],
+        ) from None
 
 
 def parse_state(value: str | None) -> SessionState | None:

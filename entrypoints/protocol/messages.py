@@ -5,14 +5,14 @@ Every frame is `{"type": ..., "data": {...}, "request_id": ...}`; server frames 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 from msgspec import Struct, field
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 class _Message(Struct, tag_field="type", kw_only=True, omit_defaults=False):
@@ -28,8 +28,13 @@ class CreateSessionData(Struct, kw_only=True, forbid_unknown_fields=True):
     end_date: str
     initial_capital: Decimal
     metadata: dict[str, Any] = field(default_factory=dict)
+    timeframe: str = "1d"
     commission_per_share: Decimal = Decimal(0)
+    commission_pct: Decimal = Decimal(0)
+    commission_min: Decimal = Decimal(0)
     slippage_bps: Decimal = Decimal(0)
+    max_volume_pct: Decimal | None = None
+    allow_short: bool = False
 
 
 class SessionRef(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -76,6 +81,87 @@ RESERVED_MESSAGE_TYPES: tuple[str, ...] = (
 """Named by PROTOCOL.md §4 for the simulation engine; answered as not available yet."""
 
 
+# ---------------------------------------------------------------- simulation shapes (§4.3)
+
+
+class OrderData(Struct, kw_only=True, forbid_unknown_fields=True):
+    """An order as the client sends it; numbers may be JSON numbers or decimal strings."""
+
+    order_id: str
+    symbol: str
+    side: str
+    type: str = "market"
+    quantity: Decimal | None = None
+    notional: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: str = "gtc"
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+
+
+class ExecutionReportData(Struct, kw_only=True):
+    session_id: str
+    execution_id: str
+    order_id: str
+    symbol: str
+    side: str
+    status: str
+    quantity: Decimal | None
+    fill_quantity: Decimal
+    filled_quantity: Decimal
+    remaining_quantity: Decimal | None
+    price: Decimal | None
+    commission: Decimal
+    slippage: Decimal
+    sim_time: datetime | None
+    sequence_id: int
+    fill_reason: str | None = None
+    reason: str | None = None
+
+
+class MetricsData(Struct, kw_only=True):
+    total_return_pct: float | None
+    annual_return_pct: float | None
+    annual_volatility_pct: float | None
+    sharpe_ratio: float | None
+    sortino_ratio: float | None
+    max_drawdown_pct: float | None
+    calmar_ratio: float | None
+    final_equity: Decimal
+    total_trades: int
+    winning_trades: int
+    win_rate_pct: float | None
+    profit_factor: float | None
+    avg_trade_pct: float | None
+    best_trade_pct: float | None
+    worst_trade_pct: float | None
+    exposure_pct: float | None
+    total_commission: Decimal
+    total_slippage: Decimal
+
+
+class TradeData(Struct, kw_only=True):
+    symbol: str
+    side: str
+    quantity: Decimal
+    entry_time: datetime
+    entry_price: Decimal
+    exit_time: datetime
+    exit_price: Decimal
+    pnl: Decimal
+    return_pct: float
+    commission: Decimal
+
+
+class SimulationResultsData(Struct, kw_only=True):
+    session_id: str
+    metrics: MetricsData
+    equity_curve: list[tuple[date, Decimal]]
+    trades: list[TradeData]
+    executions: int
+
+
 class Envelope(Struct):
     """Just enough of a frame to classify it when the full decode fails."""
 
@@ -116,9 +202,15 @@ class SessionData(Struct, kw_only=True):
     expires_at: datetime
     metadata: dict[str, Any]
     estimated_trading_days: int
+    total_bars: int
     warnings: list[str]
+    timeframe: str = "1d"
     commission_per_share: Decimal = Decimal(0)
+    commission_pct: Decimal = Decimal(0)
+    commission_min: Decimal = Decimal(0)
     slippage_bps: Decimal = Decimal(0)
+    max_volume_pct: Decimal | None = None
+    allow_short: bool = False
 
 
 class SessionListData(Struct, kw_only=True):
@@ -213,3 +305,26 @@ class HealthResponse(Struct, kw_only=True):
     version: str
     active_sessions: int
     active_connections: int
+
+
+class CoverageData(Struct, kw_only=True):
+    timeframe: str
+    first: datetime
+    last: datetime
+    bars: int
+    source: str
+
+
+class InstrumentData(Struct, kw_only=True):
+    symbol: str
+    name: str
+    exchange: str
+    asset_class: str
+    currency: str
+    lot_size: Decimal
+    tick_size: Decimal
+    data: list[CoverageData]
+
+
+class SymbolsResponse(Struct, kw_only=True):
+    symbols: list[InstrumentData]

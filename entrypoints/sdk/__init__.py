@@ -11,6 +11,7 @@ from entrypoints.protocol.messages import (
     SessionDeletedData,
 )
 from entrypoints.sdk.auth import DEFAULT_SERVER_URL, AuthClient, ServerAddress, Token
+from entrypoints.sdk.backtest import BacktestResults, run_backtest
 from entrypoints.sdk.client import SessionClient, SessionState
 from entrypoints.sdk.errors import (
     ERROR_CLASSES,
@@ -18,6 +19,7 @@ from entrypoints.sdk.errors import (
     AuthenticationError,
     ClientClosedError,
     ConnectionLostError,
+    DataUnavailableError,
     ExcessiveCapitalError,
     InsufficientCapitalError,
     InternalServerError,
@@ -41,6 +43,8 @@ from entrypoints.sdk.errors import (
     UnknownMessageTypeError,
     ValidationFailedError,
 )
+from entrypoints.sdk.market import InstrumentData, list_symbols
+from entrypoints.sdk.strategy import Bar, Context, Strategy, StrategyUsageError
 
 __all__ = [
     "DEFAULT_SERVER_URL",
@@ -48,10 +52,15 @@ __all__ = [
     "AccessDeniedError",
     "AuthClient",
     "AuthenticationError",
+    "BacktestResults",
+    "Bar",
     "ClientClosedError",
     "ConnectionLostError",
     "ConnectionReadyData",
+    "Context",
+    "DataUnavailableError",
     "ExcessiveCapitalError",
+    "InstrumentData",
     "InsufficientCapitalError",
     "InternalServerError",
     "InvalidDateRangeError",
@@ -74,10 +83,14 @@ __all__ = [
     "SessionNotFoundError",
     "SessionState",
     "SimuTradorError",
+    "Strategy",
+    "StrategyUsageError",
     "Token",
     "TooManyConnectionsError",
     "TooManySymbolsError",
     "UnexpectedReplyError",
     "UnknownMessageTypeError",
     "ValidationFailedError",
+    "list_symbols",
+    "run_backtest",
 ]

@@ -375,21 +375,35 @@ class SessionClient:
         commission_per_share: AmountLike | None = None,
         slippage_bps: AmountLike | None = None,
         *,
+        timeframe: str = "1d",
+        commission_pct: AmountLike | None = None,
+        commission_min: AmountLike | None = None,
+        max_volume_pct: AmountLike | None = None,
+        allow_short: bool = False,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> m.SessionData:
         """A new session in state `ready`. Dates are ISO strings, `date`s or `datetime`s (naive
-        means UTC); amounts are `Decimal`, `int` or decimal strings, never floats."""
+        means UTC); amounts are `Decimal`, `int` or decimal strings, never floats. Engine
+        settings left as None take the server's defaults (PROTOCOL §4.1)."""
         data = m.CreateSessionData(
             symbols=list(symbols),
             start_date=_iso(start_date),
             end_date=_iso(end_date),
             initial_capital=_decimal("initial_capital", initial_capital),
             metadata=dict(metadata or {}),
+            timeframe=timeframe,
+            allow_short=allow_short,
         )
         if commission_per_share is not None:
             data.commission_per_share = _decimal("commission_per_share", commission_per_share)
         if slippage_bps is not None:
             data.slippage_bps = _decimal("slippage_bps", slippage_bps)
+        if commission_pct is not None:
+            data.commission_pct = _decimal("commission_pct", commission_pct)
+        if commission_min is not None:
+            data.commission_min = _decimal("commission_min", commission_min)
+        if max_volume_pct is not None:
+            data.max_volume_pct = _decimal("max_volume_pct", max_volume_pct)
         reply = await self.request(m.CreateSession(data=data), m.SessionCreated, timeout=timeout)
         return reply.data
 

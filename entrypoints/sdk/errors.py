@@ -211,6 +211,12 @@ class InternalServerError(ProtocolError):
     code = "INTERNAL_ERROR"
 
 
+class DataUnavailableError(SessionError):
+    """The server holds no bars of a symbol at the timeframe asked for."""
+
+    code = "DATA_UNAVAILABLE"
+
+
 ERROR_CLASSES: Mapping[str, type[SessionError]] = {
     cls.code: cls
     for cls in (
@@ -218,6 +224,7 @@ ERROR_CLASSES: Mapping[str, type[SessionError]] = {
         InvalidSymbolError,
         TooManySymbolsError,
         InvalidDateRangeError,
+        DataUnavailableError,
         InsufficientCapitalError,
         ExcessiveCapitalError,
         SessionLimitExceededError,

@@ -13,9 +13,15 @@ from litestar import Litestar, Request, Response, WebSocket, get, post, websocke
 from litestar.openapi import OpenAPIConfig
 
 from application.sessions import SessionService
-from domain.errors import AuthenticationFailed
+from domain.errors import AuthenticationFailed, DomainError
 from entrypoints.container import Container
-from entrypoints.protocol.messages import ErrorResponse, HealthResponse, TokenResponse
+from entrypoints.protocol.dispatcher import instrument_data, parse_asset_class
+from entrypoints.protocol.messages import (
+    ErrorResponse,
+    HealthResponse,
+    SymbolsResponse,
+    TokenResponse,
+)
 from entrypoints.server.websocket import LiveSockets, serve_connection
 from entrypoints.version import __version__
 
@@ -40,6 +46,7 @@ def create_app(container: Container) -> Litestar:
     auth = container.auth_service()
     sessions = container.session_service()
     dispatcher = container.dispatcher()
+    market_data = container.market_data_service()
     registry = container.connection_registry()
     live = LiveSockets()
 
@@ -72,6 +79,26 @@ def create_app(container: Container) -> Litestar:
             active_connections=registry.count(),
         )
 
+    @get("/symbols", summary="Instruments and the bars stored for each (Bearer token)")
+    async def symbols(
+        request: Request[Any, Any, Any], asset_class: str | None = None
+    ) -> Response[SymbolsResponse | ErrorResponse]:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        try:
+            await auth.authenticate(token if scheme.lower() == "bearer" else None)
+            wanted = parse_asset_class(asset_class)
+        except AuthenticationFailed as exc:
+            return Response(
+                ErrorResponse(error_code=exc.code, message=exc.message), status_code=401
+            )
+        except DomainError as exc:
+            return Response(
+                ErrorResponse(error_code=exc.code, message=exc.message), status_code=400
+            )
+        listed = await market_data.instruments(wanted)
+        return Response(SymbolsResponse(symbols=[instrument_data(i) for i in listed]))
+
     @websocket("/ws/simulate")
     async def simulate(socket: WebSocket[Any, Any, Any]) -> None:
         await serve_connection(socket, auth, dispatcher, registry, live)
@@ -88,7 +115,7 @@ def create_app(container: Container) -> Litestar:
                 await sweeper
 
     app = Litestar(
-        route_handlers=[issue_token, health, simulate],
+        route_handlers=[issue_token, health, symbols, simulate],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="SimuTrador", version=__version__, path="/schema"),
     )

@@ -28,8 +28,11 @@ class EmbeddedServer:
         container: Container | None = None,
         host: str = "127.0.0.1",
         log_level: str = "warning",
+        *,
+        sample: bool = True,
     ) -> None:
         self.container = container or Container()
+        self.sample = sample
         self.host = host
         self.log_level = log_level
         self._server: GracefulServer | None = None
@@ -48,6 +51,8 @@ class EmbeddedServer:
         return f"ws://{self.host}:{self.port}/ws/simulate"
 
     def start(self, timeout: float = 15.0) -> EmbeddedServer:
+        """Serve; on a home without any bars, first write the synthetic sample (as
+        `simutrador serve` does) unless `sample=False`."""
         self._server = build_server(self.container, self.host, 0, self.log_level)
         self._thread = threading.Thread(target=self._run, name="simutrador-server", daemon=True)
         self._thread.start()
@@ -63,6 +68,8 @@ class EmbeddedServer:
         server = self._server
 
         async def serve() -> None:
+            if self.sample:
+                await self.container.market_data_service().seed_sample_if_empty()
             config = server.config
             if not config.loaded:
                 config.load()

@@ -1,0 +1,519 @@
+"""One session's simulation, stepped bar by bar with one tick in flight (PROTOCOL.md §4):
+`advance` fills the live orders on the next bar and delivers it; `acknowledge` takes the
+orders sent since, live from the bar after. Bars are held columnar; state snapshots."""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from application.ports import BarStore, SymbolCatalog
+from application.principal import Principal
+from application.sessions import SessionService
+from domain.bars import BarSeries, from_epoch, merge_series, union_times
+from domain.broker import BarQuote, Broker, BrokerState, ExecutionReport
+from domain.errors import (
+    DataUnavailable,
+    DomainError,
+    InvalidSequence,
+    InvalidState,
+    InvalidSymbol,
+    ValidationFailed,
+)
+from domain.exchanges import ExchangeHours, hours_of, trading_day_bounds, trading_day_ordinals
+from domain.metrics import Metrics, compute_metrics
+from domain.orders import OrderRequest
+from domain.session import EngineSettings, SessionState, SimulationSession
+from domain.symbols import symbol_key
+from domain.trades import ClosedTrade, LedgerState, TradeLedger
+
+
+class AccountUpdates(StrEnum):
+    """When the server volunteers an account snapshot (§4.3 `start_simulation`)."""
+
+    ON_FILL = "on_fill"
+    EVERY_TICK = "every_tick"
+    ON_DEMAND = "on_demand"
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Bar `sequence_id` of every symbol that has one at `time`, after it closed and after
+    every order live on it was filled; `equity` and `cash` are marked to its closes."""
+
+    sequence_id: int
+    time: int
+    rows: Mapping[str, int]
+    """symbol → index of its bar in the simulation's series."""
+    equity: Decimal
+    cash: Decimal
+    is_last: bool
+
+    @property
+    def sim_time(self) -> datetime:
+        return from_epoch(self.time)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one `advance` produced: the reports of fills on the new bar, then its tick."""
+
+    reports: tuple[ExecutionReport, ...]
+    tick: Tick
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    accepted: tuple[str, ...]
+    rejected: Mapping[str, DomainError]
+    reports: tuple[ExecutionReport, ...] = ()
+    """Reports of cancels taken with the batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResults:
+    metrics: Metrics
+    equity_curve: tuple[tuple[date, Decimal], ...]
+    trades: tuple[ClosedTrade, ...]
+    executions: int
+    total_ticks: int
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationState:
+    """Everything a running simulation holds apart from its bars (which the store keeps):
+    enough to restore it and go on exactly as if it had never stopped."""
+
+    sequence: int
+    in_flight: int | None
+    cursors: tuple[tuple[str, int], ...]
+    broker: BrokerState
+    ledger: LedgerState
+    equity_curve: tuple[tuple[date, Decimal], ...]
+    ticks_with_position: int
+    reports: tuple[ExecutionReport, ...]
+    finished: bool
+
+
+@dataclass(slots=True)
+class _Book:
+    """Mutable progress; kept apart so `state()` and `restore` mirror each other."""
+
+    sequence: int = 0
+    in_flight: int | None = None
+    equity_curve: list[tuple[date, Decimal]] = field(default_factory=list)
+    ticks_with_position: int = 0
+    reports: list[ExecutionReport] = field(default_factory=list)
+    finished: bool = False
+
+
+class Simulation:
+    """The bar-stepping core shared by every driver (in process and over the WebSocket).
+
+    `series[symbol]` holds the warm-up bars followed by the tradable ones; `first_tradable`
+    says where trading starts. `ticks` are the distinct closes of the tradable bars."""
+
+    def __init__(
+        self,
+        session_id: str,
+        series: Mapping[str, BarSeries],
+        first_tradable: Mapping[str, int],
+        lot_sizes: Mapping[str, Decimal],
+        hours: ExchangeHours,
+        initial_capital: Decimal,
+        settings: EngineSettings,
+        account_updates: AccountUpdates = AccountUpdates.ON_FILL,
+    ) -> None:
+        self.session_id = session_id
+        self.series = dict(series)
+        self.first_tradable = dict(first_tradable)
+        self.symbols = tuple(self.series)
+        self.initial_capital = initial_capital
+        self.settings = settings
+        self.account_updates = account_updates
+        self.broker = Broker(initial_capital, lot_sizes, settings)
+        self.ledger = TradeLedger()
+        self._lot_sizes = dict(lot_sizes)
+        self.ticks = array(
+            "q",
+            union_times(
+                [s.slice(self.first_tradable[sym], len(s)) for sym, s in self.series.items()]
+            ),
+        )
+        days = trading_day_ordinals(self.ticks, hours)
+        # A tick closes its trading day when the next tick belongs to another day.
+        self._day_of_tick = days
+        self._day_ends = array("b", (days[i] != days[i + 1] for i in range(len(days) - 1))) + array(
+            "b", [1] if days else []
+        )
+        self._symbol_day_ends = {
+            sym: _day_ends(s, hours, settings_intraday=s.timeframe.is_intraday)
+            for sym, s in self.series.items()
+        }
+        self._cursors = dict(self.first_tradable)
+        self._book = _Book()
+
+    # ------------------------------------------------------------------ progress
+
+    @property
+    def total_ticks(self) -> int:
+        return len(self.ticks)
+
+    @property
+    def sequence(self) -> int:
+        """The last tick delivered (0 before the first)."""
+        return self._book.sequence
+
+    @property
+    def in_flight(self) -> int | None:
+        """The tick awaiting its ack, if any."""
+        return self._book.in_flight
+
+    @property
+    def finished(self) -> bool:
+        return self._book.finished
+
+    @property
+    def reports(self) -> Sequence[ExecutionReport]:
+        """Every execution report so far, in order."""
+        return self._book.reports
+
+    @property
+    def sim_time(self) -> datetime | None:
+        seq = self._book.sequence
+        return from_epoch(self.ticks[seq - 1]) if seq else None
+
+    @property
+    def done_stepping(self) -> bool:
+        """The last tick was delivered and acknowledged: only `finish` is left."""
+        return self._book.sequence >= len(self.ticks) and self._book.in_flight is None
+
+    # ------------------------------------------------------------------ stepping
+
+    def advance(self) -> Step:
+        """Fill the live orders on the next bar, mark to its close, and deliver it."""
+        book = self._book
+        if book.finished or book.in_flight is not None or book.sequence >= len(self.ticks):
+            raise InvalidState(self.session_id, self._phase(), "advance", ["tick acknowledged"])
+        sequence = book.sequence + 1
+        t = self.ticks[sequence - 1]
+        sim_time = from_epoch(t)
+        active = self.broker.active_symbols
+        rows: dict[str, int] = {}
+        quotes: dict[str, BarQuote] = {}
+        for symbol, series in self.series.items():
+            i = self._cursors[symbol]
+            if i < len(series) and series.times[i] == t:
+                rows[symbol] = i
+                self._cursors[symbol] = i + 1
+                if symbol in active:
+                    quotes[symbol] = self._quote(symbol, series, i)
+        reports = self.broker.process_bar(sequence, sim_time, quotes) if quotes else []
+        self._record(reports)
+        broker = self.broker
+        if broker.has_positions:
+            book.ticks_with_position += 1
+        equity = broker.equity
+        if self._day_ends[sequence - 1]:
+            book.equity_curve.append((date.fromordinal(self._day_of_tick[sequence - 1]), equity))
+        book.sequence = sequence
+        book.in_flight = sequence
+        tick = Tick(sequence, t, rows, equity, broker.cash, sequence == len(self.ticks))
+        return Step(tuple(reports), tick)
+
+    def acknowledge(
+        self,
+        sequence_id: int,
+        orders: Sequence[OrderRequest] = (),
+        cancels: Sequence[str] = (),
+    ) -> BatchResult:
+        """Close tick `sequence_id`; `orders` and `cancels` take effect from the next bar."""
+        if self._book.in_flight is None or sequence_id != self._book.in_flight:
+            expected = self._book.in_flight or self._book.sequence + 1
+            raise InvalidSequence(expected, sequence_id)
+        result = self.submit(orders, cancels)
+        self._book.in_flight = None
+        return result
+
+    def submit(self, orders: Sequence[OrderRequest], cancels: Sequence[str] = ()) -> BatchResult:
+        """Take orders now: live from the bar after the last one delivered."""
+        if self._book.finished:
+            raise InvalidState(self.session_id, "completed", "submit orders", ["running"])
+        accepted: list[str] = []
+        rejected: dict[str, DomainError] = {}
+        live_from = self._book.sequence + 1
+        for request in orders:
+            try:
+                self.broker.submit(request, live_from)
+            except DomainError as exc:
+                rejected[request.order_id] = exc
+            else:
+                accepted.append(request.order_id)
+        reports: list[ExecutionReport] = []
+        for order_id in cancels:
+            try:
+                reports.append(self.broker.cancel(order_id))
+            except DomainError as exc:
+                rejected[order_id] = exc
+        self._record(reports)
+        return BatchResult(tuple(accepted), rejected, tuple(reports))
+
+    def cancel(self, order_id: str) -> ExecutionReport:
+        report = self.broker.cancel(order_id)
+        self._record([report])
+        return report
+
+    def finish(self) -> list[ExecutionReport]:
+        """End of data: open orders are cancelled (reported); positions stay marked."""
+        if self._book.finished:
+            return []
+        if not self.done_stepping:
+            raise InvalidState(self.session_id, self._phase(), "finish", ["last tick acked"])
+        t = self.ticks[-1] if self.ticks else 0
+        reports = self.broker.finish(self._book.sequence, from_epoch(t))
+        self._record(reports)
+        self._book.finished = True
+        return reports
+
+    def results(self) -> SimulationResults:
+        book = self._book
+        curve = book.equity_curve
+        # Metrics come from exactly the published daily curve (§4.6), so anyone holding the
+        # results can recompute them. With daily bars its first point is the initial
+        # capital: no order can fill on the first bar.
+        daily = [e for _, e in curve] or [self.initial_capital]
+        metrics = compute_metrics(
+            daily,
+            self.ledger.trades,
+            bars_total=book.sequence,
+            bars_with_position=book.ticks_with_position,
+            total_commission=self.broker.total_commission,
+            total_slippage=self.broker.total_slippage,
+        )
+        return SimulationResults(
+            metrics,
+            tuple(curve),
+            tuple(self.ledger.trades),
+            sum(1 for r in book.reports if r.is_fill),
+            len(self.ticks),
+        )
+
+    # ------------------------------------------------------------------ views
+
+    def bar_window(self, symbol: str, n: int, column: str = "close") -> list[Decimal]:
+        """The last `n` values of a column up to and including the current bar (warm-up
+        bars included); fewer when there are not that many yet."""
+        series = self.series[symbol]
+        end = self._cursors[symbol]
+        values = getattr(series, _COLUMN[column])[max(0, end - n) : end]
+        if column == "volume":
+            return [series.volume(v) for v in values]
+        return [series.price(v) for v in values]
+
+    def reports_after(self, sequence_id: int) -> list[ExecutionReport]:
+        return [r for r in self._book.reports if r.sequence_id > sequence_id]
+
+    # ------------------------------------------------------------------ snapshot
+
+    def state(self) -> SimulationState:
+        book = self._book
+        return SimulationState(
+            book.sequence,
+            book.in_flight,
+            tuple(self._cursors.items()),
+            self.broker.state(),
+            self.ledger.state(),
+            tuple(book.equity_curve),
+            book.ticks_with_position,
+            tuple(book.reports),
+            book.finished,
+        )
+
+    def restore(self, state: SimulationState) -> None:
+        """Continue from `state` (taken from a simulation over the same bars and settings)."""
+        self.broker = Broker.restore(state.broker, self._lot_sizes, self.settings)
+        self.ledger = TradeLedger.restore(state.ledger)
+        self._cursors = dict(state.cursors)
+        self._book = _Book(
+            state.sequence,
+            state.in_flight,
+            list(state.equity_curve),
+            state.ticks_with_position,
+            list(state.reports),
+            state.finished,
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    def _quote(self, symbol: str, series: BarSeries, i: int) -> BarQuote:
+        return BarQuote(
+            series.price(series.opens[i]),
+            series.price(series.highs[i]),
+            series.price(series.lows[i]),
+            series.price(series.closes[i]),
+            series.volume(series.volumes[i]),
+            last_of_day=bool(self._symbol_day_ends[symbol][i]),
+        )
+
+    def _record(self, reports: Sequence[ExecutionReport]) -> None:
+        if not reports:
+            return
+        self._book.reports.extend(reports)
+        for r in reports:
+            if r.is_fill and r.price is not None and r.sim_time is not None:
+                self.ledger.record_fill(
+                    r.symbol, r.side.value, r.fill_quantity, r.price, r.commission, r.sim_time
+                )
+
+    def _phase(self) -> str:
+        if self._book.finished:
+            return "completed"
+        if self._book.in_flight is not None:
+            return f"tick {self._book.in_flight} awaiting ack"
+        return "between ticks"
+
+
+_COLUMN = {
+    "open": "opens",
+    "high": "highs",
+    "low": "lows",
+    "close": "closes",
+    "volume": "volumes",
+}
+
+
+def _day_ends(series: BarSeries, hours: ExchangeHours, *, settings_intraday: bool) -> array[int]:
+    """1 where a bar is the last of its trading day. Every daily bar is its own day."""
+    if not settings_intraday:
+        return array("b", [1]) * len(series)
+    days = trading_day_ordinals(series.times, hours)
+    n = len(days)
+    return array("b", (days[i] != days[i + 1] for i in range(n - 1))) + array("b", [1] if n else [])
+
+
+WARMUP_LOOKBACK_FACTOR = 4
+"""Calendar time read per warm-up bar wanted, to step over weekends and holidays."""
+MAX_WARMUP_BARS = 10_000
+
+
+class SimulationService:
+    """Owns the simulation of each running session: start (session → `running`), lookup,
+    complete (→ `completed`, results kept), fail (→ `error` with a reason)."""
+
+    def __init__(
+        self,
+        sessions: SessionService,
+        catalog: SymbolCatalog,
+        store: BarStore,
+    ) -> None:
+        self._sessions = sessions
+        self._catalog = catalog
+        self._store = store
+        self._running: dict[str, Simulation] = {}
+        self._results: dict[str, SimulationResults] = {}
+
+    async def start(
+        self,
+        principal: Principal,
+        session_id: str,
+        warmup_bars: int = 0,
+        account_updates: AccountUpdates = AccountUpdates.ON_FILL,
+    ) -> Simulation:
+        session = await self._sessions.get(principal, session_id)
+        if session.state is not SessionState.READY:
+            raise InvalidState(session_id, session.state.value, "start", ["ready"])
+        if not 0 <= warmup_bars <= MAX_WARMUP_BARS:
+            raise ValidationFailed(
+                "warmup_bars", f"warmup_bars must be between 0 and {MAX_WARMUP_BARS}"
+            )
+        simulation = await self.build(session, warmup_bars, account_updates)
+        await self._sessions.change_state(principal, session_id, SessionState.RUNNING)
+        self._running[session_id] = simulation
+        return simulation
+
+    async def build(
+        self,
+        session: SimulationSession,
+        warmup_bars: int = 0,
+        account_updates: AccountUpdates = AccountUpdates.ON_FILL,
+    ) -> Simulation:
+        """A fresh simulation of `session` over the bars stored now (no state change)."""
+        instruments = []
+        for symbol in session.symbols:
+            key = symbol_key(symbol.ticker)
+            found = self._catalog.lookup(key) if key is not None else None
+            if found is None:
+                raise InvalidSymbol([symbol.ticker], self._catalog.markets())
+            instruments.append(found)
+        timeframe = session.timeframe
+        first_day, last_day = session.date_range.first_day, session.date_range.last_day
+        bounds = {
+            i.symbol.ticker: trading_day_bounds(first_day, last_day, hours_of(i))
+            for i in instruments
+        }
+        tickers = list(bounds)
+        lo = min(b[0] for b in bounds.values())
+        hi = max(b[1] for b in bounds.values())
+        stored = await self._store.read(tickers, timeframe, lo, hi)
+        series = {t: stored[t].between(*bounds[t]) for t in tickers}
+        first_tradable = dict.fromkeys(tickers, 0)
+        if warmup_bars:
+            lookback = warmup_bars * timeframe.seconds * WARMUP_LOOKBACK_FACTOR + 14 * 86_400
+            before = await self._store.read(tickers, timeframe, lo - lookback, lo - 1)
+            for t in tickers:
+                warm = before[t].between(lo - lookback, bounds[t][0] - 1)
+                warm = warm.slice(max(0, len(warm) - warmup_bars), len(warm))
+                first_tradable[t] = len(warm)
+                series[t] = merge_series(warm, series[t])
+        if not any(len(s) > first_tradable[t] for t, s in series.items()):
+            raise DataUnavailable(", ".join(tickers), timeframe.value)
+        return Simulation(
+            session.id,
+            series,
+            first_tradable,
+            {i.symbol.ticker: i.lot_size for i in instruments},
+            hours_of(instruments[0]),
+            session.initial_capital,
+            session.engine,
+            account_updates,
+        )
+
+    async def simulation(self, principal: Principal, session_id: str) -> Simulation:
+        """The caller's running (or paused) simulation."""
+        session = await self._sessions.get(principal, session_id)
+        simulation = self._running.get(session_id)
+        if simulation is None:
+            raise InvalidState(
+                session_id, session.state.value, "drive the simulation of", ["running", "paused"]
+            )
+        return simulation
+
+    async def complete(self, principal: Principal, session_id: str) -> SimulationResults:
+        """Finish a simulation whose last tick was acknowledged; its results are kept."""
+        simulation = await self.simulation(principal, session_id)
+        simulation.finish()
+        results = simulation.results()
+        await self._sessions.change_state(principal, session_id, SessionState.COMPLETED)
+        self._results[session_id] = results
+        self._running.pop(session_id, None)
+        return results
+
+    async def fail(self, principal: Principal, session_id: str, reason: str) -> None:
+        self._running.pop(session_id, None)
+        await self._sessions.fail(principal, session_id, reason)
+
+    async def results(self, principal: Principal, session_id: str) -> SimulationResults:
+        session = await self._sessions.get(principal, session_id)
+        found = self._results.get(session_id)
+        if found is None:
+            raise InvalidState(session_id, session.state.value, "get results of", ["completed"])
+        return found
+
+    def forget(self, session_id: str) -> None:
+        """Drop whatever is held for a deleted or expired session."""
+        self._running.pop(session_id, None)
+        self._results.pop(session_id, None)

@@ -1,0 +1,521 @@
+"""The simulated broker of one simulation: its order book, cash and positions, advanced bar by
+bar under the fill rules of PROTOCOL.md §4.5 (the rules themselves live in domain.fills)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from domain.errors import DuplicateOrderId, OrderNotFound
+from domain.fills import (
+    BarQuote,
+    FillReason,
+    PriceMatch,
+    commission,
+    match_order,
+    notional_quantity,
+    triggers_stop_limit,
+    volume_cap,
+)
+from domain.orders import (
+    Order,
+    OrderRequest,
+    OrderSide,
+    OrderSnapshot,
+    OrderStatus,
+    TimeInForce,
+    exit_order_id,
+    validate_order,
+)
+from domain.session import EngineSettings
+
+__all__ = [
+    "AccountView",
+    "BarQuote",
+    "Broker",
+    "BrokerState",
+    "ExecutionReport",
+    "PositionState",
+    "PositionView",
+    "ReportReason",
+]
+
+ZERO = Decimal(0)
+SHORT_MARGIN_FRACTION = Decimal("0.5")
+"""Equity must stay at least this share of the gross short value after a short sale (§4.5)."""
+
+
+class ReportReason(StrEnum):
+    """Why an order ended without (completely) filling."""
+
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    SHORT_NOT_ALLOWED = "SHORT_NOT_ALLOWED"
+    INSUFFICIENT_MARGIN = "INSUFFICIENT_MARGIN"
+    END_OF_DATA = "END_OF_DATA"
+    TIME_IN_FORCE = "TIME_IN_FORCE"
+    CANCELLED = "CANCELLED"
+    OCO = "OCO"
+    """The other leg of its bracket filled."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionReport:
+    """One event in an order's life: a fill (`fill_reason` set, `price` set) or its end
+    (`reason` set). `slippage` is money: |price - unslipped price| * fill_quantity."""
+
+    execution_id: str
+    order_id: str
+    symbol: str
+    side: OrderSide
+    status: OrderStatus
+    quantity: Decimal | None
+    fill_quantity: Decimal
+    filled_quantity: Decimal
+    remaining_quantity: Decimal | None
+    price: Decimal | None
+    commission: Decimal
+    slippage: Decimal
+    sim_time: datetime | None
+    sequence_id: int
+    fill_reason: FillReason | None = None
+    reason: ReportReason | None = None
+    parent_id: str | None = None
+
+    @property
+    def is_fill(self) -> bool:
+        return self.fill_quantity > 0
+
+
+@dataclass(slots=True)
+class Position:
+    """A net position with average-cost accounting. `cost_basis` is the signed cost of the
+    open quantity (negative for a short), so unrealized P&L is quantity * mark - cost_basis."""
+
+    symbol: str
+    quantity: Decimal
+    cost_basis: Decimal
+    mark: Decimal
+
+    @property
+    def market_value(self) -> Decimal:
+        return self.quantity * self.mark
+
+    @property
+    def unrealized_pnl(self) -> Decimal:
+        return self.market_value - self.cost_basis
+
+    def apply_fill(self, signed_quantity: Decimal, price: Decimal) -> Decimal:
+        """Trade `signed_quantity` (+ buys) at `price`; returns the P&L realized by it."""
+        realized = ZERO
+        if self.quantity and (self.quantity > 0) != (signed_quantity > 0):
+            held = abs(self.quantity)
+            closing = min(abs(signed_quantity), held)
+            # Releasing all of the basis on a full close leaves no rounding residue behind.
+            released = self.cost_basis if closing == held else self.cost_basis * closing / held
+            direction = 1 if self.quantity > 0 else -1
+            realized = direction * closing * price - released
+            self.cost_basis -= released
+            self.quantity -= direction * closing
+            signed_quantity += direction * closing
+        if signed_quantity:
+            self.quantity += signed_quantity
+            self.cost_basis += signed_quantity * price
+        self.mark = price
+        return realized
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    symbol: str
+    quantity: Decimal
+    avg_price: Decimal
+    market_price: Decimal
+    market_value: Decimal
+    unrealized_pnl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """The account as §4.3's account_snapshot shows it. `realized_pnl` is before
+    commission, so equity = initial cash + realized + unrealized - total_commission."""
+
+    cash: Decimal
+    equity: Decimal
+    buying_power: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    total_commission: Decimal
+    total_slippage: Decimal
+    positions: tuple[PositionView, ...]
+    open_orders: tuple[OrderSnapshot, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PositionState:
+    symbol: str
+    quantity: Decimal
+    cost_basis: Decimal
+    mark: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerState:
+    """Everything a broker needs to continue exactly where it stopped (msgspec-encodable)."""
+
+    cash: Decimal
+    realized_pnl: Decimal
+    total_commission: Decimal
+    total_slippage: Decimal
+    positions: tuple[PositionState, ...]
+    open_orders: tuple[OrderSnapshot, ...]
+    used_order_ids: tuple[str, ...]
+    executions: int
+    last_sequence_id: int
+    last_sim_time: datetime | None
+
+
+class Broker:
+    """Order book and portfolio of one simulation.
+
+    Open orders are kept in acceptance order, which is the order they fill in on a bar
+    (§4.5), across symbols too, because one fill's cash decides whether the next is funded.
+    Bracket exits are ordinary open orders linked to their entry; cancelling one leg by hand
+    cancels only that leg.
+    """
+
+    def __init__(
+        self, initial_cash: Decimal, lot_sizes: Mapping[str, Decimal], settings: EngineSettings
+    ) -> None:
+        self._settings = settings
+        self._lot_sizes = dict(lot_sizes)
+        self._cash = initial_cash
+        self._realized_pnl = ZERO
+        self._total_commission = ZERO
+        self._total_slippage = ZERO
+        self._positions: dict[str, Position] = {}
+        self._open_orders: dict[str, Order] = {}
+        self._used_order_ids: set[str] = set()
+        self._executions = 0
+        self._last_sequence_id = 0
+        self._last_sim_time: datetime | None = None
+
+    # -- orders -------------------------------------------------------------------------
+
+    def submit(self, request: OrderRequest, live_from_sequence: int) -> Order:
+        """Accept an order, live from the first bar whose sequence is >= live_from_sequence.
+
+        Raises InvalidOrder, or DuplicateOrderId for an id this broker has seen, including
+        the `-sl`/`-tp` ids a bracket reserves for its exits.
+        """
+        validate_order(request, self._lot_sizes)
+        order_ids = [request.order_id]
+        order_ids += [exit_order_id(request.order_id, role) for role in request.exit_roles]
+        for order_id in order_ids:
+            if order_id in self._used_order_ids:
+                raise DuplicateOrderId(order_id)
+        self._used_order_ids.update(order_ids)
+        order = Order.accept(request, live_from_sequence)
+        self._open_orders[order.order_id] = order
+        return order
+
+    def cancel(self, order_id: str) -> ExecutionReport:
+        """Cancel an open order as of the last bar processed. A cancelled entry never
+        creates its bracket; cancelling one exit leaves its sibling open."""
+        order = self._open_orders.get(order_id)
+        if order is None:
+            raise OrderNotFound(order_id)
+        return self._end(order, OrderStatus.CANCELLED, ReportReason.CANCELLED)
+
+    def process_bar(
+        self, sequence_id: int, sim_time: datetime, quotes: Mapping[str, BarQuote]
+    ) -> list[ExecutionReport]:
+        """Fill every live order of each quoted symbol against its bar, apply time in force,
+        then mark positions to the quoted closes. Unquoted symbols keep their last mark."""
+        if sequence_id <= self._last_sequence_id:
+            raise ValueError(f"bar {sequence_id} does not follow bar {self._last_sequence_id}")
+        self._last_sequence_id, self._last_sim_time = sequence_id, sim_time
+        reports: list[ExecutionReport] = []
+        for order in list(self._open_orders.values()):
+            quote = quotes.get(order.symbol)
+            # An order may have been closed earlier in this loop (the other leg of an OCO).
+            if quote is None or not order.is_open or not order.go_live(sequence_id):
+                continue
+            self._work(order, quote, reports)
+        for symbol, position in self._positions.items():
+            quote = quotes.get(symbol)
+            if quote is not None:
+                position.mark = quote.close
+        return reports
+
+    def finish(self, sequence_id: int, sim_time: datetime) -> list[ExecutionReport]:
+        """End of data: cancel every open order (END_OF_DATA). Positions stay as they are."""
+        self._last_sequence_id, self._last_sim_time = sequence_id, sim_time
+        return [
+            self._end(order, OrderStatus.CANCELLED, ReportReason.END_OF_DATA)
+            for order in list(self._open_orders.values())
+        ]
+
+    # -- account ------------------------------------------------------------------------
+
+    @property
+    def cash(self) -> Decimal:
+        return self._cash
+
+    @property
+    def buying_power(self) -> Decimal:
+        return self._cash
+
+    @property
+    def equity(self) -> Decimal:
+        return self._cash + sum((p.market_value for p in self._positions.values()), ZERO)
+
+    @property
+    def realized_pnl(self) -> Decimal:
+        return self._realized_pnl
+
+    @property
+    def unrealized_pnl(self) -> Decimal:
+        return sum((p.unrealized_pnl for p in self._positions.values()), ZERO)
+
+    @property
+    def total_commission(self) -> Decimal:
+        return self._total_commission
+
+    @property
+    def total_slippage(self) -> Decimal:
+        return self._total_slippage
+
+    @property
+    def active_symbols(self) -> frozenset[str]:
+        """Symbols with an open order or a position: the only ones process_bar needs."""
+        return frozenset(o.symbol for o in self._open_orders.values()).union(self._positions)
+
+    @property
+    def has_positions(self) -> bool:
+        return bool(self._positions)
+
+    def position_quantity(self, symbol: str) -> Decimal:
+        position = self._positions.get(symbol)
+        return ZERO if position is None else position.quantity
+
+    def open_order(self, order_id: str) -> OrderSnapshot | None:
+        order = self._open_orders.get(order_id)
+        return None if order is None else order.snapshot()
+
+    def account(self) -> AccountView:
+        positions = tuple(
+            PositionView(
+                symbol=p.symbol,
+                quantity=p.quantity,
+                avg_price=p.cost_basis / p.quantity,
+                market_price=p.mark,
+                market_value=p.market_value,
+                unrealized_pnl=p.unrealized_pnl,
+            )
+            for p in self._positions.values()
+        )
+        return AccountView(
+            cash=self._cash,
+            equity=self.equity,
+            buying_power=self.buying_power,
+            realized_pnl=self._realized_pnl,
+            unrealized_pnl=self.unrealized_pnl,
+            total_commission=self._total_commission,
+            total_slippage=self._total_slippage,
+            positions=positions,
+            open_orders=tuple(o.snapshot() for o in self._open_orders.values()),
+        )
+
+    # -- snapshot -----------------------------------------------------------------------
+
+    def state(self) -> BrokerState:
+        return BrokerState(
+            cash=self._cash,
+            realized_pnl=self._realized_pnl,
+            total_commission=self._total_commission,
+            total_slippage=self._total_slippage,
+            positions=tuple(
+                PositionState(p.symbol, p.quantity, p.cost_basis, p.mark)
+                for p in self._positions.values()
+            ),
+            open_orders=tuple(o.snapshot() for o in self._open_orders.values()),
+            used_order_ids=tuple(sorted(self._used_order_ids)),
+            executions=self._executions,
+            last_sequence_id=self._last_sequence_id,
+            last_sim_time=self._last_sim_time,
+        )
+
+    @classmethod
+    def restore(
+        cls, state: BrokerState, lot_sizes: Mapping[str, Decimal], settings: EngineSettings
+    ) -> Broker:
+        broker = cls(state.cash, lot_sizes, settings)
+        broker._realized_pnl = state.realized_pnl
+        broker._total_commission = state.total_commission
+        broker._total_slippage = state.total_slippage
+        broker._positions = {
+            p.symbol: Position(p.symbol, p.quantity, p.cost_basis, p.mark) for p in state.positions
+        }
+        broker._open_orders = {o.order_id: Order.from_snapshot(o) for o in state.open_orders}
+        broker._used_order_ids = set(state.used_order_ids)
+        broker._executions = state.executions
+        broker._last_sequence_id = state.last_sequence_id
+        broker._last_sim_time = state.last_sim_time
+        return broker
+
+    # -- filling ------------------------------------------------------------------------
+
+    def _work(self, order: Order, quote: BarQuote, reports: list[ExecutionReport]) -> None:
+        triggered_now = triggers_stop_limit(order, quote)
+        match = match_order(order, quote, self._settings)
+        if match is not None:
+            self._try_fill(order, match, quote, reports)
+        if triggered_now:
+            # Whatever the open did, from the next bar on it rests as a plain limit.
+            order.stop_triggered = True
+        if order.is_open and self._time_in_force_ends(order, quote):
+            reports.append(self._end(order, OrderStatus.EXPIRED, ReportReason.TIME_IN_FORCE))
+
+    @staticmethod
+    def _time_in_force_ends(order: Order, quote: BarQuote) -> bool:
+        time_in_force = order.request.time_in_force
+        # An ioc is only ever worked on its bar B, so reaching here ends it.
+        return time_in_force is TimeInForce.IOC or (
+            time_in_force is TimeInForce.DAY and quote.last_of_day
+        )
+
+    def _try_fill(
+        self, order: Order, match: PriceMatch, quote: BarQuote, reports: list[ExecutionReport]
+    ) -> None:
+        lot_size = self._lot_sizes[order.symbol]
+        cap = volume_cap(quote.volume, lot_size, self._settings.max_volume_pct)
+        if cap == 0:
+            return  # too thin a bar for one lot: nothing fills, the order stays as it is
+        quantity = self._unfilled_quantity(order, match, lot_size)
+        if cap is not None:
+            quantity = min(quantity, cap)
+        fee = commission(quantity, match.price, self._settings)
+        refusal = (
+            ReportReason.INSUFFICIENT_FUNDS
+            if not quantity
+            else self._refusal(order, quantity, match.price, fee)
+        )
+        if refusal is not None:
+            reports.append(self._end(order, OrderStatus.REJECTED, refusal))
+            return
+        self._book_fill(order, quantity, match, fee)
+        reports.append(self._report(order, fill_quantity=quantity, match=match, fee=fee))
+        sibling_id = order.sibling_id
+        if sibling_id is not None and sibling_id in self._open_orders:
+            sibling = self._open_orders[sibling_id]
+            reports.append(self._end(sibling, OrderStatus.CANCELLED, ReportReason.OCO))
+        if order.status is OrderStatus.FILLED:
+            del self._open_orders[order.order_id]
+            self._create_exits(order)
+
+    def _unfilled_quantity(self, order: Order, match: PriceMatch, lot_size: Decimal) -> Decimal:
+        """What is left to fill; a notional order is sized here, at its first fill's price
+        (0 when not one lot fits, which §4.3 rejects as INSUFFICIENT_FUNDS)."""
+        if order.quantity is None:
+            notional = order.request.notional
+            if notional is None:  # validate_order guarantees one of quantity and notional
+                raise ValueError(f"order {order.order_id} has neither quantity nor notional")
+            sized = notional_quantity(notional, match.price, lot_size, self._settings)
+            if not sized:
+                return ZERO
+            order.quantity = sized
+        return order.quantity - order.filled_quantity
+
+    def _refusal(
+        self, order: Order, quantity: Decimal, price: Decimal, fee: Decimal
+    ) -> ReportReason | None:
+        if order.request.side is OrderSide.BUY:
+            funded = quantity * price + fee <= self._cash
+            return None if funded else ReportReason.INSUFFICIENT_FUNDS
+        held = self.position_quantity(order.symbol)
+        if quantity <= held:
+            return None
+        if not self._settings.allow_short:
+            return ReportReason.SHORT_NOT_ALLOWED
+        if self._margin_holds_after_sale(order.symbol, held, quantity, price, fee):
+            return None
+        return ReportReason.INSUFFICIENT_MARGIN
+
+    def _margin_holds_after_sale(
+        self, symbol: str, held: Decimal, quantity: Decimal, price: Decimal, fee: Decimal
+    ) -> bool:
+        """Equity >= 50 % of the gross short value once `quantity` is sold at `price` (the
+        symbol sold is valued at that price, every other position at its mark)."""
+        equity = self._cash - fee + held * price
+        gross_short = (quantity - held) * price
+        for other in self._positions.values():
+            if other.symbol == symbol:
+                continue
+            equity += other.market_value
+            if other.quantity < 0:
+                gross_short -= other.market_value
+        return equity >= SHORT_MARGIN_FRACTION * gross_short
+
+    def _book_fill(self, order: Order, quantity: Decimal, match: PriceMatch, fee: Decimal) -> None:
+        signed_quantity = quantity * order.request.side.sign
+        self._cash -= signed_quantity * match.price + fee
+        self._total_commission += fee
+        self._total_slippage += match.slippage_cost(quantity)
+        symbol = order.symbol
+        position = self._positions.get(symbol) or Position(symbol, ZERO, ZERO, match.price)
+        self._realized_pnl += position.apply_fill(signed_quantity, match.price)
+        if position.quantity:
+            self._positions[symbol] = position
+        else:
+            self._positions.pop(symbol, None)
+        order.record_fill(quantity, match.price)
+
+    def _create_exits(self, entry: Order) -> None:
+        """Open the bracket legs for what `entry` filled, live from the next bar."""
+        for role in entry.request.exit_roles:
+            exit_order = Order.bracket_exit(
+                entry, role, entry.filled_quantity, self._last_sequence_id + 1
+            )
+            self._open_orders[exit_order.order_id] = exit_order
+
+    def _end(self, order: Order, status: OrderStatus, reason: ReportReason) -> ExecutionReport:
+        """Close an open order. An entry the market ended after some fills (expired or
+        rejected) still gets its bracket for what it filled; one cancelled does not."""
+        order.close(status)
+        del self._open_orders[order.order_id]
+        if status is not OrderStatus.CANCELLED and order.filled_quantity:
+            self._create_exits(order)
+        return self._report(order, reason=reason)
+
+    def _report(
+        self,
+        order: Order,
+        *,
+        fill_quantity: Decimal = ZERO,
+        match: PriceMatch | None = None,
+        fee: Decimal = ZERO,
+        reason: ReportReason | None = None,
+    ) -> ExecutionReport:
+        self._executions += 1
+        return ExecutionReport(
+            execution_id=f"exec_{self._executions:06d}",
+            order_id=order.order_id,
+            symbol=order.symbol,
+            side=order.request.side,
+            status=order.status,
+            quantity=order.quantity,
+            fill_quantity=fill_quantity,
+            filled_quantity=order.filled_quantity,
+            remaining_quantity=order.remaining_quantity,
+            price=None if match is None else match.price,
+            commission=fee,
+            slippage=ZERO if match is None else match.slippage_cost(fill_quantity),
+            sim_time=self._last_sim_time,
+            sequence_id=self._last_sequence_id,
+            fill_reason=None if match is None else match.reason,
+            reason=reason,
+            parent_id=order.parent_id,
+        )

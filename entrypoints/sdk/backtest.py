@@ -1,0 +1,189 @@
+"""`run_backtest`: one strategy loop over a driver — in process (the engine called directly)
+or, later, a server — so every transport gives the same results."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from entrypoints.protocol.messages import (
+    ExecutionReportData,
+    MetricsData,
+    OrderData,
+    SimulationResultsData,
+    TradeData,
+)
+from entrypoints.sdk.strategy import DEFAULT_HISTORY_SIZE, Bar, Context, Strategy
+
+DateLike = date | datetime | str
+
+
+@dataclass(frozen=True, slots=True)
+class TickView:
+    sequence_id: int
+    sim_time: datetime
+    bars: Mapping[str, Bar]
+    equity: Decimal
+    cash: Decimal
+    is_last: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What follows an ack (or the start): refusals, reports, then the next tick (None when
+    the simulation is complete)."""
+
+    reports: Sequence[ExecutionReportData]
+    tick: TickView | None
+    rejected: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    session_id: str
+    symbols: tuple[str, ...]
+    total_ticks: int
+    history: Mapping[str, Sequence[Bar]]
+
+
+class SimulationDriver(Protocol):
+    """A transport for the strategy loop."""
+
+    async def start(self) -> tuple[Started, Outcome]: ...
+
+    async def acknowledge(
+        self, sequence_id: int, orders: Sequence[OrderData], cancels: Sequence[str]
+    ) -> Outcome: ...
+
+    async def results(self) -> SimulationResultsData: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestResults:
+    """What a run produced (field names as PROTOCOL.md §4.3 `simulation_results`), plus
+    every execution report and the run's timing."""
+
+    session_id: str
+    metrics: MetricsData
+    trades: list[TradeData]
+    equity_curve: list[tuple[date, Decimal]]
+    executions: list[ExecutionReportData]
+    total_ticks: int
+    wall_time_ms: int
+
+
+ProgressCallback = Callable[[int, int, datetime], None]
+"""(ticks done, total ticks, simulated time), called every so often during a run."""
+
+
+async def drive(
+    strategy: Strategy,
+    driver: SimulationDriver,
+    *,
+    params: Mapping[str, Any] | None = None,
+    history_size: int = DEFAULT_HISTORY_SIZE,
+    on_progress: ProgressCallback | None = None,
+    progress_every: int = 1000,
+) -> BacktestResults:
+    """Run `strategy` to the end of the simulation `driver` starts."""
+    began = time.perf_counter()
+    started, outcome = await driver.start()
+    ctx = Context(started.symbols, params, history_size)
+    ctx.session_id = started.session_id
+    ctx._add_bars_history(started.history)
+    executions: list[ExecutionReportData] = []
+    strategy.on_start(ctx)
+    while True:
+        for order_id, (code, message) in outcome.rejected.items():
+            strategy.on_reject(ctx, order_id, code, message)
+        for report in outcome.reports:
+            executions.append(report)
+            ctx._apply_report(report)
+            strategy.on_fill(ctx, report)
+        tick = outcome.tick
+        if tick is None:
+            break
+        ctx._mark(tick.sim_time, tick.cash, tick.equity)
+        ctx._add_bars(tick.bars)
+        strategy.on_bar(ctx, tick.bars)
+        if on_progress is not None and tick.sequence_id % progress_every == 0:
+            on_progress(tick.sequence_id, started.total_ticks, tick.sim_time)
+        orders, cancels = ctx._take_orders()
+        outcome = await driver.acknowledge(tick.sequence_id, orders, cancels)
+    final = await driver.results()
+    results = BacktestResults(
+        session_id=started.session_id,
+        metrics=final.metrics,
+        trades=final.trades,
+        equity_curve=final.equity_curve,
+        executions=executions,
+        total_ticks=started.total_ticks,
+        wall_time_ms=int((time.perf_counter() - began) * 1000),
+    )
+    strategy.on_finish(ctx, results)
+    return results
+
+
+def run_backtest(
+    strategy: Strategy | type[Strategy],
+    symbols: Sequence[str] | str,
+    start: DateLike,
+    end: DateLike,
+    capital: Decimal | int | str,
+    timeframe: str = "1d",
+    *,
+    params: Mapping[str, Any] | None = None,
+    server: str | None = None,
+    warmup_bars: int = 0,
+    history_size: int = DEFAULT_HISTORY_SIZE,
+    on_progress: ProgressCallback | None = None,
+    **engine_settings: Decimal | int | str | bool | None,
+) -> BacktestResults:
+    """Run a strategy over the bars of `symbols` from `start` to `end` (inclusive days).
+
+    Engine settings (PROTOCOL.md §4.1) are keyword arguments: `commission_per_share`,
+    `commission_pct`, `commission_min`, `slippage_bps`, `max_volume_pct`, `allow_short`.
+    With `server=None` the engine runs in this process on the local bar store
+    (SIMUTRADOR_HOME; the synthetic sample is written first if it holds no bars)."""
+    instance = strategy() if isinstance(strategy, type) else strategy
+    universe = [symbols] if isinstance(symbols, str) else list(symbols)
+    if server is not None:
+        raise NotImplementedError(
+            "running against a server arrives with the WebSocket engine; use server=None"
+        )
+    from entrypoints.sdk.local import LocalDriver  # the in-process engine: server-side code
+
+    driver = LocalDriver(
+        universe,
+        _iso(start),
+        _iso(end),
+        Decimal(str(capital)),
+        timeframe,
+        warmup_bars=warmup_bars,
+        engine_settings=engine_settings,
+    )
+
+    async def run() -> BacktestResults:
+        try:
+            return await drive(
+                instance,
+                driver,
+                params=params,
+                history_size=history_size,
+                on_progress=on_progress,
+            )
+        finally:
+            await driver.close()
+
+    return asyncio.run(run())
+
+
+def _iso(value: DateLike) -> str:
+    return value if isinstance(value, str) else value.isoformat()

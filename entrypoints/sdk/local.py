@@ -1,0 +1,148 @@
+"""The in-process driver: the strategy loop calls the engine's use cases directly, on the
+local bar store, with no server and no socket. (Server-side code, imported on demand.)"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+
+from application.principal import Principal
+from application.simulation import Simulation, Step
+from domain.bars import from_epoch
+from domain.errors import DomainError
+from domain.limits import PLAN_DEFAULTS, Plan
+from entrypoints.container import Container
+from entrypoints.protocol import messages as m
+from entrypoints.protocol.dispatcher import session_params
+from entrypoints.protocol.engine import order_request, report_data, results_data
+from entrypoints.sdk.backtest import Outcome, Started, TickView
+from entrypoints.sdk.strategy import Bar
+
+DECIMAL_SETTINGS = (
+    "commission_per_share",
+    "commission_pct",
+    "commission_min",
+    "slippage_bps",
+    "max_volume_pct",
+)
+LOCAL_PRINCIPAL = Principal("local", Plan.ENTERPRISE, PLAN_DEFAULTS[Plan.ENTERPRISE])
+"""Whoever runs a backtest in their own process: the largest plan, nothing shared."""
+
+
+class LocalDriver:
+    """`SimulationDriver` over the application layer of a container (by default one built
+    from the SIMUTRADOR_* environment: the bars in SIMUTRADOR_HOME, sessions in memory)."""
+
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        start: str,
+        end: str,
+        capital: Decimal,
+        timeframe: str = "1d",
+        *,
+        warmup_bars: int = 0,
+        engine_settings: Mapping[str, Decimal | int | str | bool | None] | None = None,
+        container: Container | None = None,
+    ) -> None:
+        self._container = container or Container()
+        settings = dict(engine_settings or {})
+        unknown = sorted(set(settings) - {"allow_short", *DECIMAL_SETTINGS})
+        if unknown:
+            raise TypeError(
+                f"unknown engine setting(s) {', '.join(unknown)}; known: allow_short, "
+                + ", ".join(DECIMAL_SETTINGS)
+            )
+        self._request = m.CreateSessionData(
+            symbols=list(symbols),
+            start_date=start,
+            end_date=end,
+            initial_capital=capital,
+            timeframe=timeframe,
+            allow_short=bool(settings.pop("allow_short", False)),
+        )
+        for name, value in settings.items():
+            if value is not None:
+                setattr(self._request, name, Decimal(str(value)))
+        self._warmup = warmup_bars
+        self._simulation: Simulation | None = None
+        self._session_id = ""
+
+    async def start(self) -> tuple[Started, Outcome]:
+        container = self._container
+        await container.market_data_service().seed_sample_if_empty()
+        session = await container.session_service().create(
+            LOCAL_PRINCIPAL, session_params(self._request, LOCAL_PRINCIPAL)
+        )
+        self._session_id = session.id
+        simulation = await container.simulation_service().start(
+            LOCAL_PRINCIPAL, session.id, self._warmup
+        )
+        self._simulation = simulation
+        history = {
+            symbol: [_bar(simulation, symbol, i) for i in range(simulation.first_tradable[symbol])]
+            for symbol in simulation.symbols
+        }
+        started = Started(session.id, simulation.symbols, simulation.total_ticks, history)
+        return started, self._outcome(simulation.advance())
+
+    async def acknowledge(
+        self, sequence_id: int, orders: Sequence[m.OrderData], cancels: Sequence[str]
+    ) -> Outcome:
+        simulation = self._running()
+        requests = []
+        rejected: dict[str, tuple[str, str]] = {}
+        for order in orders:
+            try:
+                requests.append(order_request(order))
+            except DomainError as exc:
+                rejected[order.order_id] = (exc.code, exc.message)
+        batch = simulation.acknowledge(sequence_id, requests, cancels)
+        rejected.update((oid, (e.code, e.message)) for oid, e in batch.rejected.items())
+        reports = [report_data(self._session_id, r) for r in batch.reports]
+        if simulation.done_stepping:
+            reports += [report_data(self._session_id, r) for r in simulation.finish()]
+            return Outcome(reports, None, rejected)
+        step = self._outcome(simulation.advance())
+        return Outcome([*reports, *step.reports], step.tick, rejected)
+
+    async def results(self) -> m.SimulationResultsData:
+        results = await self._container.simulation_service().complete(
+            LOCAL_PRINCIPAL, self._session_id
+        )
+        return results_data(self._session_id, results)
+
+    async def close(self) -> None:
+        if self._session_id:
+            self._container.simulation_service().forget(self._session_id)
+
+    def _running(self) -> Simulation:
+        if self._simulation is None:
+            raise RuntimeError("the simulation has not started")
+        return self._simulation
+
+    def _outcome(self, step: Step) -> Outcome:
+        simulation = self._running()
+        tick = step.tick
+        view = TickView(
+            tick.sequence_id,
+            tick.sim_time,
+            {symbol: _bar(simulation, symbol, i) for symbol, i in tick.rows.items()},
+            tick.equity,
+            tick.cash,
+            tick.is_last,
+        )
+        return Outcome([report_data(self._session_id, r) for r in step.reports], view)
+
+
+def _bar(simulation: Simulation, symbol: str, i: int) -> Bar:
+    series = simulation.series[symbol]
+    price = series.price
+    return Bar(
+        from_epoch(series.times[i]),
+        price(series.opens[i]),
+        price(series.highs[i]),
+        price(series.lows[i]),
+        price(series.closes[i]),
+        series.volume(series.volumes[i]),
+    )

@@ -1,0 +1,273 @@
+"""The strategy API: subclass `Strategy`, override any of its hooks, and place orders through
+the `Context` it is given. The same strategy runs in process or against a server."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from entrypoints.protocol.messages import ExecutionReportData, OrderData
+from entrypoints.sdk.errors import SimuTradorError
+
+if TYPE_CHECKING:
+    from entrypoints.sdk.backtest import BacktestResults
+
+Number = Decimal | int | str | float
+BAR_FIELDS = ("open", "high", "low", "close", "volume")
+DEFAULT_HISTORY_SIZE = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One closed bar: exact prices, `time` its close (UTC)."""
+
+    time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+class StrategyUsageError(SimuTradorError):
+    """A strategy asked the context for something it cannot do (bad argument, unknown
+    symbol, more history than kept)."""
+
+    code = "STRATEGY_USAGE"
+
+
+class Strategy:
+    """Override what you need; every hook is optional.
+
+    - `on_start(ctx)`: once, before the first bar (warm-up history is already there).
+    - `on_bar(ctx, bars)`: each tick; `bars` maps symbol → `Bar` for the symbols that have
+      a bar at this time. Orders placed here are live from the next bar.
+    - `on_fill(ctx, report)`: every execution report, before the `on_bar` of the tick whose
+      bar produced it: fills, and orders ending otherwise (`report.status` says which).
+    - `on_reject(ctx, order_id, code, message)`: an order the engine refused outright.
+    - `on_finish(ctx, results)`: once, with the final results.
+    """
+
+    def on_start(self, ctx: Context) -> None:
+        """Called once before the first bar."""
+
+    def on_bar(self, ctx: Context, bars: Mapping[str, Bar]) -> None:
+        """Called on every tick."""
+
+    def on_fill(self, ctx: Context, report: ExecutionReportData) -> None:
+        """Called for every execution report."""
+
+    def on_reject(self, ctx: Context, order_id: str, code: str, message: str) -> None:
+        """Called when an order is refused (`INVALID_ORDER`, `DUPLICATE_ORDER_ID`, …)."""
+
+    def on_finish(self, ctx: Context, results: BacktestResults) -> None:
+        """Called once at the end."""
+
+
+def _decimal(name: str, value: Number | None) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return value
+    try:
+        # repr of a float is its shortest exact round-trip text: 0.1 stays 0.1.
+        return Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+    except InvalidOperation:
+        raise StrategyUsageError(f"{name}={value!r} is not a number") from None
+
+
+class Context:
+    """What a strategy sees and does: positions (from its fills), cash and equity (as of
+    the current bar), bar history, and orders sent with the next acknowledgement."""
+
+    def __init__(
+        self,
+        symbols: tuple[str, ...],
+        params: Mapping[str, Any] | None = None,
+        history_size: int = DEFAULT_HISTORY_SIZE,
+    ) -> None:
+        self.symbols = symbols
+        self.params: dict[str, Any] = dict(params or {})
+        self.session_id = ""
+        self._history_size = history_size
+        self._history: dict[str, list[Bar]] = {s: [] for s in symbols}
+        self._positions: dict[str, Decimal] = {}
+        self._cash = Decimal(0)
+        self._equity = Decimal(0)
+        self._time: datetime | None = None
+        self._pending: list[OrderData] = []
+        self._cancels: list[str] = []
+        self._ids = itertools.count(1)
+
+    # ------------------------------------------------------------------ what it sees
+
+    @property
+    def cash(self) -> Decimal:
+        return self._cash
+
+    @property
+    def equity(self) -> Decimal:
+        return self._equity
+
+    @property
+    def time(self) -> datetime | None:
+        """The close of the current bar (None before the first)."""
+        return self._time
+
+    def position(self, symbol: str) -> Decimal:
+        """Signed quantity held (0 when flat)."""
+        return self._positions.get(symbol, Decimal(0))
+
+    def history(self, symbol: str, n: int, field: str = "close") -> list[Decimal]:
+        """The last `n` values of `field` up to and including the current bar (warm-up bars
+        included); fewer at the start of the data."""
+        bars = self._bars_of(symbol)
+        if field not in BAR_FIELDS:
+            raise StrategyUsageError(f"field must be one of {', '.join(BAR_FIELDS)}")
+        if n > self._history_size:
+            raise StrategyUsageError(
+                f"history keeps the last {self._history_size} bars; pass a larger "
+                "history_size to run_backtest to look further back"
+            )
+        return [getattr(b, field) for b in bars[-n:]] if n > 0 else []
+
+    # ------------------------------------------------------------------ what it does
+
+    def buy(
+        self,
+        symbol: str,
+        quantity: Number | None = None,
+        notional: Number | None = None,
+        type: str = "market",
+        limit_price: Number | None = None,
+        stop_price: Number | None = None,
+        time_in_force: str = "gtc",
+        stop_loss: Number | None = None,
+        take_profit: Number | None = None,
+    ) -> str:
+        """Send a buy with the next acknowledgement; returns its order id."""
+        return self._order(
+            "buy",
+            symbol,
+            quantity,
+            notional,
+            type,
+            limit_price,
+            stop_price,
+            time_in_force,
+            stop_loss,
+            take_profit,
+        )
+
+    def sell(
+        self,
+        symbol: str,
+        quantity: Number | None = None,
+        notional: Number | None = None,
+        type: str = "market",
+        limit_price: Number | None = None,
+        stop_price: Number | None = None,
+        time_in_force: str = "gtc",
+        stop_loss: Number | None = None,
+        take_profit: Number | None = None,
+    ) -> str:
+        """Send a sell with the next acknowledgement; returns its order id."""
+        return self._order(
+            "sell",
+            symbol,
+            quantity,
+            notional,
+            type,
+            limit_price,
+            stop_price,
+            time_in_force,
+            stop_loss,
+            take_profit,
+        )
+
+    def close(self, symbol: str) -> str | None:
+        """Flatten the position at the next open (a market order); None when already flat."""
+        held = self.position(symbol)
+        if not held:
+            return None
+        side = "sell" if held > 0 else "buy"
+        return self._order(side, symbol, abs(held), None, "market", None, None, "gtc", None, None)
+
+    def cancel(self, order_id: str) -> None:
+        """Cancel an open order (as of the next acknowledgement)."""
+        self._cancels.append(order_id)
+
+    # ------------------------------------------------------------------ runner side
+
+    def _order(
+        self,
+        side: str,
+        symbol: str,
+        quantity: Number | None,
+        notional: Number | None,
+        type: str,
+        limit_price: Number | None,
+        stop_price: Number | None,
+        time_in_force: str,
+        stop_loss: Number | None,
+        take_profit: Number | None,
+    ) -> str:
+        self._bars_of(symbol)
+        order_id = f"o{next(self._ids)}"
+        self._pending.append(
+            OrderData(
+                order_id=order_id,
+                symbol=symbol,
+                side=side,
+                type=type,
+                quantity=_decimal("quantity", quantity),
+                notional=_decimal("notional", notional),
+                limit_price=_decimal("limit_price", limit_price),
+                stop_price=_decimal("stop_price", stop_price),
+                time_in_force=time_in_force,
+                stop_loss=_decimal("stop_loss", stop_loss),
+                take_profit=_decimal("take_profit", take_profit),
+            )
+        )
+        return order_id
+
+    def _bars_of(self, symbol: str) -> list[Bar]:
+        bars = self._history.get(symbol)
+        if bars is None:
+            raise StrategyUsageError(
+                f"{symbol!r} is not a symbol of this simulation ({', '.join(self.symbols)})"
+            )
+        return bars
+
+    def _take_orders(self) -> tuple[list[OrderData], list[str]]:
+        orders, cancels = self._pending, self._cancels
+        self._pending, self._cancels = [], []
+        return orders, cancels
+
+    def _add_bars(self, bars: Mapping[str, Bar]) -> None:
+        limit = self._history_size
+        for symbol, bar in bars.items():
+            kept = self._history[symbol]
+            kept.append(bar)
+            if len(kept) > 2 * limit:  # trim in batches: amortised O(1) per bar
+                del kept[:-limit]
+
+    def _add_bars_history(self, history: Mapping[str, Sequence[Bar]]) -> None:
+        for symbol, bars in history.items():
+            self._bars_of(symbol).extend(bars[-self._history_size :])
+
+    def _apply_report(self, report: ExecutionReportData) -> None:
+        if report.fill_quantity:
+            signed = report.fill_quantity if report.side == "buy" else -report.fill_quantity
+            held = self._positions.get(report.symbol, Decimal(0)) + signed
+            if held:
+                self._positions[report.symbol] = held
+            else:
+                self._positions.pop(report.symbol, None)
+
+    def _mark(self, time: datetime, cash: Decimal, equity: Decimal) -> None:
+        self._time, self._cash, self._equity = time, cash, equity
