@@ -21,7 +21,10 @@ __all__ = ["InstrumentData", "list_symbols"]
 
 
 async def list_symbols(
-    auth: AuthClient, asset_class: str | None = None, *, timeout: float = 10.0
+    auth: AuthClient,
+    asset_class: str | None = None,
+    *,
+    timeout: float = 10.0,  # noqa: ASYNC109
 ) -> list[InstrumentData]:
     """`GET /symbols`: every instrument (of one asset class, when given) and its coverage."""
     url = auth.server_url + SYMBOLS_PATH
