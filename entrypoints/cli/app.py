@@ -14,6 +14,7 @@ from domain.errors import DomainError
 from domain.limits import Plan
 from entrypoints.cli.auth_commands import auth_app
 from entrypoints.cli.market_commands import symbols
+from entrypoints.cli.run_command import run
 from entrypoints.cli.session_commands import session_app
 from entrypoints.container import Container
 from entrypoints.version import __version__
@@ -29,6 +30,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(auth_app, name="auth")
 app.add_typer(session_app, name="session")
 app.command()(symbols)
+app.command()(run)
 
 out = Console()
 err = Console(stderr=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -66,9 +67,17 @@ class SimulationDriver(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class PriceTrack:
+    """Closes of one symbol as the strategy saw them (compact: for charts, not for money)."""
+
+    times: array[int] = field(default_factory=lambda: array("q"))
+    closes: array[float] = field(default_factory=lambda: array("d"))
+
+
+@dataclass(frozen=True, slots=True)
 class BacktestResults:
     """What a run produced (field names as PROTOCOL.md §4.3 `simulation_results`), plus
-    every execution report and the run's timing."""
+    every execution report, the closes seen (for reports) and the run's timing."""
 
     session_id: str
     metrics: MetricsData
@@ -77,6 +86,7 @@ class BacktestResults:
     executions: list[ExecutionReportData]
     total_ticks: int
     wall_time_ms: int
+    prices: Mapping[str, PriceTrack] = field(default_factory=dict)
 
 
 ProgressCallback = Callable[[int, int, datetime], None]
@@ -99,6 +109,7 @@ async def drive(
     ctx.session_id = started.session_id
     ctx._add_bars_history(started.history)
     executions: list[ExecutionReportData] = []
+    prices = {symbol: PriceTrack() for symbol in started.symbols}
     strategy.on_start(ctx)
     while True:
         for order_id, (code, message) in outcome.rejected.items():
@@ -112,6 +123,11 @@ async def drive(
             break
         ctx._mark(tick.sim_time, tick.cash, tick.equity)
         ctx._add_bars(tick.bars)
+        stamp = int(tick.sim_time.timestamp())
+        for symbol, bar in tick.bars.items():
+            track = prices[symbol]
+            track.times.append(stamp)
+            track.closes.append(float(bar.close))
         strategy.on_bar(ctx, tick.bars)
         if on_progress is not None and tick.sequence_id % progress_every == 0:
             on_progress(tick.sequence_id, started.total_ticks, tick.sim_time)
@@ -126,6 +142,7 @@ async def drive(
         executions=executions,
         total_ticks=started.total_ticks,
         wall_time_ms=int((time.perf_counter() - began) * 1000),
+        prices=prices,
     )
     strategy.on_finish(ctx, results)
     return results

@@ -1,0 +1,245 @@
+"""`simutrador run FILE.py`: run a strategy file over historical bars and show the results."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from domain.errors import DomainError
+from entrypoints.cli.common import JsonOption, err, fail, out, print_json
+from entrypoints.report import metric_rows, write_report
+from entrypoints.sdk import BacktestResults, SimuTradorError, run_backtest
+from entrypoints.sdk.loading import load_strategy
+
+MAX_TRADES_SHOWN = 20
+
+
+def _amount(value: str) -> Decimal:
+    try:
+        amount = Decimal(value.replace("_", "").strip())
+    except InvalidOperation:
+        raise typer.BadParameter(f"{value!r} is not a number") from None
+    if not amount.is_finite():
+        raise typer.BadParameter(f"{value!r} is not a finite number")
+    return amount
+
+
+def _param_value(text: str) -> Any:
+    """`--param k=v`: an int, else a decimal, else the text as given."""
+    for parse in (int, Decimal):
+        try:
+            return parse(text)
+        except (ValueError, InvalidOperation):
+            continue
+    return text
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
+        params[key.strip()] = _param_value(value.strip())
+    return params
+
+
+AmountOption = Annotated[Decimal | None, typer.Option(parser=_amount, metavar="AMOUNT")]
+
+
+def run(
+    file: Annotated[Path, typer.Argument(help="Python file defining a Strategy subclass.")],
+    symbols: Annotated[
+        str, typer.Option("--symbols", "-s", help="Comma-separated symbols, e.g. AAPL,MSFT.")
+    ],
+    start: Annotated[str, typer.Option("--start", help="First day (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option("--end", help="Last day, inclusive (YYYY-MM-DD).")],
+    capital: Annotated[
+        Decimal, typer.Option("--capital", parser=_amount, metavar="AMOUNT", help="Cash.")
+    ],
+    strategy: Annotated[
+        str | None,
+        typer.Option("--strategy", help="Class to run, when the file defines several."),
+    ] = None,
+    timeframe: Annotated[
+        str, typer.Option("--timeframe", "-t", help="Bar length: 1d, 1h, 5m or 1m.")
+    ] = "1d",
+    commission_per_share: Annotated[
+        Decimal | None,
+        typer.Option(parser=_amount, metavar="AMOUNT", help="Commission per share or unit."),
+    ] = None,
+    commission_pct: Annotated[
+        Decimal | None,
+        typer.Option(parser=_amount, metavar="FRACTION", help="Commission, e.g. 0.001 = 0.1 %."),
+    ] = None,
+    commission_min: Annotated[
+        Decimal | None,
+        typer.Option(parser=_amount, metavar="AMOUNT", help="Minimum commission per fill."),
+    ] = None,
+    slippage_bps: Annotated[
+        Decimal | None,
+        typer.Option(parser=_amount, metavar="BPS", help="Slippage in basis points."),
+    ] = None,
+    max_volume_pct: Annotated[
+        Decimal | None,
+        typer.Option(parser=_amount, metavar="FRACTION", help="Most of a bar's volume to take."),
+    ] = None,
+    allow_short: Annotated[bool, typer.Option(help="Allow short selling.")] = False,
+    warmup: Annotated[
+        int, typer.Option(min=0, help="Bars before --start the strategy may read.")
+    ] = 0,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", metavar="KEY=VALUE", help="Strategy parameter; repeat."),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", metavar="FILE.html", help="Write an HTML report.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a strategy in this process on the local bar store, then print metrics and trades."""
+    params = _params(param or [])
+    try:
+        strategy_class = load_strategy(file, strategy)
+    except SimuTradorError as exc:
+        fail(exc.code, exc.message)
+    universe = [s.strip() for s in symbols.split(",") if s.strip()]
+    try:
+        with _progress(enabled=not as_json) as on_progress:
+            results = run_backtest(
+                strategy_class,
+                universe,
+                start,
+                end,
+                capital,
+                timeframe,
+                params=params,
+                warmup_bars=warmup,
+                on_progress=on_progress,
+                commission_per_share=commission_per_share,
+                commission_pct=commission_pct,
+                commission_min=commission_min,
+                slippage_bps=slippage_bps,
+                max_volume_pct=max_volume_pct,
+                allow_short=allow_short,
+            )
+    except (DomainError, SimuTradorError) as exc:
+        fail(exc.code, exc.message, exc.details)
+    except Exception as exc:  # the user's strategy raised: show where, in their file
+        _strategy_failed(exc, file)
+    if report is not None:
+        write_report(results, report, f"{strategy_class.__name__} on {', '.join(universe)}")
+    if as_json:
+        print_json(
+            {
+                "session_id": results.session_id,
+                "metrics": results.metrics,
+                "trades": results.trades,
+                "equity_curve": results.equity_curve,
+                "executions": len(results.executions),
+                "total_ticks": results.total_ticks,
+                "wall_time_ms": results.wall_time_ms,
+            }
+        )
+        return
+    _print_results(results)
+    if report is not None:
+        out.print(f"Report written to {escape(str(report))}")
+
+
+class _progress:
+    """A rich progress bar fed by the runner's progress callback (simulated date, bars/s)."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self._enabled = enabled
+        self._bar = Progress(
+            TextColumn("[bold]{task.fields[day]}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]} bars/s"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        )
+        self._task: Any = None
+        self._began = time.perf_counter()
+
+    def __enter__(self) -> Any:
+        if not self._enabled:
+            return None
+        self._bar.start()
+        self._task = self._bar.add_task("run", total=None, day="", rate="—")
+        return self._update
+
+    def _update(self, done: int, total: int, sim_time: datetime) -> None:
+        elapsed = max(time.perf_counter() - self._began, 1e-9)
+        self._bar.update(
+            self._task,
+            completed=done,
+            total=total,
+            day=sim_time.astimezone(UTC).date().isoformat(),
+            rate=f"{done / elapsed:,.0f}",
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._enabled:
+            self._bar.stop()
+
+
+def _strategy_failed(exc: Exception, file: Path) -> None:
+    target = str(file.resolve())
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == target]
+    err.print(f"[bold red]STRATEGY_ERROR[/bold red]: {escape(type(exc).__name__)}: {exc}")
+    for frame in frames:
+        err.print(f"  {escape(frame.filename)}:{frame.lineno} in {escape(frame.name)}")
+        if frame.line:
+            err.print(f"    {escape(frame.line)}")
+    raise typer.Exit(1)
+
+
+def _print_results(results: BacktestResults) -> None:
+    rate = results.total_ticks / max(results.wall_time_ms / 1000, 1e-9)
+    out.print(
+        f"[bold]{results.total_ticks:,}[/bold] bars in {results.wall_time_ms:,} ms "
+        f"({rate:,.0f} bars/s), session {results.session_id}"
+    )
+    metrics = Table(show_header=False, box=box.SIMPLE, pad_edge=False)
+    metrics.add_column(style="bold")
+    metrics.add_column(justify="right")
+    for label, value in metric_rows(results.metrics):
+        metrics.add_row(label, value)
+    out.print(metrics)
+    if not results.trades:
+        out.print("[dim]No closed trades.[/dim]")
+        return
+    trades = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="Closed trades")
+    for column in ("symbol", "side", "qty", "entry", "price", "exit", "price", "pnl"):
+        trades.add_column(column, justify="right" if column in ("qty", "price", "pnl") else "left")
+    for t in results.trades[-MAX_TRADES_SHOWN:]:
+        style = "green" if t.pnl > 0 else "red"
+        trades.add_row(
+            escape(t.symbol),
+            t.side,
+            f"{t.quantity:,}",
+            t.entry_time.date().isoformat(),
+            f"{t.entry_price:,}",
+            t.exit_time.date().isoformat(),
+            f"{t.exit_price:,}",
+            f"[{style}]{t.pnl:,}[/{style}]",
+        )
+    out.print(trades)
+    if len(results.trades) > MAX_TRADES_SHOWN:
+        out.print(
+            f"[dim]… the last {MAX_TRADES_SHOWN} of {len(results.trades)}; "
+            "--json or --report for all[/dim]"
+        )
