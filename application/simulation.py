@@ -7,9 +7,10 @@ from __future__ import annotations
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 from application.ports import BarStore, SymbolCatalog
 from application.principal import Principal
@@ -24,7 +25,13 @@ from domain.errors import (
     InvalidSymbol,
     ValidationFailed,
 )
-from domain.exchanges import ExchangeHours, hours_of, trading_day_bounds, trading_day_ordinals
+from domain.exchanges import (
+    ExchangeHours,
+    hours_of,
+    last_of_day_flags,
+    trading_day_bounds,
+    trading_day_ordinals,
+)
 from domain.metrics import Metrics, compute_metrics
 from domain.orders import OrderRequest
 from domain.session import EngineSettings, SessionState, SimulationSession
@@ -40,26 +47,30 @@ class AccountUpdates(StrEnum):
     ON_DEMAND = "on_demand"
 
 
-@dataclass(frozen=True, slots=True)
-class Tick:
+class Tick(NamedTuple):
     """Bar `sequence_id` of every symbol that has one at `time`, after it closed and after
-    every order live on it was filled; `equity` and `cash` are marked to its closes."""
+    every order live on it was filled; `equity` and `cash` are marked to its closes.
+    (A named tuple: one is made per bar, and they are cheap.)"""
 
     sequence_id: int
     time: int
-    rows: Mapping[str, int]
-    """symbol → index of its bar in the simulation's series."""
+    sim_time: datetime
+    bars: Mapping[str, BarValues]
+    """symbol → its bar's exact (open, high, low, close, volume)."""
     equity: Decimal
     cash: Decimal
     is_last: bool
 
-    @property
-    def sim_time(self) -> datetime:
-        return from_epoch(self.time)
+
+class BarValues(NamedTuple):
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """What one `advance` produced: the reports of fills on the new bar, then its tick."""
 
     reports: tuple[ExecutionReport, ...]
@@ -144,14 +155,13 @@ class Simulation:
                 [s.slice(self.first_tradable[sym], len(s)) for sym, s in self.series.items()]
             ),
         )
-        days = trading_day_ordinals(self.ticks, hours)
-        # A tick closes its trading day when the next tick belongs to another day.
-        self._day_of_tick = days
-        self._day_ends = array("b", (days[i] != days[i + 1] for i in range(len(days) - 1))) + array(
-            "b", [1] if days else []
-        )
+        self._day_of_tick = trading_day_ordinals(self.ticks, hours)
+        self._day_ends = last_of_day_flags(self.ticks, hours)
         self._symbol_day_ends = {
-            sym: _day_ends(s, hours, settings_intraday=s.timeframe.is_intraday)
+            # Every daily bar is the last (and only) bar of its day.
+            sym: last_of_day_flags(s.times, hours)
+            if s.timeframe.is_intraday
+            else array("b", [1]) * len(s)
             for sym, s in self.series.items()
         }
         self._cursors = dict(self.first_tradable)
@@ -201,29 +211,37 @@ class Simulation:
             raise InvalidState(self.session_id, self._phase(), "advance", ["tick acknowledged"])
         sequence = book.sequence + 1
         t = self.ticks[sequence - 1]
-        sim_time = from_epoch(t)
-        active = self.broker.active_symbols
-        rows: dict[str, int] = {}
-        quotes: dict[str, BarQuote] = {}
-        for symbol, series in self.series.items():
-            i = self._cursors[symbol]
-            if i < len(series) and series.times[i] == t:
-                rows[symbol] = i
-                self._cursors[symbol] = i + 1
-                if symbol in active:
-                    quotes[symbol] = self._quote(symbol, series, i)
-        reports = self.broker.process_bar(sequence, sim_time, quotes) if quotes else []
-        self._record(reports)
+        sim_time = datetime.fromtimestamp(t, UTC)
         broker = self.broker
-        if broker.has_positions:
-            book.ticks_with_position += 1
+        cursors = self._cursors
+        bars: dict[str, BarValues] = {}
+        rows: dict[str, int] = {}
+        for symbol, series in self.series.items():
+            i = cursors[symbol]
+            if i < len(series) and series.times[i] == t:
+                bars[symbol] = bar_values(series, i)
+                rows[symbol] = i
+                cursors[symbol] = i + 1
+        reports: tuple[ExecutionReport, ...] = ()
+        if not broker.is_idle:  # most bars of most strategies: nothing to fill or mark
+            active = broker.active_symbols
+            quotes = {
+                symbol: BarQuote(*bars[symbol], bool(self._symbol_day_ends[symbol][i]))
+                for symbol, i in rows.items()
+                if symbol in active
+            }
+            if quotes:
+                reports = tuple(broker.process_bar(sequence, sim_time, quotes))
+                self._record(reports)
+            if broker.has_positions:
+                book.ticks_with_position += 1
         equity = broker.equity
         if self._day_ends[sequence - 1]:
             book.equity_curve.append((date.fromordinal(self._day_of_tick[sequence - 1]), equity))
         book.sequence = sequence
         book.in_flight = sequence
-        tick = Tick(sequence, t, rows, equity, broker.cash, sequence == len(self.ticks))
-        return Step(tuple(reports), tick)
+        tick = Tick(sequence, t, sim_time, bars, equity, broker.cash, sequence == len(self.ticks))
+        return Step(reports, tick)
 
     def acknowledge(
         self,
@@ -235,7 +253,7 @@ class Simulation:
         if self._book.in_flight is None or sequence_id != self._book.in_flight:
             expected = self._book.in_flight or self._book.sequence + 1
             raise InvalidSequence(expected, sequence_id)
-        result = self.submit(orders, cancels)
+        result = self.submit(orders, cancels) if orders or cancels else _NOTHING
         self._book.in_flight = None
         return result
 
@@ -349,16 +367,6 @@ class Simulation:
 
     # ------------------------------------------------------------------ internals
 
-    def _quote(self, symbol: str, series: BarSeries, i: int) -> BarQuote:
-        return BarQuote(
-            series.price(series.opens[i]),
-            series.price(series.highs[i]),
-            series.price(series.lows[i]),
-            series.price(series.closes[i]),
-            series.volume(series.volumes[i]),
-            last_of_day=bool(self._symbol_day_ends[symbol][i]),
-        )
-
     def _record(self, reports: Sequence[ExecutionReport]) -> None:
         if not reports:
             return
@@ -377,6 +385,21 @@ class Simulation:
         return "between ticks"
 
 
+_NOTHING = BatchResult((), {})
+
+
+def bar_values(series: BarSeries, i: int) -> BarValues:
+    """Bar `i` of `series` as exact decimals (inlined: runs once per symbol and bar)."""
+    p = -series.price_scale
+    return BarValues(
+        Decimal(series.opens[i]).scaleb(p),
+        Decimal(series.highs[i]).scaleb(p),
+        Decimal(series.lows[i]).scaleb(p),
+        Decimal(series.closes[i]).scaleb(p),
+        Decimal(series.volumes[i]).scaleb(-series.volume_scale),
+    )
+
+
 _COLUMN = {
     "open": "opens",
     "high": "highs",
@@ -384,15 +407,6 @@ _COLUMN = {
     "close": "closes",
     "volume": "volumes",
 }
-
-
-def _day_ends(series: BarSeries, hours: ExchangeHours, *, settings_intraday: bool) -> array[int]:
-    """1 where a bar is the last of its trading day. Every daily bar is its own day."""
-    if not settings_intraday:
-        return array("b", [1]) * len(series)
-    days = trading_day_ordinals(series.times, hours)
-    n = len(days)
-    return array("b", (days[i] != days[i + 1] for i in range(n - 1))) + array("b", [1] if n else [])
 
 
 WARMUP_LOOKBACK_FACTOR = 4

@@ -270,6 +270,8 @@ class Broker:
 
     @property
     def equity(self) -> Decimal:
+        if not self._positions:
+            return self._cash
         return self._cash + sum((p.market_value for p in self._positions.values()), ZERO)
 
     @property
@@ -287,6 +289,11 @@ class Broker:
     @property
     def total_slippage(self) -> Decimal:
         return self._total_slippage
+
+    @property
+    def is_idle(self) -> bool:
+        """No open order and no position: a bar can change nothing."""
+        return not self._open_orders and not self._positions
 
     @property
     def active_symbols(self) -> frozenset[str]:

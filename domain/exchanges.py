@@ -4,6 +4,7 @@ instants that bound a span of trading days (pure; zone rules come from the stdli
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -85,24 +86,35 @@ def trading_day(close_epoch: int, hours: ExchangeHours) -> date:
     return datetime.fromtimestamp(close_epoch - 1, hours.tz).date()
 
 
-def trading_day_ordinals(close_epochs: Sequence[int], hours: ExchangeHours) -> array[int]:
-    """`trading_day(t).toordinal()` for many sorted bar closes, fast: the zone's UTC offset
-    is looked up once per UTC day rather than once per bar (markets are shut when clocks
-    change, so the offset at a day's noon holds for its bars)."""
+def trading_day_runs(close_epochs: Sequence[int], hours: ExchangeHours) -> list[tuple[int, int]]:
+    """For sorted bar closes: (end index, day ordinal) for each run of bars that share a
+    trading day, in order. One zone lookup per day, not per bar."""
     tz = hours.tz
-    offsets: dict[int, int] = {}
+    runs: list[tuple[int, int]] = []
+    i, n = 0, len(close_epochs)
+    while i < n:
+        day = trading_day(close_epochs[i], hours)
+        # A bar belongs to `day` while close - 1 is before the next local midnight.
+        midnight = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
+        end = bisect_right(close_epochs, int(midnight.timestamp()), i)
+        runs.append((end, day.toordinal()))
+        i = end
+    return runs
+
+
+def trading_day_ordinals(close_epochs: Sequence[int], hours: ExchangeHours) -> array[int]:
+    """`trading_day(t).toordinal()` for each of many sorted bar closes."""
     result = array("q")
-    epoch_ordinal = _EPOCH_ORDINAL
-    for t in close_epochs:
-        utc_day = (t - 1) // 86_400
-        offset = offsets.get(utc_day)
-        if offset is None:
-            noon = datetime.fromtimestamp(utc_day * 86_400 + 43_200, tz)
-            delta = noon.utcoffset()
-            offset = int(delta.total_seconds()) if delta is not None else 0
-            offsets[utc_day] = offset
-        result.append(epoch_ordinal + (t - 1 + offset) // 86_400)
+    start = 0
+    for end, ordinal in trading_day_runs(close_epochs, hours):
+        result.extend(array("q", [ordinal]) * (end - start))
+        start = end
     return result
 
 
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+def last_of_day_flags(close_epochs: Sequence[int], hours: ExchangeHours) -> array[int]:
+    """1 where a bar is the last of its trading day, else 0."""
+    flags = array("b", [0]) * len(close_epochs)
+    for end, _ in trading_day_runs(close_epochs, hours):
+        flags[end - 1] = 1
+    return flags

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 from domain.orders import ExitRole, Order, OrderSide, OrderType
 from domain.session import EngineSettings
@@ -27,10 +28,10 @@ class FillReason(StrEnum):
     TAKE_PROFIT = "take_profit"
 
 
-@dataclass(frozen=True, slots=True)
-class BarQuote:
+class BarQuote(NamedTuple):
     """One symbol's bar as the broker fills against it. `last_of_day` is true when this is
-    the last bar of its trading day for that symbol (the application knows the calendar)."""
+    the last bar of its trading day for that symbol (the application knows the calendar).
+    A named tuple: one is made per symbol and bar, so it must be cheap."""
 
     open: Decimal
     high: Decimal

@@ -8,31 +8,51 @@ the slow one, sell everything when it crosses back below.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 
 from entrypoints.sdk import Bar, Context, Strategy, run_backtest
 
 
-def mean(values: Sequence[Decimal]) -> Decimal:
-    return sum(values, Decimal(0)) / len(values)
+class MovingSum:
+    """The sum of the last `n` values, updated in O(1) a bar; exact with decimals."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.total = Decimal(0)
+        self.count = 0
+
+    def push(self, value: Decimal, leaving: Decimal | None) -> None:
+        self.total += value
+        self.count += 1
+        if leaving is not None and self.count > self.n:
+            self.total -= leaving
 
 
 class SmaCross(Strategy):
     """Params: `fast` (default 10) and `slow` (default 20) bar counts."""
 
+    def on_start(self, ctx: Context) -> None:
+        self.fast = int(ctx.params.get("fast", 10))
+        self.slow = int(ctx.params.get("slow", 20))
+        self.sums = {s: (MovingSum(self.fast), MovingSum(self.slow)) for s in ctx.symbols}
+        self.above: dict[str, bool | None] = dict.fromkeys(ctx.symbols)
+
     def on_bar(self, ctx: Context, bars: Mapping[str, Bar]) -> None:
-        fast = int(ctx.params.get("fast", 10))
-        slow = int(ctx.params.get("slow", 20))
         for symbol in bars:
-            closes = ctx.history(symbol, slow + 1)
-            if len(closes) <= slow:
-                continue  # the slow average needs slow + 1 closes to have a previous value
-            fast_now, slow_now = mean(closes[-fast:]), mean(closes[-slow:])
-            fast_before, slow_before = mean(closes[-fast - 1 : -1]), mean(closes[-slow - 1 : -1])
-            if fast_before < slow_before and fast_now > slow_now and not ctx.position(symbol):
+            closes = ctx.history(symbol, self.slow + 1)
+            fast, slow = self.sums[symbol]
+            close = closes[-1]
+            fast.push(close, closes[-self.fast - 1] if len(closes) > self.fast else None)
+            slow.push(close, closes[0] if len(closes) > self.slow else None)
+            if slow.count < self.slow:
+                continue
+            # fast/n_fast vs slow/n_slow, compared without dividing: exact.
+            diff = fast.total * self.slow - slow.total * self.fast
+            before, self.above[symbol] = self.above[symbol], diff > 0 if diff else None
+            if before is False and diff > 0 and not ctx.position(symbol):
                 ctx.buy(symbol, notional=ctx.cash / len(ctx.symbols))
-            elif fast_before > slow_before and fast_now < slow_now and ctx.position(symbol):
+            elif before is True and diff < 0 and ctx.position(symbol):
                 ctx.close(symbol)
 
 

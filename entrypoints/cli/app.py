@@ -13,6 +13,7 @@ from domain.dates import format_instant
 from domain.errors import DomainError
 from domain.limits import Plan
 from entrypoints.cli.auth_commands import auth_app
+from entrypoints.cli.data_commands import data_app
 from entrypoints.cli.market_commands import symbols
 from entrypoints.cli.run_command import run
 from entrypoints.cli.session_commands import session_app
@@ -29,6 +30,7 @@ keys_app = typer.Typer(help="Manage API keys (admin; acts on SIMUTRADOR_HOME dir
 app.add_typer(keys_app, name="keys")
 app.add_typer(auth_app, name="auth")
 app.add_typer(session_app, name="session")
+app.add_typer(data_app, name="data")
 app.command()(symbols)
 app.command()(run)
 

@@ -10,7 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol
 
 from entrypoints.protocol.messages import (
     ExecutionReportData,
@@ -22,11 +23,13 @@ from entrypoints.protocol.messages import (
 from entrypoints.sdk.strategy import DEFAULT_HISTORY_SIZE, Bar, Context, Strategy
 
 DateLike = date | datetime | str
+_NO_REJECTIONS: Mapping[str, tuple[str, str]] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class TickView:
+class TickView(NamedTuple):
     sequence_id: int
+    time: int
+    """The bar close as epoch seconds (`sim_time` as a number)."""
     sim_time: datetime
     bars: Mapping[str, Bar]
     equity: Decimal
@@ -34,14 +37,13 @@ class TickView:
     is_last: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What follows an ack (or the start): refusals, reports, then the next tick (None when
     the simulation is complete)."""
 
     reports: Sequence[ExecutionReportData]
     tick: TickView | None
-    rejected: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    rejected: Mapping[str, tuple[str, str]] = _NO_REJECTIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +83,14 @@ class BacktestResults:
 
     session_id: str
     metrics: MetricsData
-    trades: list[TradeData]
-    equity_curve: list[tuple[date, Decimal]]
-    executions: list[ExecutionReportData]
+    # Long lists stay out of the repr: printing results (or a finished task holding them)
+    # must not format every execution.
+    trades: list[TradeData] = field(repr=False)
+    equity_curve: list[tuple[date, Decimal]] = field(repr=False)
+    executions: list[ExecutionReportData] = field(repr=False)
     total_ticks: int
     wall_time_ms: int
-    prices: Mapping[str, PriceTrack] = field(default_factory=dict)
+    prices: Mapping[str, PriceTrack] = field(default_factory=dict, repr=False)
 
 
 ProgressCallback = Callable[[int, int, datetime], None]
@@ -123,10 +127,9 @@ async def drive(
             break
         ctx._mark(tick.sim_time, tick.cash, tick.equity)
         ctx._add_bars(tick.bars)
-        stamp = int(tick.sim_time.timestamp())
         for symbol, bar in tick.bars.items():
             track = prices[symbol]
-            track.times.append(stamp)
+            track.times.append(tick.time)
             track.closes.append(float(bar.close))
         strategy.on_bar(ctx, tick.bars)
         if on_progress is not None and tick.sequence_id % progress_every == 0:

@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from application.principal import Principal
-from application.simulation import Simulation, Step
-from domain.bars import from_epoch
+from application.simulation import Simulation, Step, bar_values
+from domain.bars import BarSeries, from_epoch
+from domain.broker import ExecutionReport
 from domain.errors import DomainError
 from domain.limits import PLAN_DEFAULTS, Plan
 from entrypoints.container import Container
@@ -80,7 +81,9 @@ class LocalDriver:
         )
         self._simulation = simulation
         history = {
-            symbol: [_bar(simulation, symbol, i) for i in range(simulation.first_tradable[symbol])]
+            symbol: [
+                _bar(simulation.series[symbol], i) for i in range(simulation.first_tradable[symbol])
+            ]
             for symbol in simulation.symbols
         }
         started = Started(session.id, simulation.symbols, simulation.total_ticks, history)
@@ -90,6 +93,11 @@ class LocalDriver:
         self, sequence_id: int, orders: Sequence[m.OrderData], cancels: Sequence[str]
     ) -> Outcome:
         simulation = self._running()
+        if not orders and not cancels:  # the common case, kept lean
+            simulation.acknowledge(sequence_id)
+            if simulation.done_stepping:
+                return Outcome(self._reports(simulation.finish()), None)
+            return self._outcome(simulation.advance())
         requests = []
         rejected: dict[str, tuple[str, str]] = {}
         for order in orders:
@@ -99,12 +107,14 @@ class LocalDriver:
                 rejected[order.order_id] = (exc.code, exc.message)
         batch = simulation.acknowledge(sequence_id, requests, cancels)
         rejected.update((oid, (e.code, e.message)) for oid, e in batch.rejected.items())
-        reports = [report_data(self._session_id, r) for r in batch.reports]
+        reports = self._reports(batch.reports)
         if simulation.done_stepping:
-            reports += [report_data(self._session_id, r) for r in simulation.finish()]
-            return Outcome(reports, None, rejected)
+            return Outcome(reports + self._reports(simulation.finish()), None, rejected)
         step = self._outcome(simulation.advance())
         return Outcome([*reports, *step.reports], step.tick, rejected)
+
+    def _reports(self, reports: Sequence[ExecutionReport]) -> list[m.ExecutionReportData]:
+        return [report_data(self._session_id, r) for r in reports]
 
     async def results(self) -> m.SimulationResultsData:
         results = await self._container.simulation_service().complete(
@@ -122,27 +132,19 @@ class LocalDriver:
         return self._simulation
 
     def _outcome(self, step: Step) -> Outcome:
-        simulation = self._running()
         tick = step.tick
+        when = tick.sim_time
         view = TickView(
             tick.sequence_id,
-            tick.sim_time,
-            {symbol: _bar(simulation, symbol, i) for symbol, i in tick.rows.items()},
+            tick.time,
+            when,
+            {symbol: Bar(when, *values) for symbol, values in tick.bars.items()},
             tick.equity,
             tick.cash,
             tick.is_last,
         )
-        return Outcome([report_data(self._session_id, r) for r in step.reports], view)
+        return Outcome(self._reports(step.reports) if step.reports else [], view)
 
 
-def _bar(simulation: Simulation, symbol: str, i: int) -> Bar:
-    series = simulation.series[symbol]
-    price = series.price
-    return Bar(
-        from_epoch(series.times[i]),
-        price(series.opens[i]),
-        price(series.highs[i]),
-        price(series.lows[i]),
-        price(series.closes[i]),
-        series.volume(series.volumes[i]),
-    )
+def _bar(series: BarSeries, i: int) -> Bar:
+    return Bar(from_epoch(series.times[i]), *bar_values(series, i))

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from entrypoints.protocol.messages import ExecutionReportData, OrderData
 from entrypoints.sdk.errors import SimuTradorError
@@ -19,10 +18,11 @@ if TYPE_CHECKING:
 Number = Decimal | int | str | float
 BAR_FIELDS = ("open", "high", "low", "close", "volume")
 DEFAULT_HISTORY_SIZE = 5_000
+_NONE_PENDING: tuple[Sequence[OrderData], Sequence[str]] = ((), ())
+_FIELD_INDEX = {name: i for i, name in enumerate(BAR_FIELDS)}
 
 
-@dataclass(frozen=True, slots=True)
-class Bar:
+class Bar(NamedTuple):
     """One closed bar: exact prices, `time` its close (UTC)."""
 
     time: datetime
@@ -94,7 +94,10 @@ class Context:
         self.params: dict[str, Any] = dict(params or {})
         self.session_id = ""
         self._history_size = history_size
-        self._history: dict[str, list[Bar]] = {s: [] for s in symbols}
+        # One list per field and symbol: `history` is then a slice, not a walk over bars.
+        self._history: dict[str, tuple[list[Decimal], ...]] = {
+            s: tuple([] for _ in BAR_FIELDS) for s in symbols
+        }
         self._positions: dict[str, Decimal] = {}
         self._cash = Decimal(0)
         self._equity = Decimal(0)
@@ -125,15 +128,17 @@ class Context:
     def history(self, symbol: str, n: int, field: str = "close") -> list[Decimal]:
         """The last `n` values of `field` up to and including the current bar (warm-up bars
         included); fewer at the start of the data."""
-        bars = self._bars_of(symbol)
-        if field not in BAR_FIELDS:
-            raise StrategyUsageError(f"field must be one of {', '.join(BAR_FIELDS)}")
+        columns = self._bars_of(symbol)
+        try:
+            column = columns[_FIELD_INDEX[field]]
+        except KeyError:
+            raise StrategyUsageError(f"field must be one of {', '.join(BAR_FIELDS)}") from None
         if n > self._history_size:
             raise StrategyUsageError(
                 f"history keeps the last {self._history_size} bars; pass a larger "
                 "history_size to run_backtest to look further back"
             )
-        return [getattr(b, field) for b in bars[-n:]] if n > 0 else []
+        return column[-n:] if n > 0 else []
 
     # ------------------------------------------------------------------ what it does
 
@@ -235,7 +240,7 @@ class Context:
         )
         return order_id
 
-    def _bars_of(self, symbol: str) -> list[Bar]:
+    def _bars_of(self, symbol: str) -> tuple[list[Decimal], ...]:
         bars = self._history.get(symbol)
         if bars is None:
             raise StrategyUsageError(
@@ -243,7 +248,9 @@ class Context:
             )
         return bars
 
-    def _take_orders(self) -> tuple[list[OrderData], list[str]]:
+    def _take_orders(self) -> tuple[Sequence[OrderData], Sequence[str]]:
+        if not self._pending and not self._cancels:
+            return _NONE_PENDING
         orders, cancels = self._pending, self._cancels
         self._pending, self._cancels = [], []
         return orders, cancels
@@ -251,14 +258,21 @@ class Context:
     def _add_bars(self, bars: Mapping[str, Bar]) -> None:
         limit = self._history_size
         for symbol, bar in bars.items():
-            kept = self._history[symbol]
-            kept.append(bar)
-            if len(kept) > 2 * limit:  # trim in batches: amortised O(1) per bar
-                del kept[:-limit]
+            opens, highs, lows, closes, volumes = self._history[symbol]
+            opens.append(bar.open)
+            highs.append(bar.high)
+            lows.append(bar.low)
+            closes.append(bar.close)
+            volumes.append(bar.volume)
+            if len(closes) > 2 * limit:  # trim in batches: amortised O(1) per bar
+                for column in self._history[symbol]:
+                    del column[:-limit]
 
     def _add_bars_history(self, history: Mapping[str, Sequence[Bar]]) -> None:
         for symbol, bars in history.items():
-            self._bars_of(symbol).extend(bars[-self._history_size :])
+            self._bars_of(symbol)
+            for bar in bars[-self._history_size :]:
+                self._add_bars({symbol: bar})
 
     def _apply_report(self, report: ExecutionReportData) -> None:
         if report.fill_quantity:
