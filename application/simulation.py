@@ -15,7 +15,7 @@ from typing import NamedTuple
 from application.ports import BarStore, SymbolCatalog
 from application.principal import Principal
 from application.sessions import SessionService
-from domain.bars import BarSeries, from_epoch, merge_series, union_times
+from domain.bars import Bar, BarSeries, from_epoch, merge_series, union_times
 from domain.broker import BarQuote, Broker, BrokerState, ExecutionReport
 from domain.errors import (
     DataUnavailable,
@@ -28,9 +28,8 @@ from domain.errors import (
 from domain.exchanges import (
     ExchangeHours,
     hours_of,
-    last_of_day_flags,
     trading_day_bounds,
-    trading_day_ordinals,
+    trading_day_runs,
 )
 from domain.metrics import Metrics, compute_metrics
 from domain.orders import OrderRequest
@@ -55,19 +54,11 @@ class Tick(NamedTuple):
     sequence_id: int
     time: int
     sim_time: datetime
-    bars: Mapping[str, BarValues]
-    """symbol → its bar's exact (open, high, low, close, volume)."""
+    bars: Mapping[str, Bar]
+    """symbol → its bar (exact prices)."""
     equity: Decimal
     cash: Decimal
     is_last: bool
-
-
-class BarValues(NamedTuple):
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
 
 
 class Step(NamedTuple):
@@ -155,15 +146,22 @@ class Simulation:
                 [s.slice(self.first_tradable[sym], len(s)) for sym, s in self.series.items()]
             ),
         )
-        self._day_of_tick = trading_day_ordinals(self.ticks, hours)
-        self._day_ends = last_of_day_flags(self.ticks, hours)
-        self._symbol_day_ends = {
-            # Every daily bar is the last (and only) bar of its day.
-            sym: last_of_day_flags(s.times, hours)
+        # Index of each day's last tick → that trading day: where the equity curve gets a
+        # point. Kept per day, not per bar.
+        self._day_closes = {
+            end - 1: date.fromordinal(ordinal)
+            for end, ordinal in trading_day_runs(self.ticks, hours)
+        }
+        # Per symbol, the indices of bars that end their trading day (None: every bar does,
+        # as with daily bars), for `day` orders.
+        self._symbol_day_ends: dict[str, frozenset[int] | None] = {
+            sym: frozenset(end - 1 for end, _ in trading_day_runs(s.times, hours))
             if s.timeframe.is_intraday
-            else array("b", [1]) * len(s)
+            else None
             for sym, s in self.series.items()
         }
+        chunk = max(16, min(1024, _DECODED_BARS_HELD // max(len(self.series), 1)))
+        self._decoded = {sym: _DecodedBars(s, chunk) for sym, s in self.series.items()}
         self._cursors = dict(self.first_tradable)
         self._book = _Book()
 
@@ -211,22 +209,24 @@ class Simulation:
             raise InvalidState(self.session_id, self._phase(), "advance", ["tick acknowledged"])
         sequence = book.sequence + 1
         t = self.ticks[sequence - 1]
-        sim_time = datetime.fromtimestamp(t, UTC)
         broker = self.broker
         cursors = self._cursors
-        bars: dict[str, BarValues] = {}
+        bars: dict[str, Bar] = {}
         rows: dict[str, int] = {}
+        bar = None
         for symbol, series in self.series.items():
             i = cursors[symbol]
-            if i < len(series) and series.times[i] == t:
-                bars[symbol] = bar_values(series, i)
+            if i < len(series.times) and series.times[i] == t:
+                bars[symbol] = bar = self._decoded[symbol].at(i)
                 rows[symbol] = i
                 cursors[symbol] = i + 1
+        # Every tick is some symbol's bar close (ticks are the union of them).
+        sim_time = bar.time if bar is not None else datetime.fromtimestamp(t, UTC)
         reports: tuple[ExecutionReport, ...] = ()
         if not broker.is_idle:  # most bars of most strategies: nothing to fill or mark
             active = broker.active_symbols
             quotes = {
-                symbol: BarQuote(*bars[symbol], bool(self._symbol_day_ends[symbol][i]))
+                symbol: self._quote(symbol, bars[symbol], i)
                 for symbol, i in rows.items()
                 if symbol in active
             }
@@ -236,8 +236,9 @@ class Simulation:
             if broker.has_positions:
                 book.ticks_with_position += 1
         equity = broker.equity
-        if self._day_ends[sequence - 1]:
-            book.equity_curve.append((date.fromordinal(self._day_of_tick[sequence - 1]), equity))
+        day = self._day_closes.get(sequence - 1)
+        if day is not None:
+            book.equity_curve.append((day, equity))
         book.sequence = sequence
         book.in_flight = sequence
         tick = Tick(sequence, t, sim_time, bars, equity, broker.cash, sequence == len(self.ticks))
@@ -367,6 +368,15 @@ class Simulation:
 
     # ------------------------------------------------------------------ internals
 
+    def _quote(self, symbol: str, bar: Bar, i: int) -> BarQuote:
+        day_ends = self._symbol_day_ends[symbol]
+        last_of_day = day_ends is None or i in day_ends
+        return BarQuote(bar.open, bar.high, bar.low, bar.close, bar.volume, last_of_day)
+
+    def bar(self, symbol: str, i: int) -> Bar:
+        """Bar `i` of a symbol's series (warm-up bars first), exact."""
+        return self._decoded[symbol].at(i)
+
     def _record(self, reports: Sequence[ExecutionReport]) -> None:
         if not reports:
             return
@@ -386,18 +396,45 @@ class Simulation:
 
 
 _NOTHING = BatchResult((), {})
+_DECODED_BARS_HELD = 20_000
+"""Decoded bars kept at once across a simulation's symbols (bounds the decimal cache)."""
 
 
-def bar_values(series: BarSeries, i: int) -> BarValues:
-    """Bar `i` of `series` as exact decimals (inlined: runs once per symbol and bar)."""
-    p = -series.price_scale
-    return BarValues(
-        Decimal(series.opens[i]).scaleb(p),
-        Decimal(series.highs[i]).scaleb(p),
-        Decimal(series.lows[i]).scaleb(p),
-        Decimal(series.closes[i]).scaleb(p),
-        Decimal(series.volumes[i]).scaleb(-series.volume_scale),
-    )
+class _DecodedBars:
+    """The exact bars of one series, decoded a chunk at a time: converting columns of ints
+    to decimals in bulk costs far less than bar by bar, and only a chunk is held."""
+
+    __slots__ = ("bars", "chunk", "series", "start")
+
+    def __init__(self, series: BarSeries, chunk: int) -> None:
+        self.series = series
+        self.chunk = chunk
+        self.start = 0
+        self.bars: list[Bar] = []
+
+    def at(self, i: int) -> Bar:
+        k = i - self.start
+        if 0 <= k < len(self.bars):
+            return self.bars[k]
+        self._decode(i)
+        return self.bars[0]
+
+    def _decode(self, first: int) -> None:
+        s = self.series
+        stop = min(len(s.times), first + self.chunk)
+        p, v, exact = -s.price_scale, -s.volume_scale, Decimal
+        self.bars = list(
+            map(
+                Bar,
+                [datetime.fromtimestamp(t, UTC) for t in s.times[first:stop]],
+                [exact(x).scaleb(p) for x in s.opens[first:stop]],
+                [exact(x).scaleb(p) for x in s.highs[first:stop]],
+                [exact(x).scaleb(p) for x in s.lows[first:stop]],
+                [exact(x).scaleb(p) for x in s.closes[first:stop]],
+                [exact(x).scaleb(v) for x in s.volumes[first:stop]],
+            )
+        )
+        self.start = first
 
 
 _COLUMN = {

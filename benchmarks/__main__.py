@@ -14,6 +14,9 @@ from benchmarks.report import RESULTS, Figure, print_table, write_json
 SUITES: dict[str, str] = {
     "core": "benchmarks.core",
     "server": "benchmarks.server",
+    "market": "benchmarks.market",
+    "engine": "benchmarks.engine",
+    "imports": "benchmarks.imports",
 }
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 from domain.errors import DataConflict, ValidationFailed
 
@@ -68,9 +69,9 @@ class Coverage:
     source: DataSource
 
 
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One bar with exact prices; `time` is the bar's close instant (UTC)."""
+class Bar(NamedTuple):
+    """One bar with exact prices; `time` is the bar's close instant (UTC). A named tuple:
+    the engine hands one per symbol and bar to strategies, so it must be cheap to make."""
 
     time: datetime
     open: Decimal
@@ -228,6 +229,10 @@ class BarSeries:
         return [self.bar(i) for i in range(len(self))]
 
     def slice(self, start: int, stop: int) -> BarSeries:
+        """Bars [start, stop). The whole series is returned as is (columns are never
+        mutated once a series is shared), so a full-range read holds one copy, not two."""
+        if start <= 0 and stop >= len(self.times):
+            return self
         return BarSeries(
             self.symbol,
             self.timeframe,

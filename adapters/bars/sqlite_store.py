@@ -283,6 +283,14 @@ class SqliteBarStore:
     def _migrate(self, db: sqlite3.Connection) -> None:
         db.execute("BEGIN IMMEDIATE")
         try:
+            tables = {
+                row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            if tables and "meta" not in tables:
+                raise BarStoreError(
+                    f"{self.path} is another program's SQLite database (tables: "
+                    f"{', '.join(sorted(tables))}), not a SimuTrador bar store"
+                )
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)

@@ -199,7 +199,8 @@ def remove(
     if not removed:
         out.print(f"Nothing removed: no bars of {escape(what)} are stored")
         return
-    out.print(f"[green]Removed[/green] {removed} series of {escape(what)}")
+    noun = "bar" if removed == 1 else "bars"
+    out.print(f"[green]Removed[/green] {removed:,} {noun} of {escape(what)}")
 
 
 @data_app.command()

@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from application.principal import Principal
-from application.simulation import Simulation, Step, bar_values
-from domain.bars import BarSeries, from_epoch
+from application.simulation import Simulation, Step
 from domain.broker import ExecutionReport
 from domain.errors import DomainError
 from domain.limits import PLAN_DEFAULTS, Plan
@@ -17,7 +16,6 @@ from entrypoints.protocol import messages as m
 from entrypoints.protocol.dispatcher import session_params
 from entrypoints.protocol.engine import order_request, report_data, results_data
 from entrypoints.sdk.backtest import Outcome, Started, TickView
-from entrypoints.sdk.strategy import Bar
 
 DECIMAL_SETTINGS = (
     "commission_per_share",
@@ -81,9 +79,7 @@ class LocalDriver:
         )
         self._simulation = simulation
         history = {
-            symbol: [
-                _bar(simulation.series[symbol], i) for i in range(simulation.first_tradable[symbol])
-            ]
+            symbol: [simulation.bar(symbol, i) for i in range(simulation.first_tradable[symbol])]
             for symbol in simulation.symbols
         }
         started = Started(session.id, simulation.symbols, simulation.total_ticks, history)
@@ -138,13 +134,9 @@ class LocalDriver:
             tick.sequence_id,
             tick.time,
             when,
-            {symbol: Bar(when, *values) for symbol, values in tick.bars.items()},
+            tick.bars,
             tick.equity,
             tick.cash,
             tick.is_last,
         )
         return Outcome(self._reports(step.reports) if step.reports else [], view)
-
-
-def _bar(series: BarSeries, i: int) -> Bar:
-    return Bar(from_epoch(series.times[i]), *bar_values(series, i))

@@ -7,8 +7,9 @@ import itertools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
+from domain.bars import Bar as Bar  # the one pure value the SDK shares with the engine
 from entrypoints.protocol.messages import ExecutionReportData, OrderData
 from entrypoints.sdk.errors import SimuTradorError
 
@@ -20,17 +21,6 @@ BAR_FIELDS = ("open", "high", "low", "close", "volume")
 DEFAULT_HISTORY_SIZE = 5_000
 _NONE_PENDING: tuple[Sequence[OrderData], Sequence[str]] = ((), ())
 _FIELD_INDEX = {name: i for i, name in enumerate(BAR_FIELDS)}
-
-
-class Bar(NamedTuple):
-    """One closed bar: exact prices, `time` its close (UTC)."""
-
-    time: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
 
 
 class StrategyUsageError(SimuTradorError):
