@@ -72,10 +72,17 @@ def home() -> Iterator[Container]:
 
 def goog_series() -> BarSeries:
     hours = exchange_hours("NASDAQ", AssetClass.STOCK)
+
+    def exact(value: float) -> Decimal:
+        return Decimal(repr(float(value)))
+
     bars = [
         Bar(
             daily_close(day.date(), hours),
-            *(Decimal(repr(float(row[f]))) for f in ("Open", "High", "Low", "Close")),
+            exact(row["Open"]),
+            exact(row["High"]),
+            exact(row["Low"]),
+            exact(row["Close"]),
             Decimal(int(row["Volume"])),
         )
         for day, row in GOOG.iterrows()
