@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
-from application.ports import BarStore, SymbolCatalog
+from application.ports import BarStore, Clock, SymbolCatalog
 from application.principal import Principal
 from application.sessions import SessionService
 from domain.bars import Bar, BarSeries, from_epoch, merge_series, union_times
@@ -23,6 +23,8 @@ from domain.errors import (
     InvalidSequence,
     InvalidState,
     InvalidSymbol,
+    SessionBusy,
+    SessionLimitExceeded,
     ValidationFailed,
 )
 from domain.exchanges import (
@@ -244,6 +246,41 @@ class Simulation:
         tick = Tick(sequence, t, sim_time, bars, equity, broker.cash, sequence == len(self.ticks))
         return Step(reports, tick)
 
+    def pending_tick(self) -> Tick | None:
+        """The tick in flight, built again (to send it once more after a pause or a
+        reconnection): nothing has changed since it was delivered."""
+        sequence = self._book.in_flight
+        if sequence is None:
+            return None
+        t = self.ticks[sequence - 1]
+        bars = {}
+        for symbol, series in self.series.items():
+            i = self._cursors[symbol] - 1
+            if i >= self.first_tradable[symbol] and series.times[i] == t:
+                bars[symbol] = self._decoded[symbol].at(i)
+        broker = self.broker
+        return Tick(
+            sequence,
+            t,
+            from_epoch(t),
+            bars,
+            broker.equity,
+            broker.cash,
+            sequence == len(self.ticks),
+        )
+
+    @property
+    def next_sequence_id(self) -> int:
+        """The tick that awaits an ack (or comes next)."""
+        return self._book.in_flight or self._book.sequence + 1
+
+    def history(self) -> dict[str, list[Bar]]:
+        """The warm-up bars of each symbol (before the first tradable bar)."""
+        return {
+            symbol: [self._decoded[symbol].at(i) for i in range(self.first_tradable[symbol])]
+            for symbol in self.symbols
+        }
+
     def acknowledge(
         self,
         sequence_id: int,
@@ -451,20 +488,41 @@ WARMUP_LOOKBACK_FACTOR = 4
 MAX_WARMUP_BARS = 10_000
 
 
+class PauseReason(StrEnum):
+    REQUESTED = "requested"
+    DISCONNECTED = "disconnected"
+    ACK_TIMEOUT = "ack_timeout"
+
+
+@dataclass(slots=True)
+class RunningSimulation:
+    """A session's simulation and who drives it: the connection that may ack its ticks
+    (None while nobody does), and why it is paused, if it is."""
+
+    simulation: Simulation
+    principal: Principal
+    driver: str | None = None
+    paused: PauseReason | None = None
+    started_at: float = 0.0
+
+
 class SimulationService:
     """Owns the simulation of each running session: start (session → `running`), lookup,
-    complete (→ `completed`, results kept), fail (→ `error` with a reason)."""
+    pause / resume, the one connection driving it, complete (→ `completed`, results kept),
+    fail (→ `error` with a reason). Per-user limits on running simulations hold here."""
 
     def __init__(
         self,
         sessions: SessionService,
         catalog: SymbolCatalog,
         store: BarStore,
+        clock: Clock | None = None,
     ) -> None:
         self._sessions = sessions
         self._catalog = catalog
         self._store = store
-        self._running: dict[str, Simulation] = {}
+        self._clock = clock
+        self._running: dict[str, RunningSimulation] = {}
         self._results: dict[str, SimulationResults] = {}
 
     async def start(
@@ -473,6 +531,7 @@ class SimulationService:
         session_id: str,
         warmup_bars: int = 0,
         account_updates: AccountUpdates = AccountUpdates.ON_FILL,
+        driver: str | None = None,
     ) -> Simulation:
         session = await self._sessions.get(principal, session_id)
         if session.state is not SessionState.READY:
@@ -481,9 +540,19 @@ class SimulationService:
             raise ValidationFailed(
                 "warmup_bars", f"warmup_bars must be between 0 and {MAX_WARMUP_BARS}"
             )
+        most = principal.limits.max_running_simulations
+        running = sum(1 for r in self._running.values() if r.principal.user_id == principal.user_id)
+        if running >= most:
+            raise SessionLimitExceeded(
+                f"You already run {running} simulation{'s' if running != 1 else ''}, the most "
+                "your plan allows; finish or delete one first",
+                {"limit": "running_simulations", "max": most},
+            )
         simulation = await self.build(session, warmup_bars, account_updates)
         await self._sessions.change_state(principal, session_id, SessionState.RUNNING)
-        self._running[session_id] = simulation
+        self._running[session_id] = RunningSimulation(
+            simulation, principal, driver, None, self._now()
+        )
         return simulation
 
     async def build(
@@ -535,23 +604,83 @@ class SimulationService:
 
     async def simulation(self, principal: Principal, session_id: str) -> Simulation:
         """The caller's running (or paused) simulation."""
+        return (await self.run_of(principal, session_id)).simulation
+
+    async def run_of(self, principal: Principal, session_id: str) -> RunningSimulation:
         session = await self._sessions.get(principal, session_id)
-        simulation = self._running.get(session_id)
-        if simulation is None:
+        run = self._running.get(session_id)
+        if run is None:
             raise InvalidState(
                 session_id, session.state.value, "drive the simulation of", ["running", "paused"]
             )
-        return simulation
+        return run
+
+    def run_of_any(self, session_id: str) -> RunningSimulation | None:
+        """For the server's own doings (timeouts): the run, whoever owns it."""
+        return self._running.get(session_id)
+
+    async def drive(self, principal: Principal, session_id: str, driver: str) -> Simulation:
+        """The simulation, for the connection `driver`, which becomes its driver if it has
+        none; SESSION_BUSY while another connection drives it. It must be running."""
+        run = await self.run_of(principal, session_id)
+        self._claim(run, session_id, driver)
+        if run.paused is not None:
+            raise InvalidState(session_id, "paused", "step the simulation of", ["running"])
+        return run.simulation
+
+    async def pause(
+        self, principal: Principal, session_id: str, reason: PauseReason, driver: str | None = None
+    ) -> RunningSimulation:
+        run = await self.run_of(principal, session_id)
+        if driver is not None:
+            self._claim(run, session_id, driver)
+        if run.paused is None:
+            await self._sessions.change_state(principal, session_id, SessionState.PAUSED)
+            run.paused = reason
+        return run
+
+    async def resume(self, principal: Principal, session_id: str, driver: str) -> Simulation:
+        """A paused simulation runs again, driven by `driver` (SESSION_BUSY if another
+        connection still drives it)."""
+        run = await self.run_of(principal, session_id)
+        self._claim(run, session_id, driver)
+        if run.paused is None:
+            raise InvalidState(session_id, "running", "resume", ["paused"])
+        await self._sessions.change_state(principal, session_id, SessionState.RUNNING)
+        run.paused = None
+        return run.simulation
+
+    async def disconnect(self, driver: str) -> list[str]:
+        """The connection `driver` is gone: each simulation it drove pauses
+        (`disconnected`) and waits, whole, for a `resume_session` from any connection of
+        its user. Returns their session ids."""
+        paused = []
+        for session_id, run in list(self._running.items()):
+            if run.driver != driver:
+                continue
+            run.driver = None
+            if run.paused is None:
+                try:
+                    await self.pause(run.principal, session_id, PauseReason.DISCONNECTED)
+                except DomainError:  # deleted or expired meanwhile: nothing to keep
+                    self._running.pop(session_id, None)
+                    continue
+            paused.append(session_id)
+        return paused
 
     async def complete(self, principal: Principal, session_id: str) -> SimulationResults:
         """Finish a simulation whose last tick was acknowledged; its results are kept."""
-        simulation = await self.simulation(principal, session_id)
-        simulation.finish()
-        results = simulation.results()
+        run = await self.run_of(principal, session_id)
+        run.simulation.finish()
+        results = run.simulation.results()
         await self._sessions.change_state(principal, session_id, SessionState.COMPLETED)
         self._results[session_id] = results
         self._running.pop(session_id, None)
         return results
+
+    def wall_time_ms(self, session_id: str) -> int:
+        run = self._running.get(session_id)
+        return int((self._now() - run.started_at) * 1000) if run is not None else 0
 
     async def fail(self, principal: Principal, session_id: str, reason: str) -> None:
         self._running.pop(session_id, None)
@@ -565,6 +694,19 @@ class SimulationService:
         return found
 
     def forget(self, session_id: str) -> None:
-        """Drop whatever is held for a deleted or expired session."""
+        """Drop whatever is held for a deleted or expired session (a running simulation
+        stops: nothing of it is kept)."""
         self._running.pop(session_id, None)
         self._results.pop(session_id, None)
+
+    def running_count(self) -> int:
+        return len(self._running)
+
+    def _claim(self, run: RunningSimulation, session_id: str, driver: str) -> None:
+        if run.driver is None:
+            run.driver = driver
+        elif run.driver != driver:
+            raise SessionBusy(session_id)
+
+    def _now(self) -> float:
+        return self._clock.monotonic() if self._clock is not None else 0.0

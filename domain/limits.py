@@ -25,13 +25,14 @@ class Limits:
     max_symbols: int
     max_connections: int
     messages_per_minute: int
+    max_running_simulations: int = 1
 
 
 PLAN_DEFAULTS: Mapping[Plan, Limits] = MappingProxyType(
     {
-        Plan.FREE: Limits(1, 5, 5, 1, 600),
-        Plan.PROFESSIONAL: Limits(10, 50, 50, 10, 6000),
-        Plan.ENTERPRISE: Limits(100, 500, 500, 100, 60000),
+        Plan.FREE: Limits(1, 5, 5, 1, 600, 1),
+        Plan.PROFESSIONAL: Limits(10, 50, 50, 10, 6000, 5),
+        Plan.ENTERPRISE: Limits(100, 500, 500, 100, 60000, 50),
     }
 )
 

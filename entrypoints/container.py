@@ -69,7 +69,11 @@ class Container(containers.DeclarativeContainer):
     )
 
     simulation_service = providers.Singleton(
-        SimulationService, sessions=session_service, catalog=catalog, store=bar_store
+        SimulationService,
+        sessions=session_service,
+        catalog=catalog,
+        store=bar_store,
+        clock=clock,
     )
 
     api_key_store = providers.Singleton(FileApiKeyStore, settings.provided.api_keys_path)
@@ -92,4 +96,6 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         server_version=__version__,
         max_message_bytes=settings.provided.max_message_bytes,
+        simulations=simulation_service,
+        tick_timeout_seconds=settings.provided.tick_timeout_seconds,
     )

@@ -43,6 +43,7 @@ class Settings:
     max_range_days: int = 20 * 366
     max_metadata_bytes: int = 4096
     max_message_bytes: int = 64 * 1024
+    tick_timeout_seconds: float = 300.0
     jwt_secret: str = ""
     token_ttl_seconds: int = 3600
     validation_cache_size: int = 4096

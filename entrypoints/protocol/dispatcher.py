@@ -4,7 +4,10 @@ Knows nothing of Litestar or sockets; a transport only moves frames to and from 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -13,6 +16,7 @@ from application.bars import InstrumentCoverage
 from application.ports import Clock
 from application.principal import Principal
 from application.sessions import SessionService
+from application.simulation import SimulationService
 from domain.bars import Timeframe
 from domain.dates import DateRange
 from domain.errors import DomainError, ValidationFailed
@@ -29,8 +33,11 @@ from entrypoints.protocol.errors import (
     RateLimitExceeded,
     UnknownMessageType,
 )
+from entrypoints.protocol.simulation import EngineConnection, Push, SimulationProtocol
 
 log = logging.getLogger("simutrador.protocol")
+
+SESSION_MESSAGES = (m.CreateSession, m.GetSession, m.ListSessions, m.DeleteSession)
 
 MAX_REQUEST_ID_LENGTH = 128
 _UNDECODABLE = (msgspec.DecodeError, RecursionError, UnicodeError)
@@ -38,10 +45,12 @@ _UNDECODABLE = (msgspec.DecodeError, RecursionError, UnicodeError)
 
 @dataclass(slots=True)
 class ConnectionContext:
-    """Per-connection protocol state: who is connected and their message budget."""
+    """Per-connection protocol state: who is connected, their message budget, and what the
+    engine keeps for the connection (its id, the ack timers of its ticks in flight)."""
 
     principal: Principal
     bucket: TokenBucket
+    engine: EngineConnection
     messages: int = 0
 
 
@@ -147,19 +156,34 @@ class Dispatcher:
         *,
         server_version: str,
         max_message_bytes: int = 64 * 1024,
+        simulations: SimulationService | None = None,
+        tick_timeout_seconds: float = 300.0,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._version = server_version
         self._max_bytes = max_message_bytes
+        self._engine = (
+            SimulationProtocol(simulations, clock.now, tick_timeout_seconds)
+            if simulations is not None
+            else None
+        )
+        self._connection_ids = itertools.count(1)
 
     @property
     def max_message_bytes(self) -> int:
         return self._max_bytes
 
-    def open(self, principal: Principal) -> ConnectionContext:
+    def open(self, principal: Principal, push: Push | None = None) -> ConnectionContext:
+        """A new connection. `push` sends it a message unasked (an ack-timeout pause)."""
         per_minute = principal.limits.messages_per_minute
-        return ConnectionContext(principal, TokenBucket(float(per_minute), 60.0))
+        engine = EngineConnection(f"conn_{next(self._connection_ids)}", push)
+        return ConnectionContext(principal, TokenBucket(float(per_minute), 60.0), engine)
+
+    async def close(self, context: ConnectionContext) -> None:
+        """The connection is gone: the simulations it drove pause, waiting for a resume."""
+        if self._engine is not None:
+            await self._engine.closed(context.engine)
 
     def connection_ready(self, context: ConnectionContext) -> bytes:
         principal, limits = context.principal, context.principal.limits
@@ -177,6 +201,7 @@ class Dispatcher:
                         max_connections=limits.max_connections,
                         messages_per_minute=limits.messages_per_minute,
                         max_message_bytes=self._max_bytes,
+                        max_running_simulations=limits.max_running_simulations,
                     ),
                     server_version=self._version,
                     session_timeout_minutes=timeout.total_seconds() / 60,
@@ -184,22 +209,28 @@ class Dispatcher:
             )
         )
 
-    async def handle_frame(self, context: ConnectionContext, frame: str | bytes) -> bytes:
-        """Answer one frame. Never raises: every failure becomes a typed error frame."""
+    async def handle_frame(self, context: ConnectionContext, frame: str | bytes) -> list[bytes]:
+        """Answer one frame with the messages it causes, in order. Never raises: every
+        failure becomes a typed error frame."""
         context.messages += 1
         request_id: str | None = None
         try:
-            wait = context.bucket.take(self._clock.monotonic())
-            if wait > 0:
-                raise RateLimitExceeded(
-                    f"More than {context.principal.limits.messages_per_minute} messages per "
-                    "minute on this connection",
-                    {
-                        "limit": "messages_per_minute",
-                        "max": context.principal.limits.messages_per_minute,
-                        "retry_after_ms": int(wait * 1000) + 1,
-                    },
-                )
+            message = self._decode_frame(frame, context)
+            request_id = message.request_id
+            replies = await self.dispatch_all(context, message)
+        except ProtocolError as exc:
+            if request_id is None and isinstance(frame, str):
+                request_id = _salvage_request_id(frame)
+            replies = [self._error(exc, request_id)]
+        except Exception:  # a bug of ours must not cost the client its connection
+            log.exception("internal error on a frame of user=%s", context.principal.user_id)
+            replies = [self._error(InternalError("The server failed to handle this message"), None)]
+        return [m.encoder.encode(reply) for reply in replies]
+
+    def _decode_frame(self, frame: str | bytes, context: ConnectionContext) -> m.ClientMessage:
+        """The message in `frame`, charged to the connection's budget: every frame counts
+        except a well-formed `tick_ack` (one tick in flight bounds those already)."""
+        try:
             if isinstance(frame, bytes):
                 raise InvalidMessage(
                     "Binary frames are not supported; send each message as a JSON text frame",
@@ -207,16 +238,65 @@ class Dispatcher:
                 )
             self._check_size(frame)
             message = self._decode(frame)
-            request_id = message.request_id
+        except ProtocolError:
+            self._charge(context)
+            raise
+        if not isinstance(message, m.TickAck):
+            self._charge(context)
+        return message
+
+    def _charge(self, context: ConnectionContext) -> None:
+        wait = context.bucket.take(self._clock.monotonic())
+        if wait > 0:
+            most = context.principal.limits.messages_per_minute
+            raise RateLimitExceeded(
+                f"More than {most} messages per minute on this connection",
+                {
+                    "limit": "messages_per_minute",
+                    "max": most,
+                    "retry_after_ms": int(wait * 1000) + 1,
+                },
+            )
+
+    async def dispatch_all(
+        self, context: ConnectionContext, message: m.ClientMessage
+    ) -> Sequence[m.ServerMessage | m.TickOut | m.HistoryOut]:
+        """One decoded request → every message it causes; each echoes its request_id."""
+        if isinstance(message, SESSION_MESSAGES):
             reply = await self.dispatch(context.principal, message)
-        except ProtocolError as exc:
-            if request_id is None and isinstance(frame, str):
-                request_id = _salvage_request_id(frame)
-            reply = self._error(exc, request_id)
-        except Exception:  # a bug of ours must not cost the client its connection
-            log.exception("internal error on a frame of user=%s", context.principal.user_id)
-            reply = self._error(InternalError("The server failed to handle this message"), None)
-        return m.encoder.encode(reply)
+            if isinstance(message, m.DeleteSession) and isinstance(reply, m.SessionDeleted):
+                if self._engine is not None:  # a running simulation stops with its session
+                    self._engine.forget(context.engine, reply.data.session_id)
+            return [reply]
+        rid = message.request_id
+        if self._engine is None:
+            raise UnknownMessageType(
+                f"'{type(message).__name__}' needs the simulation engine, not configured here",
+                {"supported_types": list(m.CLIENT_MESSAGE_TYPES)},
+            )
+        principal = context.principal
+        try:
+            replies = await self._engine.handle(principal, context.engine, message)
+        except DomainError as exc:
+            return [self._session_error(exc, rid)]
+        except Exception:
+            session_id = getattr(message.data, "session_id", "")
+            log.exception("engine failure on %s of session %s", type(message).__name__, session_id)
+            reason = "the engine failed on this simulation; it has been logged"
+            with contextlib.suppress(DomainError):
+                await self._engine.simulations.fail(principal, session_id, reason)
+            return [
+                self._error(
+                    InternalError(
+                        f"The simulation of {session_id} failed and is stopped (state error)",
+                        {"session_id": session_id},
+                    ),
+                    rid,
+                )
+            ]
+        for out in replies:
+            out.request_id = rid
+        return replies
 
     async def dispatch(self, principal: Principal, message: m.ClientMessage) -> m.ServerMessage:
         """One decoded request → one reply; domain rejections become `session_error`."""
@@ -249,13 +329,7 @@ class Dispatcher:
                         data=m.SessionDeletedData(session_id=removed.id),
                     )
         except DomainError as exc:
-            return m.SessionError(
-                request_id=rid,
-                timestamp=now(),
-                data=m.SessionErrorData(
-                    error_code=exc.code, message=exc.message, details=exc.details
-                ),
-            )
+            return self._session_error(exc, rid)
         except Exception:
             log.exception(
                 "internal error handling %s request_id=%s user=%s",
@@ -268,6 +342,13 @@ class Dispatcher:
                 rid,
             )
         raise AssertionError(f"unhandled message {type(message).__name__}")  # pragma: no cover
+
+    def _session_error(self, exc: DomainError, request_id: str | None) -> m.SessionError:
+        return m.SessionError(
+            request_id=request_id,
+            timestamp=self._clock.now(),
+            data=m.SessionErrorData(error_code=exc.code, message=exc.message, details=exc.details),
+        )
 
     def _check_size(self, frame: str) -> None:
         # A character is at most 4 bytes in UTF-8: only long frames need the exact count.
@@ -309,11 +390,6 @@ class Dispatcher:
             return InvalidMessage(
                 "Message needs a string 'type'",
                 {"path": "$.type", "supported_types": list(m.CLIENT_MESSAGE_TYPES)},
-            )
-        if kind in m.RESERVED_MESSAGE_TYPES:
-            return UnknownMessageType(
-                f"'{kind}' belongs to the simulation engine, which this server does not run yet",
-                {"type": kind, "supported_types": list(m.CLIENT_MESSAGE_TYPES)},
             )
         if kind not in m.CLIENT_MESSAGE_TYPES:
             return UnknownMessageType(

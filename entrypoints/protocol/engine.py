@@ -3,13 +3,19 @@ shared by the server and the in-process runner so both speak exactly the same sh
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TypeVar
 
+import msgspec
+
 from application.simulation import SimulationResults
-from domain.broker import ExecutionReport
+from domain.bars import Bar
+from domain.broker import AccountView, ExecutionReport
+from domain.dates import format_instant
 from domain.errors import InvalidOrder
 from domain.metrics import Metrics
-from domain.orders import OrderRequest, OrderSide, OrderType, TimeInForce
+from domain.orders import OrderRequest, OrderSide, OrderSnapshot, OrderType, TimeInForce
 from domain.trades import ClosedTrade
 from entrypoints.protocol import messages as m
 
@@ -41,6 +47,78 @@ def _enum(kind: type[E], value: str, field: str) -> E:
         raise InvalidOrder(
             field, f"{field} '{value}' is not one of {', '.join(kind)}", value=value
         ) from None
+
+
+def account_data(
+    session_id: str, sequence_id: int, sim_time: datetime | None, account: AccountView
+) -> m.AccountData:
+    return m.AccountData(
+        session_id=session_id,
+        sim_time=sim_time,
+        sequence_id=sequence_id,
+        cash=account.cash,
+        equity=account.equity,
+        buying_power=account.buying_power,
+        realized_pnl=account.realized_pnl,
+        unrealized_pnl=account.unrealized_pnl,
+        total_commission=account.total_commission,
+        positions=[
+            m.PositionData(
+                symbol=p.symbol,
+                quantity=p.quantity,
+                avg_price=p.avg_price,
+                market_price=p.market_price,
+                market_value=p.market_value,
+                unrealized_pnl=p.unrealized_pnl,
+            )
+            for p in account.positions
+        ],
+        open_orders=[open_order_data(o) for o in account.open_orders],
+    )
+
+
+def open_order_data(o: OrderSnapshot) -> m.OpenOrderData:
+    r = o.request
+    return m.OpenOrderData(
+        order_id=r.order_id,
+        symbol=r.symbol,
+        side=r.side.value,
+        type=r.type.value,
+        quantity=o.quantity if o.quantity is not None else r.quantity,
+        notional=r.notional,
+        limit_price=r.limit_price,
+        stop_price=r.stop_price,
+        time_in_force=r.time_in_force.value,
+        stop_loss=r.stop_loss,
+        take_profit=r.take_profit,
+        status=o.status.value,
+        filled_quantity=o.filled_quantity,
+    )
+
+
+def bars_json(bars: Mapping[str, Bar]) -> msgspec.Raw:
+    """`{SYMBOL: {open, high, low, close, volume}}` with the exact decimals as JSON numbers."""
+    body = ",".join(
+        f'{_SYMBOL.encode(symbol).decode()}:{{"open":{b.open},"high":{b.high},"low":{b.low},'
+        f'"close":{b.close},"volume":{b.volume}}}'
+        for symbol, b in bars.items()
+    )
+    return msgspec.Raw(("{" + body + "}").encode())
+
+
+def history_json(history: Mapping[str, Sequence[Bar]]) -> msgspec.Raw:
+    """`{SYMBOL: [[time, open, high, low, close, volume], …]}`, prices as JSON numbers."""
+    parts = []
+    for symbol, bars in history.items():
+        rows = ",".join(
+            f'["{format_instant(b.time)}",{b.open},{b.high},{b.low},{b.close},{b.volume}]'
+            for b in bars
+        )
+        parts.append(f"{_SYMBOL.encode(symbol).decode()}:[{rows}]")
+    return msgspec.Raw(("{" + ",".join(parts) + "}").encode())
+
+
+_SYMBOL = msgspec.json.Encoder()
 
 
 def report_data(session_id: str, r: ExecutionReport) -> m.ExecutionReportData:

@@ -61,24 +61,105 @@ class DeleteSession(_Message, tag="delete_session"):
     data: SessionRef
 
 
-ClientMessage = CreateSession | GetSession | ListSessions | DeleteSession
+MAX_BATCH_ORDERS = 500
+
+
+class StartSimulationData(Struct, kw_only=True, forbid_unknown_fields=True):
+    session_id: str
+    warmup_bars: int = 0
+    account_updates: str = "on_fill"
+
+
+class TickAckData(Struct, kw_only=True, forbid_unknown_fields=True):
+    session_id: str
+    sequence_id: int
+    orders: list[OrderData] = field(default_factory=list)
+    cancels: list[str] = field(default_factory=list)
+
+
+class OrderBatchData(Struct, kw_only=True, forbid_unknown_fields=True):
+    session_id: str
+    batch_id: str
+    orders: list[OrderData]
+
+
+class CancelOrderData(Struct, kw_only=True, forbid_unknown_fields=True):
+    session_id: str
+    order_id: str
+
+
+class ResumeSessionData(Struct, kw_only=True, forbid_unknown_fields=True):
+    session_id: str
+    last_sequence_id: int = 0
+
+
+class StartSimulation(_Message, tag="start_simulation"):
+    data: StartSimulationData
+
+
+class TickAck(_Message, tag="tick_ack"):
+    data: TickAckData
+
+
+class OrderBatch(_Message, tag="order_batch"):
+    data: OrderBatchData
+
+
+class CancelOrder(_Message, tag="cancel_order"):
+    data: CancelOrderData
+
+
+class PauseSimulation(_Message, tag="pause_simulation"):
+    data: SessionRef
+
+
+class ResumeSimulation(_Message, tag="resume_simulation"):
+    data: SessionRef
+
+
+class QueryPositions(_Message, tag="query_positions"):
+    data: SessionRef
+
+
+class GetResults(_Message, tag="get_results"):
+    data: SessionRef
+
+
+class ResumeSession(_Message, tag="resume_session"):
+    data: ResumeSessionData
+
+
+ClientMessage = (
+    CreateSession
+    | GetSession
+    | ListSessions
+    | DeleteSession
+    | StartSimulation
+    | TickAck
+    | OrderBatch
+    | CancelOrder
+    | PauseSimulation
+    | ResumeSimulation
+    | QueryPositions
+    | GetResults
+    | ResumeSession
+)
 
 CLIENT_MESSAGE_TYPES: tuple[str, ...] = (
     "create_session",
     "get_session",
     "list_sessions",
     "delete_session",
-)
-RESERVED_MESSAGE_TYPES: tuple[str, ...] = (
     "start_simulation",
     "tick_ack",
     "order_batch",
+    "cancel_order",
     "pause_simulation",
     "resume_simulation",
     "query_positions",
+    "get_results",
     "resume_session",
 )
-"""Named by PROTOCOL.md §4 for the simulation engine; answered as not available yet."""
 
 
 # ---------------------------------------------------------------- simulation shapes (§4.3)
@@ -179,6 +260,7 @@ class PlanLimitsData(Struct, kw_only=True):
     max_connections: int
     messages_per_minute: int
     max_message_bytes: int
+    max_running_simulations: int = 1
 
 
 class ConnectionReadyData(Struct, kw_only=True):
@@ -267,6 +349,191 @@ class Error(_ServerMessage, tag="error"):
     data: ErrorData
 
 
+class SimulationStartedData(Struct, kw_only=True):
+    session_id: str
+    total_ticks: int
+    first_sim_time: datetime
+    last_sim_time: datetime
+    warmup_bars: int
+
+
+class HistoryData(Struct, kw_only=True):
+    session_id: str
+    bars: dict[str, list[tuple[datetime, Decimal, Decimal, Decimal, Decimal, Decimal]]]
+
+
+class TickBarData(Struct, kw_only=True, array_like=False):
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+class TickData(Struct, kw_only=True):
+    session_id: str
+    sequence_id: int
+    sim_time: datetime
+    bars: dict[str, TickBarData]
+    equity: Decimal
+    cash: Decimal
+    is_last: bool
+
+
+class RejectionData(Struct, kw_only=True):
+    error_code: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class BatchAckData(Struct, kw_only=True):
+    session_id: str
+    batch_id: str
+    accepted: list[str]
+    rejected: dict[str, RejectionData]
+
+
+class OrderCancelledData(Struct, kw_only=True):
+    session_id: str
+    order_id: str
+
+
+class PositionData(Struct, kw_only=True):
+    symbol: str
+    quantity: Decimal
+    avg_price: Decimal
+    market_price: Decimal
+    market_value: Decimal
+    unrealized_pnl: Decimal
+
+
+class OpenOrderData(OrderData, kw_only=True):
+    status: str
+    filled_quantity: Decimal
+
+
+class AccountData(Struct, kw_only=True):
+    session_id: str
+    sim_time: datetime | None
+    sequence_id: int
+    cash: Decimal
+    equity: Decimal
+    buying_power: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    total_commission: Decimal
+    positions: list[PositionData]
+    open_orders: list[OpenOrderData]
+
+
+class SimulationPausedData(Struct, kw_only=True):
+    session_id: str
+    sequence_id: int
+    sim_time: datetime | None
+    reason: str
+
+
+class SimulationResumedData(Struct, kw_only=True):
+    session_id: str
+    next_sequence_id: int
+
+
+class SimulationCompleteData(Struct, kw_only=True):
+    session_id: str
+    metrics: MetricsData
+    total_ticks: int
+    wall_time_ms: int
+
+
+class StateSyncData(Struct, kw_only=True):
+    session_id: str
+    state: str
+    sim_time: datetime | None
+    next_sequence_id: int
+    account: AccountData
+    missed_executions: list[ExecutionReportData]
+
+
+class SimulationStarted(_ServerMessage, tag="simulation_started"):
+    data: SimulationStartedData
+
+
+class History(_ServerMessage, tag="history"):
+    data: HistoryData
+
+
+class Tick(_ServerMessage, tag="tick"):
+    data: TickData
+
+
+class BatchAck(_ServerMessage, tag="batch_ack"):
+    data: BatchAckData
+
+
+class ExecutionReport(_ServerMessage, tag="execution_report"):
+    data: ExecutionReportData
+
+
+class AccountSnapshot(_ServerMessage, tag="account_snapshot"):
+    data: AccountData
+
+
+class CurrentPositions(_ServerMessage, tag="current_positions"):
+    data: AccountData
+
+
+class OrderCancelled(_ServerMessage, tag="order_cancelled"):
+    data: OrderCancelledData
+
+
+class SimulationPaused(_ServerMessage, tag="simulation_paused"):
+    data: SimulationPausedData
+
+
+class SimulationResumed(_ServerMessage, tag="simulation_resumed"):
+    data: SimulationResumedData
+
+
+class SimulationComplete(_ServerMessage, tag="simulation_complete"):
+    data: SimulationCompleteData
+
+
+class SimulationResults(_ServerMessage, tag="simulation_results"):
+    data: SimulationResultsData
+
+
+class StateSync(_ServerMessage, tag="state_sync"):
+    data: StateSyncData
+
+
+# How the server encodes `tick` and `history`: bar prices go out as JSON numbers written
+# from the exact decimals (`msgspec.Raw`), while money stays a string. Clients decode them
+# with `Tick` and `History` above (JSON numbers into Decimal, losslessly).
+
+
+class TickOutData(Struct, kw_only=True):
+    session_id: str
+    sequence_id: int
+    sim_time: datetime
+    bars: msgspec.Raw
+    equity: Decimal
+    cash: Decimal
+    is_last: bool
+
+
+class TickOut(_ServerMessage, tag="tick"):
+    data: TickOutData
+
+
+class HistoryOutData(Struct, kw_only=True):
+    session_id: str
+    bars: msgspec.Raw
+
+
+class HistoryOut(_ServerMessage, tag="history"):
+    data: HistoryOutData
+
+
 ServerMessage = (
     ConnectionReady
     | SessionCreated
@@ -275,6 +542,19 @@ ServerMessage = (
     | SessionDeleted
     | SessionError
     | Error
+    | SimulationStarted
+    | History
+    | Tick
+    | BatchAck
+    | ExecutionReport
+    | AccountSnapshot
+    | CurrentPositions
+    | OrderCancelled
+    | SimulationPaused
+    | SimulationResumed
+    | SimulationComplete
+    | SimulationResults
+    | StateSync
 )
 
 # Built once; msgspec decoders and encoders are reusable and thread-safe.

@@ -161,6 +161,7 @@ def run_backtest(
     *,
     params: Mapping[str, Any] | None = None,
     server: str | None = None,
+    api_key: str | None = None,
     warmup_bars: int = 0,
     history_size: int = DEFAULT_HISTORY_SIZE,
     on_progress: ProgressCallback | None = None,
@@ -171,24 +172,38 @@ def run_backtest(
     Engine settings (PROTOCOL.md §4.1) are keyword arguments: `commission_per_share`,
     `commission_pct`, `commission_min`, `slippage_bps`, `max_volume_pct`, `allow_short`.
     With `server=None` the engine runs in this process on the local bar store
-    (SIMUTRADOR_HOME; the synthetic sample is written first if it holds no bars)."""
+    (SIMUTRADOR_HOME; the synthetic sample is written first if it holds no bars). With
+    `server="http://host:port"` it runs on that server (the key: `api_key`, else
+    SIMUTRADOR_API_KEY); only orders leave this process, and the results are the same."""
     instance = strategy() if isinstance(strategy, type) else strategy
     universe = [symbols] if isinstance(symbols, str) else list(symbols)
+    driver: SimulationDriver
     if server is not None:
-        raise NotImplementedError(
-            "running against a server arrives with the WebSocket engine; use server=None"
-        )
-    from entrypoints.sdk.local import LocalDriver  # the in-process engine: server-side code
+        from entrypoints.sdk.auth import AuthClient
+        from entrypoints.sdk.remote import RemoteDriver
 
-    driver = LocalDriver(
-        universe,
-        _iso(start),
-        _iso(end),
-        Decimal(str(capital)),
-        timeframe,
-        warmup_bars=warmup_bars,
-        engine_settings=engine_settings,
-    )
+        driver = RemoteDriver(
+            AuthClient(server, api_key),
+            universe,
+            _iso(start),
+            _iso(end),
+            Decimal(str(capital)),
+            timeframe,
+            warmup_bars=warmup_bars,
+            engine_settings=engine_settings,
+        )
+    else:
+        from entrypoints.sdk.local import LocalDriver  # the in-process engine (server code)
+
+        driver = LocalDriver(
+            universe,
+            _iso(start),
+            _iso(end),
+            Decimal(str(capital)),
+            timeframe,
+            warmup_bars=warmup_bars,
+            engine_settings=engine_settings,
+        )
 
     async def run() -> BacktestResults:
         try:

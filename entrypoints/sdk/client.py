@@ -12,7 +12,7 @@ import itertools
 import logging
 import random
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -48,6 +48,22 @@ MAX_FRAME_BYTES = 32 * 1024 * 1024
 DateLike = date | datetime | str
 AmountLike = Decimal | int | str
 ReplyT = TypeVar("ReplyT", bound=m.ServerMessage)
+
+
+def _raise_refusal(reply: m.ServerMessage, rid: str) -> None:
+    if isinstance(reply, m.SessionError):
+        data = reply.data
+        raise error_from_reply(data.error_code, data.message, data.details, request_id=rid)
+    if isinstance(reply, m.Error):
+        error = reply.data
+        raise error_from_reply(
+            error.error_code,
+            error.message,
+            error.details,
+            request_id=rid,
+            protocol_level=True,
+            recoverable=error.recoverable,
+        )
 
 
 class SessionState(StrEnum):
@@ -98,6 +114,8 @@ class SessionClient:
         self._ready: m.ConnectionReadyData | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[m.ServerMessage]] = {}
+        # Requests answered by several messages (the simulation's): rid → their queue.
+        self._streams: dict[str, asyncio.Queue[m.ServerMessage | SimuTradorError]] = {}
         self._unanswered: deque[str] = deque()
         self._ids = itertools.count(1)
         self._connect_lock = asyncio.Lock()
@@ -279,6 +297,10 @@ class SessionClient:
             log.warning("ignored an unreadable frame from the server: %s", exc.message)
             return
         rid = message.request_id
+        stream = self._streams.get(rid) if rid is not None else None
+        if stream is not None:
+            stream.put_nowait(message)
+            return
         if rid is None:
             # The server answers frames in order and leaves request_id off a few errors
             # (frame too large, rate limit): such a reply belongs to the oldest unanswered.
@@ -296,6 +318,8 @@ class SessionClient:
             future.set_result(message)
 
     def _fail_pending(self, error: SimuTradorError) -> None:
+        for stream in self._streams.values():
+            stream.put_nowait(error)
         pending, self._pending = self._pending, {}
         self._unanswered.clear()
         for future in pending.values():
@@ -345,25 +369,60 @@ class SessionClient:
             ) from None
         finally:
             self._pending.pop(rid, None)
-        if isinstance(reply, m.SessionError):
-            data = reply.data
-            raise error_from_reply(data.error_code, data.message, data.details, request_id=rid)
-        if isinstance(reply, m.Error):
-            error = reply.data
-            raise error_from_reply(
-                error.error_code,
-                error.message,
-                error.details,
-                request_id=rid,
-                protocol_level=True,
-                recoverable=error.recoverable,
-            )
+        _raise_refusal(reply, rid)
         if not isinstance(reply, reply_type):
             raise UnexpectedReplyError(
                 f"Expected {reply_type.__struct_config__.tag} in reply to {rid}, "
                 f"got {reply.__struct_config__.tag}"
             )
         return reply
+
+    async def exchange(
+        self,
+        message: m.ClientMessage,
+        last: Callable[[m.ServerMessage], bool],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> list[m.ServerMessage]:
+        """Send one request answered by several messages (the simulation's: `tick_ack` →
+        batch_ack, execution reports, account, the next tick) and collect them up to the
+        first for which `last` is true, or a refusal, which raises as `request` does."""
+        ws = await self._connection()
+        rid = f"req_{next(self._ids)}"
+        message.request_id = rid
+        frame = m.encoder.encode(message).decode()
+        stream: asyncio.Queue[m.ServerMessage | SimuTradorError] = asyncio.Queue()
+        wait = self.timeout if timeout is None else timeout
+        received: list[m.ServerMessage] = []
+        self._streams[rid] = stream
+        try:
+            async with asyncio.timeout(wait):
+                async with self._send_lock:
+                    try:
+                        await ws.send(frame)
+                    except ConnectionClosed as exc:
+                        code, reason = _close_of(exc)
+                        raise ConnectionLostError(
+                            f"Connection to {self.auth.ws_url} lost before the request was "
+                            f"sent (close code {code}); the next call reconnects",
+                            close_code=code,
+                            reason=reason,
+                        ) from None
+                while True:
+                    item = await stream.get()
+                    if isinstance(item, SimuTradorError):
+                        raise item
+                    _raise_refusal(item, rid)
+                    received.append(item)
+                    if last(item):
+                        return received
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"No complete reply to {message.__struct_config__.tag} ({rid}) within {wait:g} s",
+                details={"request_id": rid, "timeout": wait, "received": len(received)},
+            ) from None
+        finally:
+            self._streams.pop(rid, None)
 
     async def create_session(
         self,

@@ -78,11 +78,9 @@ class LocalDriver:
             LOCAL_PRINCIPAL, session.id, self._warmup
         )
         self._simulation = simulation
-        history = {
-            symbol: [simulation.bar(symbol, i) for i in range(simulation.first_tradable[symbol])]
-            for symbol in simulation.symbols
-        }
-        started = Started(session.id, simulation.symbols, simulation.total_ticks, history)
+        started = Started(
+            session.id, simulation.symbols, simulation.total_ticks, simulation.history()
+        )
         return started, self._outcome(simulation.advance())
 
     async def acknowledge(

@@ -13,6 +13,7 @@ from litestar import Litestar, Request, Response, WebSocket, get, post, websocke
 from litestar.openapi import OpenAPIConfig
 
 from application.sessions import SessionService
+from application.simulation import SimulationService
 from domain.errors import AuthenticationFailed, DomainError
 from entrypoints.container import Container
 from entrypoints.protocol.dispatcher import instrument_data, parse_asset_class
@@ -28,8 +29,11 @@ from entrypoints.version import __version__
 log = logging.getLogger("simutrador.server")
 
 
-async def sweep_expired(sessions: SessionService, interval_seconds: float) -> None:
-    """Reclaim idle sessions every `interval_seconds` for as long as the app runs."""
+async def sweep_expired(
+    sessions: SessionService, simulations: SimulationService, interval_seconds: float
+) -> None:
+    """Reclaim idle sessions every `interval_seconds` for as long as the app runs; the
+    simulation of an expired session (paused, whose client never came back) goes too."""
     while True:
         await asyncio.sleep(interval_seconds)
         try:
@@ -37,6 +41,8 @@ async def sweep_expired(sessions: SessionService, interval_seconds: float) -> No
         except Exception:
             log.exception("session sweep failed; retrying next interval")
             continue
+        for session in removed:
+            simulations.forget(session.id)
         if removed:
             log.info("expired %d idle session(s)", len(removed))
 
@@ -47,6 +53,7 @@ def create_app(container: Container) -> Litestar:
     sessions = container.session_service()
     dispatcher = container.dispatcher()
     market_data = container.market_data_service()
+    simulations = container.simulation_service()
     registry = container.connection_registry()
     live = LiveSockets()
 
@@ -105,7 +112,9 @@ def create_app(container: Container) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        sweeper = asyncio.create_task(sweep_expired(sessions, settings.sweep_interval_seconds))
+        sweeper = asyncio.create_task(
+            sweep_expired(sessions, simulations, settings.sweep_interval_seconds)
+        )
         try:
             yield
         finally:

@@ -86,8 +86,12 @@ async def serve_connection(
         )
         return
     live.add(socket)
+
+    async def push(frame: bytes) -> None:
+        await socket.send_text(frame)
+
+    context = dispatcher.open(principal, push)
     try:
-        context = dispatcher.open(principal)
         await socket.send_text(dispatcher.connection_ready(context))
         while True:
             event = await socket.receive()
@@ -95,8 +99,8 @@ async def serve_connection(
                 break
             text = event.get("text")
             frame = text if text is not None else event.get("bytes") or b""
-            reply = await dispatcher.handle_frame(context, frame)
-            await socket.send_text(reply)
+            for reply in await dispatcher.handle_frame(context, frame):
+                await socket.send_text(reply)
             # Frames already buffered are received without suspending; yield once per frame
             # so a client pipelining thousands of requests cannot starve the others.
             await asyncio.sleep(0)
@@ -107,3 +111,7 @@ async def serve_connection(
     finally:
         live.discard(socket)
         registry.close(principal.user_id)
+        try:
+            await dispatcher.close(context)  # its simulations pause, waiting for a resume
+        except Exception:
+            log.exception("pausing the simulations of a closed connection failed")

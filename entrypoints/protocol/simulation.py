@@ -1,0 +1,377 @@
+"""The simulation messages of the protocol (§4): each request → the messages it causes, in
+order, plus the one message the server sends unasked (a pause on ack timeout). Knows
+nothing of sockets: a connection is a `ConnectionContext` with a `push` callable."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from application.principal import Principal
+from application.simulation import (
+    AccountUpdates,
+    BatchResult,
+    PauseReason,
+    Simulation,
+    SimulationService,
+    Step,
+    Tick,
+)
+from domain.bars import from_epoch
+from domain.broker import ExecutionReport
+from domain.errors import DomainError, ValidationFailed
+from domain.orders import OrderRequest
+from entrypoints.protocol import messages as m
+from entrypoints.protocol.engine import (
+    account_data,
+    bars_json,
+    history_json,
+    metrics_data,
+    order_request,
+    report_data,
+    results_data,
+)
+
+log = logging.getLogger("simutrador.protocol")
+
+Push = Callable[[bytes], Awaitable[None]]
+Reply = list[m.ServerMessage | m.TickOut | m.HistoryOut]
+
+
+@dataclass(slots=True)
+class EngineConnection:
+    """What the engine keeps per connection: its id (the driver of its simulations), how
+    to send it a message unasked, and the ack timers of the ticks it has in flight."""
+
+    connection_id: str
+    push: Push | None = None
+    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+
+    def cancel_timer(self, session_id: str) -> None:
+        timer = self.timers.pop(session_id, None)
+        if timer is not None:
+            timer.cancel()
+
+
+class SimulationProtocol:
+    def __init__(
+        self,
+        simulations: SimulationService,
+        now: Callable[[], datetime],
+        tick_timeout_seconds: float = 300.0,
+    ) -> None:
+        self._simulations = simulations
+        self._now = now
+        self._tick_timeout = tick_timeout_seconds
+
+    @property
+    def simulations(self) -> SimulationService:
+        return self._simulations
+
+    async def handle(
+        self, principal: Principal, connection: EngineConnection, message: m.ClientMessage
+    ) -> Reply:
+        """Messages answering one simulation request. Domain refusals propagate (the
+        dispatcher answers them with `session_error`)."""
+        match message:
+            case m.StartSimulation(data=data):
+                return await self._start(principal, connection, data)
+            case m.TickAck(data=data):
+                return await self._ack(principal, connection, data)
+            case m.OrderBatch(data=data):
+                return await self._batch(principal, connection, data)
+            case m.CancelOrder(data=data):
+                simulation = await self._simulations.drive(
+                    principal, data.session_id, connection.connection_id
+                )
+                report = simulation.cancel(data.order_id)
+                return [
+                    m.OrderCancelled(
+                        timestamp=self._now(),
+                        data=m.OrderCancelledData(
+                            session_id=data.session_id, order_id=data.order_id
+                        ),
+                    ),
+                    *self._reports(data.session_id, [report]),
+                ]
+            case m.PauseSimulation(data=ref):
+                connection.cancel_timer(ref.session_id)
+                run = await self._simulations.pause(
+                    principal, ref.session_id, PauseReason.REQUESTED, connection.connection_id
+                )
+                return [self._paused(ref.session_id, run.simulation, run.paused)]
+            case m.ResumeSimulation(data=ref):
+                simulation = await self._simulations.resume(
+                    principal, ref.session_id, connection.connection_id
+                )
+                resumed = m.SimulationResumed(
+                    timestamp=self._now(),
+                    data=m.SimulationResumedData(
+                        session_id=ref.session_id, next_sequence_id=simulation.next_sequence_id
+                    ),
+                )
+                return [resumed, *self._pending(connection, ref.session_id, simulation)]
+            case m.QueryPositions(data=ref):
+                simulation = await self._simulations.simulation(principal, ref.session_id)
+                return [
+                    m.CurrentPositions(
+                        timestamp=self._now(), data=self._account(ref.session_id, simulation)
+                    )
+                ]
+            case m.GetResults(data=ref):
+                results = await self._simulations.results(principal, ref.session_id)
+                return [
+                    m.SimulationResults(
+                        timestamp=self._now(), data=results_data(ref.session_id, results)
+                    )
+                ]
+            case m.ResumeSession(data=data):
+                return await self._resume_session(principal, connection, data)
+        raise AssertionError(f"not a simulation message: {type(message).__name__}")
+
+    async def closed(self, connection: EngineConnection) -> None:
+        """The connection is gone: its timers stop and its simulations pause."""
+        for session_id in list(connection.timers):
+            connection.cancel_timer(session_id)
+        await self._simulations.disconnect(connection.connection_id)
+
+    def forget(self, connection: EngineConnection, session_id: str) -> None:
+        """A session was deleted: its simulation stops."""
+        connection.cancel_timer(session_id)
+        self._simulations.forget(session_id)
+
+    # ------------------------------------------------------------------ requests
+
+    async def _start(
+        self, principal: Principal, connection: EngineConnection, data: m.StartSimulationData
+    ) -> Reply:
+        try:
+            updates = AccountUpdates(data.account_updates)
+        except ValueError:
+            raise ValidationFailed(
+                "account_updates",
+                f"account_updates '{data.account_updates}' is not one of "
+                + ", ".join(a.value for a in AccountUpdates),
+            ) from None
+        simulation = await self._simulations.start(
+            principal, data.session_id, data.warmup_bars, updates, connection.connection_id
+        )
+        sid = data.session_id
+        first, last = simulation.ticks[0], simulation.ticks[-1]
+        reply: Reply = [
+            m.SimulationStarted(
+                timestamp=self._now(),
+                data=m.SimulationStartedData(
+                    session_id=sid,
+                    total_ticks=simulation.total_ticks,
+                    first_sim_time=from_epoch(first),
+                    last_sim_time=from_epoch(last),
+                    warmup_bars=data.warmup_bars,
+                ),
+            )
+        ]
+        if data.warmup_bars:
+            reply.append(
+                m.HistoryOut(
+                    timestamp=self._now(),
+                    data=m.HistoryOutData(session_id=sid, bars=history_json(simulation.history())),
+                )
+            )
+        return reply + self._step(connection, sid, simulation, simulation.advance())
+
+    async def _ack(
+        self, principal: Principal, connection: EngineConnection, data: m.TickAckData
+    ) -> Reply:
+        sid = data.session_id
+        simulation = await self._simulations.drive(principal, sid, connection.connection_id)
+        requests, refused = _parse_orders(data.orders)
+        batch = simulation.acknowledge(data.sequence_id, requests, data.cancels)
+        connection.cancel_timer(sid)
+        reply: Reply = []
+        if data.orders or data.cancels:
+            reply.append(self._batch_ack(sid, f"tick-{data.sequence_id}", batch, refused))
+        reply += self._reports(sid, batch.reports)
+        if not simulation.done_stepping:
+            return reply + self._step(connection, sid, simulation, simulation.advance())
+        reply += self._reports(sid, simulation.finish())
+        wall_time_ms = self._simulations.wall_time_ms(sid)
+        results = await self._simulations.complete(principal, sid)
+        reply.append(
+            m.SimulationComplete(
+                timestamp=self._now(),
+                data=m.SimulationCompleteData(
+                    session_id=sid,
+                    metrics=metrics_data(results.metrics),
+                    total_ticks=results.total_ticks,
+                    wall_time_ms=wall_time_ms,
+                ),
+            )
+        )
+        return reply
+
+    async def _batch(
+        self, principal: Principal, connection: EngineConnection, data: m.OrderBatchData
+    ) -> Reply:
+        if len(data.orders) > m.MAX_BATCH_ORDERS:
+            raise ValidationFailed(
+                "orders",
+                f"An order batch holds at most {m.MAX_BATCH_ORDERS} orders",
+                max=m.MAX_BATCH_ORDERS,
+                count=len(data.orders),
+            )
+        simulation = await self._simulations.drive(
+            principal, data.session_id, connection.connection_id
+        )
+        requests, refused = _parse_orders(data.orders)
+        batch = simulation.submit(requests)
+        return [self._batch_ack(data.session_id, data.batch_id, batch, refused)]
+
+    async def _resume_session(
+        self, principal: Principal, connection: EngineConnection, data: m.ResumeSessionData
+    ) -> Reply:
+        sid = data.session_id
+        run = await self._simulations.run_of(principal, sid)
+        if run.paused is not None:
+            simulation = await self._simulations.resume(principal, sid, connection.connection_id)
+        else:
+            simulation = await self._simulations.drive(principal, sid, connection.connection_id)
+        sync = m.StateSync(
+            timestamp=self._now(),
+            data=m.StateSyncData(
+                session_id=sid,
+                state="running",
+                sim_time=simulation.sim_time,
+                next_sequence_id=simulation.next_sequence_id,
+                account=account_data(
+                    sid, simulation.sequence, simulation.sim_time, simulation.broker.account()
+                ),
+                missed_executions=[
+                    report_data(sid, r) for r in simulation.reports_after(data.last_sequence_id)
+                ],
+            ),
+        )
+        return [sync, *self._pending(connection, sid, simulation)]
+
+    # ------------------------------------------------------------------ building replies
+
+    def _step(
+        self, connection: EngineConnection, sid: str, simulation: Simulation, step: Step
+    ) -> Reply:
+        """A new bar: its fills, the account (as `account_updates` asks), then its tick."""
+        reply: Reply = list(self._reports(sid, step.reports))
+        updates = simulation.account_updates
+        filled = any(r.is_fill for r in step.reports)
+        if updates is AccountUpdates.EVERY_TICK or (updates is AccountUpdates.ON_FILL and filled):
+            reply.append(
+                m.AccountSnapshot(timestamp=self._now(), data=self._account(sid, simulation))
+            )
+        reply.append(self._tick(sid, step.tick))
+        self._arm(connection, sid, simulation, step.tick.sequence_id)
+        return reply
+
+    def _pending(self, connection: EngineConnection, sid: str, simulation: Simulation) -> Reply:
+        tick = simulation.pending_tick()
+        if tick is None:
+            return []
+        self._arm(connection, sid, simulation, tick.sequence_id)
+        return [self._tick(sid, tick)]
+
+    def _tick(self, sid: str, tick: Tick) -> m.TickOut:
+        return m.TickOut(
+            timestamp=self._now(),
+            data=m.TickOutData(
+                session_id=sid,
+                sequence_id=tick.sequence_id,
+                sim_time=tick.sim_time,
+                bars=bars_json(tick.bars),
+                equity=tick.equity,
+                cash=tick.cash,
+                is_last=tick.is_last,
+            ),
+        )
+
+    def _reports(self, sid: str, reports: Sequence[ExecutionReport]) -> Reply:
+        return [m.ExecutionReport(timestamp=self._now(), data=report_data(sid, r)) for r in reports]
+
+    def _account(self, sid: str, simulation: Simulation) -> m.AccountData:
+        return account_data(
+            sid, simulation.sequence, simulation.sim_time, simulation.broker.account()
+        )
+
+    def _paused(
+        self, sid: str, simulation: Simulation, reason: PauseReason | None
+    ) -> m.SimulationPaused:
+        return m.SimulationPaused(
+            timestamp=self._now(),
+            data=m.SimulationPausedData(
+                session_id=sid,
+                sequence_id=simulation.sequence,
+                sim_time=simulation.sim_time,
+                reason=(reason or PauseReason.REQUESTED).value,
+            ),
+        )
+
+    def _batch_ack(
+        self, sid: str, batch_id: str, batch: BatchResult, refused: dict[str, DomainError]
+    ) -> m.BatchAck:
+        rejected = {**refused, **batch.rejected}
+        return m.BatchAck(
+            timestamp=self._now(),
+            data=m.BatchAckData(
+                session_id=sid,
+                batch_id=batch_id,
+                accepted=list(batch.accepted),
+                rejected={
+                    order_id: m.RejectionData(
+                        error_code=e.code, message=e.message, details=e.details
+                    )
+                    for order_id, e in rejected.items()
+                },
+            ),
+        )
+
+    # ------------------------------------------------------------------ ack timeout
+
+    def _arm(
+        self, connection: EngineConnection, sid: str, simulation: Simulation, sequence: int
+    ) -> None:
+        connection.cancel_timer(sid)
+        if connection.push is None:
+            return
+        loop = asyncio.get_running_loop()
+        connection.timers[sid] = loop.call_later(
+            self._tick_timeout,
+            lambda: loop.create_task(self._timed_out(connection, sid, simulation, sequence)),
+        )
+
+    async def _timed_out(
+        self, connection: EngineConnection, sid: str, simulation: Simulation, sequence: int
+    ) -> None:
+        connection.timers.pop(sid, None)
+        if simulation.in_flight != sequence or connection.push is None:
+            return
+        try:
+            run = self._simulations.run_of_any(sid)
+            if run is None or run.paused is not None:
+                return
+            await self._simulations.pause(run.principal, sid, PauseReason.ACK_TIMEOUT)
+            frame = m.encoder.encode(self._paused(sid, simulation, PauseReason.ACK_TIMEOUT))
+            await connection.push(frame)
+        except Exception:  # the connection may be closing; the pause itself stands
+            log.debug("ack timeout of %s not delivered", sid, exc_info=True)
+
+
+def _parse_orders(
+    orders: Sequence[m.OrderData],
+) -> tuple[list[OrderRequest], dict[str, DomainError]]:
+    requests: list[OrderRequest] = []
+    refused: dict[str, DomainError] = {}
+    for order in orders:
+        try:
+            requests.append(order_request(order))
+        except DomainError as exc:
+            refused[order.order_id] = exc
+    return requests, refused
