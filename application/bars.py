@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date
 
 from application.ports import BarGenerator, BarStore, Clock, SymbolCatalog
-from domain.bars import BarSeries, Coverage, DataSource, Timeframe, epoch_seconds, from_epoch
+from domain.bars import BarSeries, Coverage, DataSource, Timeframe, from_epoch
 from domain.errors import InvalidBars, InvalidSymbol, ValidationFailed
-from domain.exchanges import ExchangeHours, hours_of
+from domain.exchanges import ExchangeHours, hours_of, trading_day_bounds
 from domain.symbols import AssetClass, Instrument, symbol_key
 
 SAMPLE_SYMBOLS = ("AAPL", "MSFT", "GOOGL", "JPM", "EUR/USD", "BTC-USD")
@@ -53,7 +53,9 @@ class MarketDataService:
         existing = self._catalog.lookup(instrument.key)
         if existing is not None:
             raise ValidationFailed(
-                "symbol", f"{existing.symbol} is already in the catalog", symbol=str(existing)
+                "symbol",
+                f"{existing.symbol} is already in the catalog",
+                symbol=existing.symbol.ticker,
             )
         self._catalog.add(instrument)
         return instrument
@@ -113,8 +115,10 @@ class MarketDataService:
             first = max(SAMPLE_START, instrument.listed or SAMPLE_START)
             series = self._generator.generate(instrument, first, last)
             if years is not None:
-                since = datetime.combine(date(last.year - years + 1, 1, 1), time.min, UTC)
-                series = series.between(epoch_seconds(since), series.times[-1])
+                since, _ = trading_day_bounds(
+                    date(last.year - years + 1, 1, 1), last, hours_of(instrument)
+                )
+                series = series.between(since, series.times[-1])
             if existing is not None:  # a sample again: start from a clean series
                 await self._store.remove(instrument.symbol.ticker, Timeframe.D1)
             written.append(await self._store.write(series, DataSource.SYNTHETIC, replace=True))

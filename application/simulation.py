@@ -85,6 +85,7 @@ class SimulationResults:
     trades: tuple[ClosedTrade, ...]
     executions: int
     total_ticks: int
+    last_sim_time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +226,7 @@ class Simulation:
         # Every tick is some symbol's bar close (ticks are the union of them).
         sim_time = bar.time if bar is not None else datetime.fromtimestamp(t, UTC)
         reports: tuple[ExecutionReport, ...] = ()
+        quotes = None
         if not broker.is_idle:  # most bars of most strategies: nothing to fill or mark
             active = broker.active_symbols
             quotes = {
@@ -232,11 +234,13 @@ class Simulation:
                 for symbol, i in rows.items()
                 if symbol in active
             }
-            if quotes:
-                reports = tuple(broker.process_bar(sequence, sim_time, quotes))
-                self._record(reports)
-            if broker.has_positions:
-                book.ticks_with_position += 1
+        if quotes:
+            reports = tuple(broker.process_bar(sequence, sim_time, quotes))
+            self._record(reports)
+        else:
+            broker.at(sequence, sim_time)
+        if broker.has_positions:
+            book.ticks_with_position += 1
         equity = broker.equity
         day = self._day_closes.get(sequence - 1)
         if day is not None:
@@ -356,6 +360,7 @@ class Simulation:
             tuple(self.ledger.trades),
             sum(1 for r in book.reports if r.is_fill),
             len(self.ticks),
+            self.sim_time,
         )
 
     # ------------------------------------------------------------------ views
@@ -433,6 +438,7 @@ class Simulation:
 
 
 _NOTHING = BatchResult((), {})
+
 _DECODED_BARS_HELD = 20_000
 """Decoded bars kept at once across a simulation's symbols (bounds the decimal cache)."""
 
@@ -614,6 +620,17 @@ class SimulationService:
                 session_id, session.state.value, "drive the simulation of", ["running", "paused"]
             )
         return run
+
+    def progress(self, session_id: str) -> tuple[int, int, datetime | None] | None:
+        """(ticks delivered, total ticks, simulated time) of a started simulation."""
+        run = self._running.get(session_id)
+        if run is not None:
+            simulation = run.simulation
+            return simulation.sequence, simulation.total_ticks, simulation.sim_time
+        results = self._results.get(session_id)
+        if results is not None:
+            return results.total_ticks, results.total_ticks, results.last_sim_time
+        return None
 
     def run_of_any(self, session_id: str) -> RunningSimulation | None:
         """For the server's own doings (timeouts): the run, whoever owns it."""

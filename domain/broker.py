@@ -250,6 +250,10 @@ class Broker:
                 position.mark = quote.close
         return reports
 
+    def at(self, sequence_id: int, sim_time: datetime) -> None:
+        """Note a bar with nothing to fill (reports of later cancels carry its time)."""
+        self._last_sequence_id, self._last_sim_time = sequence_id, sim_time
+
     def finish(self, sequence_id: int, sim_time: datetime) -> list[ExecutionReport]:
         """End of data: cancel every open order (END_OF_DATA). Positions stay as they are."""
         self._last_sequence_id, self._last_sim_time = sequence_id, sim_time

@@ -6,10 +6,12 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from domain.bars import Coverage, DataSource, Timeframe, epoch_seconds
+from domain.calendar import count_trading_days
 from domain.dates import DateRange
 from domain.errors import (
     DataUnavailable,
@@ -185,9 +187,11 @@ def check_coverage(
             [],
         )
     warnings: list[str] = []
-    if lo < epoch_seconds(coverage.first):
+    # Warn only when trading days of the range have no bars (not for a weekend at its edge).
+    calendar = instrument.symbol.asset_class.calendar
+    if count_trading_days(first, data_first - timedelta(days=1), calendar):
         warnings.append(f"{ticker} has no data before {data_first}; the session starts {first}")
-    if hi > epoch_seconds(coverage.last):
+    if count_trading_days(data_last + timedelta(days=1), last, calendar):
         warnings.append(f"{ticker} has no data after {data_last}; the session ends {last}")
     if coverage.source is DataSource.SYNTHETIC:
         warnings.append(

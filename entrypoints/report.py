@@ -138,7 +138,7 @@ td {{ text-align: right; font-variant-numeric: tabular-nums; }}
 <body>
 <h1>{html.escape(title)}</h1>
 <p>Session {html.escape(results.session_id)} · {results.total_ticks:,} bars ·
-{len(results.trades)} closed trades · {len(results.executions)} execution reports</p>
+{len(results.trades)} closed trades</p>
 <table>{table}</table>
 {chart}
 </body></html>

@@ -10,18 +10,25 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from domain.errors import DomainError
-from entrypoints.cli.common import JsonOption, err, fail, out, print_json
-from entrypoints.report import metric_rows, write_report
-from entrypoints.sdk import BacktestResults, SimuTradorError, run_backtest
+from entrypoints.cli.common import (
+    ApiKeyOption,
+    JsonOption,
+    auth_client,
+    err,
+    fail,
+    fail_with,
+    out,
+    print_json,
+)
+from entrypoints.cli.results_view import print_results
+from entrypoints.cli.token_cache import TokenCache
+from entrypoints.report import write_report
+from entrypoints.sdk import ServerAddress, SimuTradorError, run_backtest
 from entrypoints.sdk.loading import load_strategy
-
-MAX_TRADES_SHOWN = 20
 
 
 def _amount(value: str) -> Decimal:
@@ -105,15 +112,36 @@ def run(
     report: Annotated[
         Path | None, typer.Option("--report", metavar="FILE.html", help="Write an HTML report.")
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            metavar="URL",
+            help="Run on this server (the strategy stays here; only orders travel). "
+            "Default: in this process, on the local bar store.",
+            show_default=False,
+        ),
+    ] = None,
+    api_key: ApiKeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run a strategy in this process on the local bar store, then print metrics and trades."""
+    """Run a strategy over historical bars, then print metrics and trades."""
     params = _params(param or [])
     try:
         strategy_class = load_strategy(file, strategy)
     except SimuTradorError as exc:
         fail(exc.code, exc.message)
     universe = [s.strip() for s in symbols.split(",") if s.strip()]
+    if report is not None and not report.parent.resolve().is_dir():
+        raise typer.BadParameter(f"no folder {report.parent} to write into", param_hint="--report")
+    auth = None
+    if server is not None:
+        try:
+            auth = auth_client(ServerAddress.parse(server).http_url, api_key, TokenCache())
+        except (SimuTradorError, ValueError) as exc:
+            if isinstance(exc, SimuTradorError):
+                fail_with(exc)
+            raise typer.BadParameter(str(exc), param_hint="--server") from None
     try:
         with _progress(enabled=not as_json) as on_progress:
             results = run_backtest(
@@ -124,6 +152,7 @@ def run(
                 capital,
                 timeframe,
                 params=params,
+                auth=auth,
                 warmup_bars=warmup,
                 on_progress=on_progress,
                 commission_per_share=commission_per_share,
@@ -133,12 +162,17 @@ def run(
                 max_volume_pct=max_volume_pct,
                 allow_short=allow_short,
             )
-    except (DomainError, SimuTradorError) as exc:
+    except SimuTradorError as exc:
+        fail_with(exc)
+    except DomainError as exc:
         fail(exc.code, exc.message, exc.details)
     except Exception as exc:  # the user's strategy raised: show where, in their file
         _strategy_failed(exc, file)
     if report is not None:
-        write_report(results, report, f"{strategy_class.__name__} on {', '.join(universe)}")
+        try:
+            write_report(results, report, f"{strategy_class.__name__} on {', '.join(universe)}")
+        except OSError as exc:
+            fail("REPORT_NOT_WRITTEN", f"Cannot write {report}: {exc.strerror or exc}")
     if as_json:
         print_json(
             {
@@ -146,13 +180,13 @@ def run(
                 "metrics": results.metrics,
                 "trades": results.trades,
                 "equity_curve": results.equity_curve,
-                "executions": len(results.executions),
+                "executions": results.fills,
                 "total_ticks": results.total_ticks,
                 "wall_time_ms": results.wall_time_ms,
             }
         )
         return
-    _print_results(results)
+    print_results(results)
     if report is not None:
         out.print(f"Report written to {escape(str(report))}")
 
@@ -205,41 +239,3 @@ def _strategy_failed(exc: Exception, file: Path) -> None:
         if frame.line:
             err.print(f"    {escape(frame.line)}")
     raise typer.Exit(1)
-
-
-def _print_results(results: BacktestResults) -> None:
-    rate = results.total_ticks / max(results.wall_time_ms / 1000, 1e-9)
-    out.print(
-        f"[bold]{results.total_ticks:,}[/bold] bars in {results.wall_time_ms:,} ms "
-        f"({rate:,.0f} bars/s), session {results.session_id}"
-    )
-    metrics = Table(show_header=False, box=box.SIMPLE, pad_edge=False)
-    metrics.add_column(style="bold")
-    metrics.add_column(justify="right")
-    for label, value in metric_rows(results.metrics):
-        metrics.add_row(label, value)
-    out.print(metrics)
-    if not results.trades:
-        out.print("[dim]No closed trades.[/dim]")
-        return
-    trades = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="Closed trades")
-    for column in ("symbol", "side", "qty", "entry", "price", "exit", "price", "pnl"):
-        trades.add_column(column, justify="right" if column in ("qty", "price", "pnl") else "left")
-    for t in results.trades[-MAX_TRADES_SHOWN:]:
-        style = "green" if t.pnl > 0 else "red"
-        trades.add_row(
-            escape(t.symbol),
-            t.side,
-            f"{t.quantity:,}",
-            t.entry_time.date().isoformat(),
-            f"{t.entry_price:,}",
-            t.exit_time.date().isoformat(),
-            f"{t.exit_price:,}",
-            f"[{style}]{t.pnl:,}[/{style}]",
-        )
-    out.print(trades)
-    if len(results.trades) > MAX_TRADES_SHOWN:
-        out.print(
-            f"[dim]… the last {MAX_TRADES_SHOWN} of {len(results.trades)}; "
-            "--json or --report for all[/dim]"
-        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,11 +19,20 @@ from entrypoints.cli.common import (
     JsonOption,
     ServerUrlOption,
     TimeoutOption,
+    fail,
     out,
     print_json,
     with_sessions,
 )
-from entrypoints.sdk import SessionData, SessionState
+from entrypoints.cli.results_view import print_results
+from entrypoints.report import write_report
+from entrypoints.sdk import (
+    BacktestResults,
+    SessionClient,
+    SessionData,
+    SessionState,
+    SimulationResultsData,
+)
 
 session_app = typer.Typer(
     help="Create, inspect, list and delete simulation sessions.", no_args_is_help=True
@@ -161,6 +171,46 @@ def list_sessions(
 
 
 @session_app.command()
+def results(
+    session_id: SessionIdArgument,
+    report: Annotated[
+        Path | None, typer.Option("--report", metavar="FILE.html", help="Write an HTML report.")
+    ] = None,
+    server_url: ServerUrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the results of a completed simulation: metrics, closed trades."""
+
+    async def fetch(client: SessionClient) -> tuple[SessionData, SimulationResultsData]:
+        return await client.get_session(session_id), await client.get_results(session_id)
+
+    session, data = with_sessions(server_url, api_key, timeout, fetch)
+    total = session.progress.total_ticks if session.progress is not None else 0
+    results = BacktestResults(
+        session_id=data.session_id,
+        metrics=data.metrics,
+        trades=data.trades,
+        equity_curve=data.equity_curve,
+        executions=[],
+        total_ticks=total,
+        wall_time_ms=0,
+    )
+    if report is not None:
+        try:
+            write_report(results, report, f"Session {session_id} on {', '.join(session.symbols)}")
+        except OSError as exc:
+            fail("REPORT_NOT_WRITTEN", f"Cannot write {report}: {exc.strerror or exc}")
+    if as_json:
+        print_json(data)
+        return
+    print_results(results)
+    if report is not None:
+        out.print(f"Report written to {escape(str(report))}")
+
+
+@session_app.command()
 def delete(
     session_id: SessionIdArgument,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -205,6 +255,15 @@ def session_table(session: SessionData) -> Table:
     if session.metadata:
         shown = ", ".join(f"{k}={_plain(v)}" for k, v in session.metadata.items())
         rows.append(("metadata", escape(shown)))
+    if session.progress is not None:
+        p = session.progress
+        when = f" at {_instant(p.sim_time)}" if p.sim_time is not None else ""
+        share = p.sequence_id / p.total_ticks * 100 if p.total_ticks else 0.0
+        rows.append(
+            ("progress", f"{p.sequence_id:,} / {p.total_ticks:,} bars ({share:.0f} %){when}")
+        )
+    if session.error_reason:
+        rows.append(("error", f"[red]{escape(session.error_reason)}[/red]"))
     rows.extend(("warning", f"[yellow]{escape(w)}[/yellow]") for w in session.warnings)
     for name, value in rows:
         table.add_row(name, value)

@@ -9,6 +9,7 @@ import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import msgspec
 
@@ -54,7 +55,9 @@ class ConnectionContext:
     messages: int = 0
 
 
-def session_data(session: SimulationSession) -> m.SessionData:
+def session_data(
+    session: SimulationSession, progress: tuple[int, int, datetime | None] | None = None
+) -> m.SessionData:
     return m.SessionData(
         session_id=session.id,
         state=session.state.value,
@@ -76,6 +79,12 @@ def session_data(session: SimulationSession) -> m.SessionData:
         slippage_bps=session.engine.slippage_bps,
         max_volume_pct=session.engine.max_volume_pct,
         allow_short=session.engine.allow_short,
+        progress=m.ProgressData(
+            sequence_id=progress[0], total_ticks=progress[1], sim_time=progress[2]
+        )
+        if progress is not None
+        else None,
+        error_reason=session.error_reason,
     )
 
 
@@ -264,9 +273,9 @@ class Dispatcher:
         """One decoded request → every message it causes; each echoes its request_id."""
         if isinstance(message, SESSION_MESSAGES):
             reply = await self.dispatch(context.principal, message)
-            if isinstance(message, m.DeleteSession) and isinstance(reply, m.SessionDeleted):
-                if self._engine is not None:  # a running simulation stops with its session
-                    self._engine.forget(context.engine, reply.data.session_id)
+            # A running simulation stops with its session.
+            if isinstance(reply, m.SessionDeleted) and self._engine is not None:
+                self._engine.forget(context.engine, reply.data.session_id)
             return [reply]
         rid = message.request_id
         if self._engine is None:
@@ -313,13 +322,13 @@ class Dispatcher:
                     )
                 case m.GetSession(data=ref):
                     found = await self._sessions.get(principal, ref.session_id)
-                    return m.SessionInfo(request_id=rid, timestamp=now(), data=session_data(found))
+                    return m.SessionInfo(request_id=rid, timestamp=now(), data=self._view(found))
                 case m.ListSessions(data=query):
                     listed = await self._sessions.list(principal, parse_state(query.state))
                     return m.SessionList(
                         request_id=rid,
                         timestamp=now(),
-                        data=m.SessionListData(sessions=[session_data(s) for s in listed]),
+                        data=m.SessionListData(sessions=[self._view(s) for s in listed]),
                     )
                 case m.DeleteSession(data=ref):
                     removed = await self._sessions.delete(principal, ref.session_id)
@@ -342,6 +351,12 @@ class Dispatcher:
                 rid,
             )
         raise AssertionError(f"unhandled message {type(message).__name__}")  # pragma: no cover
+
+    def _view(self, session: SimulationSession) -> m.SessionData:
+        """The session object, with its simulation's progress once started."""
+        if self._engine is None:
+            return session_data(session)
+        return session_data(session, self._engine.simulations.progress(session.id))
 
     def _session_error(self, exc: DomainError, request_id: str | None) -> m.SessionError:
         return m.SessionError(

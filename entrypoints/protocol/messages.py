@@ -272,6 +272,12 @@ class ConnectionReadyData(Struct, kw_only=True):
     session_timeout_minutes: float = 60.0
 
 
+class ProgressData(Struct, kw_only=True):
+    sequence_id: int
+    total_ticks: int
+    sim_time: datetime | None
+
+
 class SessionData(Struct, kw_only=True):
     session_id: str
     state: str
@@ -293,6 +299,8 @@ class SessionData(Struct, kw_only=True):
     slippage_bps: Decimal = Decimal(0)
     max_volume_pct: Decimal | None = None
     allow_short: bool = False
+    progress: ProgressData | None = None
+    error_reason: str | None = None
 
 
 class SessionListData(Struct, kw_only=True):

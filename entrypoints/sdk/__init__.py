@@ -6,9 +6,13 @@ wire types of `entrypoints.protocol` and ordinary libraries."""
 
 from entrypoints.protocol.messages import (
     ConnectionReadyData,
+    ExecutionReportData,
+    MetricsData,
     PlanLimitsData,
     SessionData,
     SessionDeletedData,
+    SimulationResultsData,
+    TradeData,
 )
 from entrypoints.sdk.auth import DEFAULT_SERVER_URL, AuthClient, ServerAddress, Token
 from entrypoints.sdk.backtest import BacktestResults, run_backtest
@@ -60,6 +64,7 @@ __all__ = [
     "Context",
     "DataUnavailableError",
     "ExcessiveCapitalError",
+    "ExecutionReportData",
     "InstrumentData",
     "InsufficientCapitalError",
     "InternalServerError",
@@ -68,6 +73,7 @@ __all__ = [
     "InvalidStateError",
     "InvalidSymbolError",
     "MessageTooLargeError",
+    "MetricsData",
     "MissingSymbolsError",
     "PlanLimitsData",
     "ProtocolError",
@@ -83,11 +89,13 @@ __all__ = [
     "SessionNotFoundError",
     "SessionState",
     "SimuTradorError",
+    "SimulationResultsData",
     "Strategy",
     "StrategyUsageError",
     "Token",
     "TooManyConnectionsError",
     "TooManySymbolsError",
+    "TradeData",
     "UnexpectedReplyError",
     "UnknownMessageTypeError",
     "ValidationFailedError",

@@ -20,6 +20,7 @@ from entrypoints.protocol.messages import (
     SimulationResultsData,
     TradeData,
 )
+from entrypoints.sdk.auth import AuthClient
 from entrypoints.sdk.strategy import DEFAULT_HISTORY_SIZE, Bar, Context, Strategy
 
 DateLike = date | datetime | str
@@ -92,6 +93,11 @@ class BacktestResults:
     wall_time_ms: int
     prices: Mapping[str, PriceTrack] = field(default_factory=dict, repr=False)
 
+    @property
+    def fills(self) -> int:
+        """Execution reports that filled something (`executions` of §4.3's results)."""
+        return sum(1 for r in self.executions if r.fill_quantity > 0)
+
 
 ProgressCallback = Callable[[int, int, datetime], None]
 """(ticks done, total ticks, simulated time), called every so often during a run."""
@@ -162,6 +168,7 @@ def run_backtest(
     params: Mapping[str, Any] | None = None,
     server: str | None = None,
     api_key: str | None = None,
+    auth: AuthClient | None = None,
     warmup_bars: int = 0,
     history_size: int = DEFAULT_HISTORY_SIZE,
     on_progress: ProgressCallback | None = None,
@@ -174,16 +181,16 @@ def run_backtest(
     With `server=None` the engine runs in this process on the local bar store
     (SIMUTRADOR_HOME; the synthetic sample is written first if it holds no bars). With
     `server="http://host:port"` it runs on that server (the key: `api_key`, else
-    SIMUTRADOR_API_KEY); only orders leave this process, and the results are the same."""
+    SIMUTRADOR_API_KEY; or a ready `auth` client); only orders leave this process, and the
+    results are the same."""
     instance = strategy() if isinstance(strategy, type) else strategy
     universe = [symbols] if isinstance(symbols, str) else list(symbols)
     driver: SimulationDriver
-    if server is not None:
-        from entrypoints.sdk.auth import AuthClient
+    if server is not None or auth is not None:
         from entrypoints.sdk.remote import RemoteDriver
 
         driver = RemoteDriver(
-            AuthClient(server, api_key),
+            auth if auth is not None else AuthClient(server, api_key),
             universe,
             _iso(start),
             _iso(end),

@@ -466,6 +466,20 @@ class SessionClient:
         reply = await self.request(m.CreateSession(data=data), m.SessionCreated, timeout=timeout)
         return reply.data
 
+    async def get_results(
+        self,
+        session_id: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> m.SimulationResultsData:
+        """The results of a completed simulation: metrics, daily equity, closed trades."""
+        reply = await self.request(
+            m.GetResults(data=m.SessionRef(session_id=session_id)),
+            m.SimulationResults,
+            timeout=timeout,
+        )
+        return reply.data
+
     async def get_session(
         self,
         session_id: str,

@@ -113,6 +113,7 @@ class Context:
 
     def position(self, symbol: str) -> Decimal:
         """Signed quantity held (0 when flat)."""
+        self._bars_of(symbol)  # a symbol of this simulation, or a usage error
         return self._positions.get(symbol, Decimal(0))
 
     def history(self, symbol: str, n: int, field: str = "close") -> list[Decimal]:
