@@ -108,7 +108,8 @@ class InvalidState(DomainError):
                 "session_id": session_id,
                 "state": current,
                 "action": action,
-                "allowed_from": list(allowed),
+                "allowed": list(allowed),
+                "allowed_from": list(allowed),  # the name v1 used; kept for its clients
             },
         )
 

@@ -368,3 +368,29 @@ class FailingSessionRepository(InMemorySessionRepository):
     async def remove(self, session_id: str) -> SimulationSession | None:
         self._fail_if_set()
         return await super().remove(session_id)
+
+
+# ---------------------------------------------------------------- bar builders
+# Added for the bar-store tests (unit, property, concurrency).
+
+BARS_START = datetime(2024, 1, 2, 21, 0, tzinfo=UTC)
+"""Where `bars_of` starts unless told otherwise (a Tuesday's 16:00 New York close)."""
+
+
+def bars_of(
+    symbol: str,
+    *closes: str,
+    start: datetime = BARS_START,
+    timeframe: Timeframe = Timeframe.D1,
+    volume: str = "100",
+) -> BarSeries:
+    """One bar per price, a timeframe apart from `start`: open = high = low = close."""
+    step = timedelta(seconds=timeframe.seconds)
+    return BarSeries.from_bars(
+        symbol,
+        timeframe,
+        [
+            Bar(start + i * step, Decimal(c), Decimal(c), Decimal(c), Decimal(c), Decimal(volume))
+            for i, c in enumerate(closes)
+        ],
+    )

@@ -11,6 +11,7 @@ from typing import Any
 
 from litestar import Litestar, Request, Response, WebSocket, get, post, websocket
 from litestar.openapi import OpenAPIConfig
+from litestar.params import FromQuery
 
 from application.sessions import SessionService
 from application.simulation import SimulationService
@@ -88,7 +89,8 @@ def create_app(container: Container) -> Litestar:
 
     @get("/symbols", summary="Instruments and the bars stored for each (Bearer token)")
     async def symbols(
-        request: Request[Any, Any, Any], asset_class: str | None = None
+        request: Request[Any, Any, Any],
+        asset_class: FromQuery[str | None] = None,
     ) -> Response[SymbolsResponse | ErrorResponse]:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")

@@ -1,8 +1,14 @@
-"""A real server on a free loopback port per test (or per module), with its own home."""
+"""A real server on a free loopback port per test (or per module), with its own home.
+
+Every fresh server would write the synthetic sample into its empty home at start (about a
+second each); the sample is instead seeded once per run and its file copied into each home."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,20 +34,46 @@ def build_container(home: Path, **overrides: Any) -> Container:
     return container
 
 
-def start_server(home: Path, **overrides: Any) -> EmbeddedServer:
-    """A started server with its own home; the caller stops it."""
-    return EmbeddedServer(build_container(home, **overrides)).start()
+def start_server(home: Path, sample_bars: Path | None = None, **overrides: Any) -> EmbeddedServer:
+    """A started server with its own home; the caller stops it. With `sample_bars` (a bar
+    store file), the home starts with a copy of it; without, the server seeds its own."""
+    container = build_container(home, **overrides)
+    if sample_bars is not None:
+        target: Path = container.settings().bars_path
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(sample_bars, target)
+    return EmbeddedServer(container).start()
+
+
+@pytest.fixture(scope="session")
+def sample_bars(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bar store holding the synthetic sample, written once per run exactly as a server
+    writes it into an empty home (`seed_sample_if_empty`)."""
+    container = build_container(tmp_path_factory.mktemp("sample-home"))
+    written = asyncio.run(container.market_data_service().seed_sample_if_empty())
+    assert written, "a fresh home must get the sample"
+    store = container.bar_store()
+    template = tmp_path_factory.mktemp("sample") / "bars.db"
+    # One self-contained file (no -wal beside it) that is safe to copy.
+    db = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        db.execute("VACUUM INTO ?", (str(template),))
+    finally:
+        db.close()
+        store.close()
+    return template
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+def server_factory(tmp_path: Path, sample_bars: Path) -> Iterator[ServerFactory]:
     """`server_factory(session_timeout_minutes=0.01, ...)`: any Settings field overrides."""
     started: list[EmbeddedServer] = []
     counter = itertools.count()
 
     def make(**overrides: Any) -> EmbeddedServer:
         home = overrides.pop("home", tmp_path / f"home{next(counter)}")
-        server = start_server(home, **overrides)
+        server = start_server(home, sample_bars, **overrides)
         started.append(server)
         return server
 
@@ -51,9 +83,11 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
 
 
 @pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+def shared_server(
+    tmp_path_factory: pytest.TempPathFactory, sample_bars: Path
+) -> Iterator[EmbeddedServer]:
     """One server for a whole module, for tests that do not depend on a clean slate."""
-    server = start_server(tmp_path_factory.mktemp("home"))
+    server = start_server(tmp_path_factory.mktemp("home"), sample_bars)
     yield server
     server.stop()
 

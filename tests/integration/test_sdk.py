@@ -27,6 +27,7 @@ from entrypoints.sdk import (
     AuthenticationError,
     ClientClosedError,
     ConnectionLostError,
+    DataUnavailableError,
     ExcessiveCapitalError,
     InsufficientCapitalError,
     InvalidDateRangeError,
@@ -110,6 +111,10 @@ async def test_lifecycle_returns_protocol_structs(client: SessionClient) -> None
         metadata={"strategy": "momentum", "run": 7},
         commission_per_share="0.005",
         slippage_bps=2,
+        commission_pct="0.0005",
+        commission_min=1,
+        max_volume_pct=Decimal("0.1"),
+        allow_short=True,
     )
     assert isinstance(created, SessionData)
     assert created.session_id.startswith("sess_")
@@ -120,7 +125,13 @@ async def test_lifecycle_returns_protocol_structs(client: SessionClient) -> None
     assert created.metadata == {"strategy": "momentum", "run": 7}
     assert created.commission_per_share == Decimal("0.005")
     assert created.slippage_bps == Decimal(2)
-    assert created.estimated_trading_days > 100
+    assert (created.commission_pct, created.commission_min) == (Decimal("0.0005"), Decimal(1))
+    assert (created.max_volume_pct, created.allow_short) == (Decimal("0.1"), True)
+    assert created.timeframe == "1d"
+    # Jan 3 .. Jun 30 2023: 124 NYSE trading days, AAPL and MSFT closing at the same instant.
+    assert (created.estimated_trading_days, created.total_bars) == (124, 124)
+    assert [w.split(" ", 1)[0] for w in created.warnings] == ["AAPL", "MSFT"]
+    assert all("synthetic data" in w for w in created.warnings)
 
     fetched = await client.get_session(created.session_id)
     assert fetched.session_id == created.session_id
@@ -158,15 +169,18 @@ async def test_calls_connect_lazily_and_close_refuses_further_calls(
 
 
 def test_sdk_imports_nothing_from_the_server_side() -> None:
+    # Since the strategy API shares `domain.bars.Bar` with the engine (entrypoints/sdk/
+    # strategy.py), the SDK loads that one pure module and the errors it raises; nothing else
+    # of the domain, and nothing of the application, the adapters or the server.
     probe = (
         "import sys, entrypoints.sdk; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'domain', 'application', 'adapters', 'litestar', 'uvicorn'}))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
-    assert done.stdout.strip() == "[]"
+    assert done.stdout.strip() == "['domain', 'domain.bars', 'domain.errors']"
 
 
 def test_sdk_states_match_the_server() -> None:
@@ -197,6 +211,9 @@ def test_server_url_gives_both_endpoints() -> None:
         ({"symbols": [f"S{i}" for i in range(51)]}, TooManySymbolsError, "TOO_MANY_SYMBOLS"),
         ({"start_date": END, "end_date": START}, InvalidDateRangeError, "INVALID_DATE_RANGE"),
         ({"start_date": "2023-13-45"}, InvalidDateRangeError, "INVALID_DATE_RANGE"),
+        # NVDA is in the shipped catalog, but the server's synthetic sample has no bars of it.
+        ({"symbols": ["AAPL", "NVDA"]}, DataUnavailableError, "DATA_UNAVAILABLE"),
+        ({"timeframe": "1h"}, DataUnavailableError, "DATA_UNAVAILABLE"),
         ({"initial_capital": 10}, InsufficientCapitalError, "INSUFFICIENT_CAPITAL"),
         ({"initial_capital": "1e12"}, ExcessiveCapitalError, "EXCESSIVE_CAPITAL"),
         ({"metadata": {"x": "y" * 5000}}, ValidationFailedError, "VALIDATION_FAILED"),
@@ -280,14 +297,23 @@ async def test_protocol_errors_are_session_errors_too(client: SessionClient) -> 
         await client.request(bad_types, m.SessionCreated)
     assert invalid.value.details["path"].startswith("$.data.symbols")
 
-    class StartSimulation(msgspec.Struct, tag="start_simulation", tag_field="type"):
+    class LaunchRockets(msgspec.Struct, tag="launch_rockets", tag_field="type"):
         request_id: str | None = None
 
     with pytest.raises(UnknownMessageTypeError) as unknown:
-        await client.request(cast(Any, StartSimulation()), m.SessionCreated)
+        await client.request(cast(Any, LaunchRockets()), m.SessionCreated)
     assert isinstance(unknown.value, ProtocolError)
     assert isinstance(unknown.value, SessionError)
     assert unknown.value.recoverable
+    assert "start_simulation" in unknown.value.details["supported_types"]
+
+    # A simulation request is served now: without its data it is malformed, not unknown.
+    class StartSimulation(msgspec.Struct, tag="start_simulation", tag_field="type"):
+        request_id: str | None = None
+
+    with pytest.raises(InvalidMessageError) as malformed:
+        await client.request(cast(Any, StartSimulation()), m.SessionCreated)
+    assert "data" in malformed.value.message
 
 
 async def test_frame_too_large_is_matched_to_its_request(server_factory: ServerFactory) -> None:
@@ -325,6 +351,7 @@ def test_every_protocol_code_has_its_class() -> None:
         "INVALID_SYMBOL",
         "TOO_MANY_SYMBOLS",
         "INVALID_DATE_RANGE",
+        "DATA_UNAVAILABLE",
         "INSUFFICIENT_CAPITAL",
         "EXCESSIVE_CAPITAL",
         "SESSION_LIMIT_EXCEEDED",

@@ -26,7 +26,22 @@ from tests.integration.wsclient import (
 )
 
 MAX_BYTES = 64 * 1024
-SUPPORTED = ["create_session", "get_session", "list_sessions", "delete_session"]
+SUPPORTED = [
+    "create_session",
+    "get_session",
+    "list_sessions",
+    "delete_session",
+    "start_simulation",
+    "tick_ack",
+    "order_batch",
+    "cancel_order",
+    "pause_simulation",
+    "resume_simulation",
+    "query_positions",
+    "get_results",
+    "resume_session",
+]
+"""PROTOCOL.md §2.1 and §4.3, in the order the server lists them."""
 _users = itertools.count(1)
 
 
@@ -170,23 +185,28 @@ async def test_unknown_message_type(client: WsClient, message_type: str) -> None
 
 
 @pytest.mark.parametrize(
-    "message_type",
+    ("message_type", "data"),
     [
-        "start_simulation",
-        "tick_ack",
-        "order_batch",
-        "pause_simulation",
-        "resume_simulation",
-        "query_positions",
-        "resume_session",
+        ("start_simulation", {"session_id": "sess_x"}),
+        ("tick_ack", {"session_id": "sess_x", "sequence_id": 1}),
+        ("order_batch", {"session_id": "sess_x", "batch_id": "b1", "orders": []}),
+        ("cancel_order", {"session_id": "sess_x", "order_id": "o1"}),
+        ("pause_simulation", {"session_id": "sess_x"}),
+        ("resume_simulation", {"session_id": "sess_x"}),
+        ("query_positions", {"session_id": "sess_x"}),
+        ("get_results", {"session_id": "sess_x"}),
+        ("resume_session", {"session_id": "sess_x", "last_sequence_id": 0}),
     ],
 )
-async def test_reserved_simulation_types_are_not_served_yet(
-    client: WsClient, message_type: str
+async def test_simulation_requests_on_an_unknown_session(
+    client: WsClient, message_type: str, data: dict[str, Any]
 ) -> None:
-    reply = await client.request(message_type, {"session_id": "sess_x"}, request_id="r-sim")
-    details = assert_protocol_error(reply, "UNKNOWN_MESSAGE_TYPE")
-    assert details["type"] == message_type
+    # Served since the engine is wired: refused as a session error, not as an unknown type.
+    reply = await client.request(message_type, data, request_id="r-sim")
+    assert reply["type"] == "session_error", reply
+    assert error_code(reply) == "SESSION_NOT_FOUND"
+    assert reply["data"]["details"] == {"session_id": "sess_x"}
+    assert reply["request_id"] == "r-sim"
     await assert_still_serves(client)
 
 

@@ -1,15 +1,18 @@
 """Session management over a real WebSocket: every happy path, every session error code a
 request can provoke today, and isolation between users.
 
-INVALID_STATE has no wire trigger yet (no message changes a session's state before the
-engine's `start_simulation` exists); tests/unit/test_dispatcher.py covers its mapping."""
+INVALID_STATE comes from the simulation messages, not from these; tests/unit/test_dispatcher.py
+covers its mapping.
+
+Each server starts on a home holding the synthetic daily sample (AAPL, MSFT, GOOGL, JPM,
+EUR/USD, BTC-USD up to the end of last year); other catalog symbols have no bars."""
 
 from __future__ import annotations
 
 import itertools
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -92,8 +95,16 @@ async def test_create_session_returns_the_full_session(pro: WsClient) -> None:
     )
     assert data["initial_capital"] == "250000.00"
     assert data["metadata"] == {"strategy": "momentum", "params": {"lookback": 20}}
+    assert data["timeframe"] == "1d"
     assert data["estimated_trading_days"] == 88  # BTC-USD trades every day: Jan 3..Mar 31
-    assert data["warnings"] == []
+    # AAPL trades 62 days (MLK and Presidents' Day closed), EUR/USD 64 weekdays, BTC-USD 88;
+    # their daily closes (16:00, 17:00 New York; 00:00 UTC) never coincide.
+    assert data["total_bars"] == 62 + 64 + 88
+    assert len(data["warnings"]) == 3
+    for ticker, warning in zip(["AAPL", "EUR/USD", "BTC-USD"], data["warnings"], strict=True):
+        assert warning.startswith(f"{ticker} runs on synthetic data")
+    assert data["commission_per_share"] == "0"
+    assert data["allow_short"] is False
     created = datetime.fromisoformat(data["created_at"])
     assert datetime.fromisoformat(data["updated_at"]) == created
     assert datetime.fromisoformat(data["expires_at"]) > created
@@ -105,11 +116,20 @@ async def test_session_ids_are_unique_and_unguessable(pro: WsClient) -> None:
     assert first["data"]["session_id"] != second["data"]["session_id"]
 
 
-async def test_create_session_warns_about_a_range_before_listing(pro: WsClient) -> None:
-    # KVUE listed on 2023-05-04: a range starting earlier is accepted, with a warning.
-    reply = await pro.create_session(symbols=["KVUE"], start_date="2023-01-03")
+async def test_create_session_warns_about_a_range_before_the_data(pro: WsClient) -> None:
+    # GOOGL's sample starts at its listing, 2004-08-19: an earlier start runs, with a warning.
+    reply = await pro.create_session(
+        symbols=["GOOGL"], start_date="2004-01-02", end_date="2004-12-31"
+    )
     assert reply["type"] == "session_created"
-    assert any("KVUE" in w for w in reply["data"]["warnings"])
+    assert reply["data"]["warnings"] == [
+        "GOOGL has no data before 2004-08-19; the session starts 2004-01-02",
+        "GOOGL runs on synthetic data (a seeded random walk, not market prices); import real "
+        "bars with `simutrador data import`",
+    ]
+    # Aug 19 .. Dec 31 2004: 97 weekdays, less Labor Day, Thanksgiving and Christmas Eve
+    # (Christmas fell on a Saturday and was observed on Friday the 24th).
+    assert reply["data"]["estimated_trading_days"] == 94
 
 
 async def test_get_list_and_delete_a_session(pro: WsClient) -> None:
@@ -206,7 +226,7 @@ async def test_invalid_symbols_are_each_listed(pro: WsClient) -> None:
 
 
 async def test_too_many_symbols_for_the_free_plan(free: WsClient) -> None:
-    symbols = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META"]
+    symbols = ["AAPL", "MSFT", "GOOGL", "JPM", "EUR/USD", "BTC-USD"]
     details = assert_session_error(await free.create_session(symbols=symbols), "TOO_MANY_SYMBOLS")
     assert details["requested"] == 6
     assert details["max_symbols"] == 5
@@ -215,14 +235,34 @@ async def test_too_many_symbols_for_the_free_plan(free: WsClient) -> None:
 
 
 async def test_date_range_outside_a_symbols_data(pro: WsClient) -> None:
-    # SNOW listed on 2020-09-16: a range that ends before it has no data at all.
+    # GOOGL's bars start on 2004-08-19: a range that ends before them holds none.
     reply = await pro.create_session(
-        symbols=["AAPL", "SNOW"], start_date="2019-01-02", end_date="2019-12-31"
+        symbols=["AAPL", "GOOGL"], start_date="2003-01-02", end_date="2003-12-31"
     )
     details = assert_session_error(reply, "INVALID_DATE_RANGE")
-    assert details["symbol"] == "SNOW"
-    assert details["available_from"] == "2020-09-16"
-    assert "available_to" in details
+    assert details["field"] == "end_date"
+    assert details["symbol"] == "GOOGL"
+    assert details["timeframe"] == "1d"
+    assert details["available_from"] == "2004-08-19"
+    # The sample runs to the end of last year (the server's clock).
+    assert date.fromisoformat(details["available_to"]).year == datetime.now(UTC).year - 1
+
+
+@pytest.mark.parametrize("symbol", ["NVDA", "SNOW", "GC"])
+async def test_a_catalog_symbol_without_bars_is_data_unavailable(
+    pro: WsClient, symbol: str
+) -> None:
+    reply = await pro.create_session(symbols=["AAPL", symbol])
+    details = assert_session_error(reply, "DATA_UNAVAILABLE")
+    assert details == {"symbol": symbol, "timeframe": "1d"}
+    assert (await pro.request("list_sessions"))["data"]["sessions"] == []
+
+
+async def test_a_timeframe_without_bars_is_data_unavailable(pro: WsClient) -> None:
+    reply = await pro.create_session(timeframe="5m")
+    assert assert_session_error(reply, "DATA_UNAVAILABLE") == {"symbol": "AAPL", "timeframe": "5m"}
+    reply = await pro.create_session(timeframe="1w")
+    assert assert_session_error(reply, "VALIDATION_FAILED")["field"] == "timeframe"
 
 
 async def test_date_range_past_the_end_of_the_data(pro: WsClient) -> None:

@@ -97,7 +97,11 @@ CORRUPTIONS: dict[str, tuple[Callable[[list[str]], list[str]], str]] = {
     "high below": (lambda f: [f[0], f[1], "0", *f[3:]], "high is below"),
     "not a number": (lambda f: [f[0], "1,5", *f[2:]], "fields; the header has 6"),
     "word": (lambda f: [f[0], f[1], f[2], f[3], "n/a", f[5]], "close is not a number"),
-    "negative volume": (lambda f: [*f[:5], "-" + f[5] if f[5] != "0" else "-1"], "volume is"),
+    # "-0.0" is zero, not negative: a zero volume becomes -1 instead.
+    "negative volume": (
+        lambda f: [*f[:5], "-" + f[5] if Decimal(f[5]) != 0 else "-1"],
+        "volume is",
+    ),
     "empty volume": (lambda f: [*f[:5], ""], "volume is empty"),
 }
 

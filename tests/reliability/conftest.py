@@ -13,7 +13,7 @@ import httpx
 
 from domain.limits import PLAN_DEFAULTS, Limits, Plan
 from entrypoints.server.embedded import EmbeddedServer
-from tests.integration.conftest import ServerFactory, issue_token, server_factory
+from tests.integration.conftest import ServerFactory, issue_token, sample_bars, server_factory
 from tests.integration.wsclient import WsClient
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "issue_token",
     "open_client",
     "raised_limits",
+    "sample_bars",
     "server_factory",
     "wait_for",
 ]

@@ -139,7 +139,7 @@ VALID_FRAMES: list[dict[str, Any]] = [
     {"type": "list_sessions", "request_id": "l", "data": {"state": "ready"}},
     {"type": "delete_session", "request_id": "d", "data": {"session_id": "sess_missing"}},
 ]
-MESSAGE_TYPES = [*m.CLIENT_MESSAGE_TYPES, *m.RESERVED_MESSAGE_TYPES, "", "CREATE_SESSION"]
+MESSAGE_TYPES = [*m.CLIENT_MESSAGE_TYPES, "", "CREATE_SESSION", "make_coffee"]
 
 
 def encode(value: Any, ascii_only: bool) -> str:

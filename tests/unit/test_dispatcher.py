@@ -14,13 +14,19 @@ from application.principal import Principal
 from application.sessions import SessionService
 from domain.errors import (
     AccessDenied,
+    DataUnavailable,
     DomainError,
+    DuplicateOrderId,
     ExcessiveCapital,
     InsufficientCapital,
     InvalidDateRange,
+    InvalidOrder,
+    InvalidSequence,
     InvalidState,
     InvalidSymbol,
     MissingSymbols,
+    OrderNotFound,
+    SessionBusy,
     SessionLimitExceeded,
     SessionNotFound,
     TooManySymbols,
@@ -62,7 +68,8 @@ class Harness:
         return self.dispatcher.open(caller)
 
     async def raw(self, frame: str | bytes, context: ConnectionContext | None = None) -> Reply:
-        encoded = await self.dispatcher.handle_frame(context or self.context, frame)
+        # A session request (or a refused frame) causes exactly one message.
+        (encoded,) = await self.dispatcher.handle_frame(context or self.context, frame)
         reply: Reply = json.loads(encoded)
         # Every server message carries the time it was made, in UTC, from the injected clock.
         assert reply["timestamp"] == self.clock.now().isoformat().replace("+00:00", "Z")
@@ -138,9 +145,10 @@ def test_connection_ready_describes_the_connection(clock: FakeClock) -> None:
             "max_connections": 1,
             "messages_per_minute": 42,
             "max_message_bytes": 2048,
+            "max_running_simulations": 1,
         },
         "server_version": VERSION,
-        "protocol_version": 1,
+        "protocol_version": 2,
         "session_timeout_minutes": 60.0,
     }
 
@@ -165,16 +173,38 @@ async def test_create_session(harness: Harness) -> None:
     assert data["created_at"] == data["updated_at"] == "2024-01-15T09:30:00Z"
     assert data["expires_at"] == "2024-01-15T10:30:00Z"
     assert data["metadata"] == {"k": [1, 2]}
-    assert data["estimated_trading_days"] > 100
+    assert data["timeframe"] == "1d"
+    # Jan 3 .. Jun 30 2023: AAPL trades 124 days (six NYSE holidays), EUR/USD 129 weekdays;
+    # their daily closes (16:00 and 17:00 New York) never coincide.
+    assert data["estimated_trading_days"] == 129
+    assert data["total_bars"] == 124 + 129
     assert data["warnings"] == []
     assert data["commission_per_share"] == "0"
+    assert data["commission_pct"] == "0"
+    assert data["commission_min"] == "0"
     assert data["slippage_bps"] == "0"
+    assert data["max_volume_pct"] is None
+    assert data["allow_short"] is False
 
 
 async def test_create_session_with_engine_settings(harness: Harness) -> None:
-    reply = await harness.create(commission_per_share="0.005", slippage_bps=2.5)
-    assert reply["data"]["commission_per_share"] == "0.005"
-    assert reply["data"]["slippage_bps"] == "2.5"
+    reply = await harness.create(
+        commission_per_share="0.005",
+        slippage_bps=2.5,
+        commission_pct="0.001",
+        commission_min=1,
+        max_volume_pct="0.25",
+        allow_short=True,
+    )
+    data = reply["data"]
+    assert data["commission_per_share"] == "0.005"
+    assert data["slippage_bps"] == "2.5"
+    assert data["commission_pct"] == "0.001"
+    assert data["commission_min"] == "1"
+    assert data["max_volume_pct"] == "0.25"
+    assert data["allow_short"] is True
+    info = await harness.send("get_session", {"session_id": data["session_id"]})
+    assert info["data"] == data  # the clock stands still: the same session, field for field
 
 
 async def test_get_session_touches_it(harness: Harness) -> None:
@@ -254,6 +284,13 @@ async def test_request_id_is_echoed_verbatim(harness: Harness) -> None:
         ({"start_date": "2023-06-30", "end_date": "2023-01-03"}, "INVALID_DATE_RANGE"),
         ({"start_date": "03/01/2023"}, "INVALID_DATE_RANGE"),
         ({"symbols": ["OLD"], "start_date": "2021-01-04"}, "INVALID_DATE_RANGE"),
+        ({"start_date": "2023-07-01", "end_date": "2023-07-02"}, "INVALID_DATE_RANGE"),
+        ({"symbols": ["AAPL", "NODATA"]}, "DATA_UNAVAILABLE"),
+        ({"timeframe": "1h"}, "DATA_UNAVAILABLE"),
+        ({"timeframe": "2h"}, "VALIDATION_FAILED"),
+        ({"commission_pct": "1.5"}, "VALIDATION_FAILED"),
+        ({"commission_min": "-0.01"}, "VALIDATION_FAILED"),
+        ({"max_volume_pct": "0"}, "VALIDATION_FAILED"),
         ({"start_date": "1900-01-02", "end_date": "2023-01-03"}, "INVALID_DATE_RANGE"),
         ({"initial_capital": "999.99"}, "INSUFFICIENT_CAPITAL"),
         ({"initial_capital": "10000000.01"}, "EXCESSIVE_CAPITAL"),
@@ -343,14 +380,15 @@ async def test_bad_state_filter(harness: Harness) -> None:
     ]
 
 
-# INVALID_STATE has no wire trigger yet (no message changes a session's state until the
-# engine's start/pause/resume exist), so it is injected here through the repository, as is
-# every other domain rejection, to show the mapping is by code for all of them.
+# Every domain rejection is injected here through the repository, to show the mapping to
+# `session_error` is by code for all of them (the engine's codes included: its messages reach
+# the same table).
 EVERY_DOMAIN_ERROR: list[DomainError] = [
     MissingSymbols(),
     InvalidSymbol(["X"], ["NYSE"]),
     TooManySymbols(6, 5),
     InvalidDateRange("bad range", {"field": "start_date"}),
+    DataUnavailable("NVDA", "1h"),
     InsufficientCapital("1", "1000"),
     ExcessiveCapital("1e9", "1e7"),
     SessionLimitExceeded("too many", {"limit": "active_sessions"}),
@@ -358,6 +396,11 @@ EVERY_DOMAIN_ERROR: list[DomainError] = [
     AccessDenied("sess_x"),
     InvalidState("sess_x", "completed", "start", ["ready"]),
     ValidationFailed("field_x", "bad field"),
+    InvalidOrder("quantity", "quantity must be above 0", value="0"),
+    DuplicateOrderId("o1"),
+    OrderNotFound("o1"),
+    InvalidSequence(3, 2),
+    SessionBusy("sess_x"),
 ]
 
 
@@ -367,10 +410,18 @@ def _subclasses(cls: type[DomainError]) -> Iterator[type[DomainError]]:
         yield from _subclasses(sub)
 
 
+AUTH_ONLY = {"INVALID_API_KEY", "INVALID_TOKEN"}
+"""Refused at the door (REST or the WebSocket upgrade), before any frame is dispatched."""
+DATA_IMPORT_ONLY = {"DATA_CONFLICT", "INVALID_BARS"}
+"""Raised by `simutrador data import` (MarketDataService) on the server's machine; no wire
+message writes bars."""
+
+
 def test_every_session_error_code_is_exercised() -> None:
-    auth_only = {"INVALID_API_KEY", "INVALID_TOKEN"}  # refused before any dispatch
-    codes = {c.code for c in _subclasses(DomainError)} - auth_only
-    assert codes == {e.code for e in EVERY_DOMAIN_ERROR}
+    codes = {c.code for c in _subclasses(DomainError)}
+    left_out = AUTH_ONLY | DATA_IMPORT_ONLY
+    assert left_out <= codes  # every exclusion names a real code
+    assert codes - left_out == {e.code for e in EVERY_DOMAIN_ERROR}
 
 
 @pytest.mark.parametrize("error", EVERY_DOMAIN_ERROR, ids=lambda e: e.code)
@@ -403,6 +454,7 @@ async def test_invalid_state_reply(clock: FakeClock) -> None:
         "session_id": "sess_x",
         "state": "completed",
         "action": "start",
+        "allowed": ["ready"],
         "allowed_from": ["ready"],
     }
 
@@ -429,7 +481,7 @@ async def test_internal_error_is_generic_and_logged(
     harness = Harness(clock, make_service(clock=clock, repository=repository), principal())
 
     with caplog.at_level(logging.ERROR, logger="simutrador.protocol"):
-        encoded = await harness.dispatcher.handle_frame(
+        (encoded,) = await harness.dispatcher.handle_frame(
             harness.context,
             json.dumps({"type": message_type, "data": data, "request_id": "boom-1"}),
         )
@@ -535,30 +587,47 @@ async def test_unknown_type_is_truncated_in_the_reply(harness: Harness) -> None:
     assert len(reply["data"]["message"]) < 200
 
 
-# The client → server names PROTOCOL.md §4 fixes for the engine.
+# The client → server names of PROTOCOL.md §2.1 and §4.3.
+SESSION_REQUESTS = ["create_session", "get_session", "list_sessions", "delete_session"]
 SIMULATION_REQUESTS = [
     "start_simulation",
     "tick_ack",
     "order_batch",
+    "cancel_order",
     "pause_simulation",
     "resume_simulation",
     "query_positions",
+    "get_results",
     "resume_session",
 ]
 
 
-def test_reserved_types_are_the_protocols_simulation_requests() -> None:
-    assert sorted(m.RESERVED_MESSAGE_TYPES) == sorted(SIMULATION_REQUESTS)
+def test_client_types_are_the_protocols_requests() -> None:
+    assert sorted(m.CLIENT_MESSAGE_TYPES) == sorted(SESSION_REQUESTS + SIMULATION_REQUESTS)
 
 
 @pytest.mark.parametrize("message_type", SIMULATION_REQUESTS)
-async def test_reserved_simulation_types_are_unknown_for_now(
-    harness: Harness, message_type: str
-) -> None:
-    reply = await harness.send(message_type, {"session_id": "sess_x"}, "rid-r")
+async def test_simulation_requests_need_the_engine(harness: Harness, message_type: str) -> None:
+    # This harness's dispatcher has no SimulationService: the request is well-formed and
+    # known, but nothing here can serve it (the engine's own tests drive it over the wire).
+    reply = await harness.send(message_type, SIMULATION_DATA[message_type], "rid-r")
     details = protocol_error(reply, "UNKNOWN_MESSAGE_TYPE")
-    assert details["type"] == message_type
+    assert details == {"supported_types": list(m.CLIENT_MESSAGE_TYPES)}
+    assert "simulation engine" in reply["data"]["message"]
     assert reply["request_id"] == "rid-r"
+
+
+SIMULATION_DATA: dict[str, dict[str, Any]] = {
+    "start_simulation": {"session_id": "sess_x"},
+    "tick_ack": {"session_id": "sess_x", "sequence_id": 1},
+    "order_batch": {"session_id": "sess_x", "batch_id": "b1", "orders": []},
+    "cancel_order": {"session_id": "sess_x", "order_id": "o1"},
+    "pause_simulation": {"session_id": "sess_x"},
+    "resume_simulation": {"session_id": "sess_x"},
+    "query_positions": {"session_id": "sess_x"},
+    "get_results": {"session_id": "sess_x"},
+    "resume_session": {"session_id": "sess_x", "last_sequence_id": 0},
+}
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -201,9 +202,16 @@ def test_identity_is_the_id() -> None:
         ("commission_per_share", {"commission_per_share": Decimal("-0.01")}),
         ("commission_per_share", {"commission_per_share": Decimal("Infinity")}),
         ("commission_per_share", {"commission_per_share": Decimal("100.01")}),
+        ("commission_pct", {"commission_pct": Decimal("-0.0001")}),
+        ("commission_pct", {"commission_pct": Decimal("1.0001")}),
+        ("commission_min", {"commission_min": Decimal("-1")}),
+        ("commission_min", {"commission_min": Decimal("10000.01")}),
+        ("max_volume_pct", {"max_volume_pct": Decimal(0)}),
+        ("max_volume_pct", {"max_volume_pct": Decimal("1.01")}),
+        ("max_volume_pct", {"max_volume_pct": Decimal("NaN")}),
     ],
 )
-def test_engine_settings_out_of_bounds(field: str, kwargs: dict[str, Decimal]) -> None:
+def test_engine_settings_out_of_bounds(field: str, kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValidationFailed) as caught:
         EngineSettings(**kwargs)
     assert caught.value.code == "VALIDATION_FAILED"
@@ -211,9 +219,18 @@ def test_engine_settings_out_of_bounds(field: str, kwargs: dict[str, Decimal]) -
 
 
 def test_engine_settings_bounds_are_inclusive() -> None:
-    settings = EngineSettings(commission_per_share=Decimal(100), slippage_bps=Decimal(10_000))
+    settings = EngineSettings(
+        commission_per_share=Decimal(100),
+        slippage_bps=Decimal(10_000),
+        commission_pct=Decimal(1),
+        commission_min=Decimal(10_000),
+        max_volume_pct=Decimal(1),
+    )
     assert settings.slippage_bps == Decimal(10_000)
-    assert EngineSettings().commission_per_share == 0
+    assert settings.max_volume_pct == Decimal(1)
+    defaults = EngineSettings()
+    assert defaults.commission_per_share == defaults.commission_pct == defaults.commission_min == 0
+    assert (defaults.max_volume_pct, defaults.allow_short) == (None, False)
 
 
 def test_life_cycle_shape() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,11 +13,14 @@ import pytest
 
 from adapters.auth.file_store import FileApiKeyStore
 from adapters.auth.jwt_codec import JwtTokenCodec
+from adapters.bars.synthetic import RandomWalkBarGenerator
 from adapters.storage.memory import InMemorySessionRepository
 from application.auth import AuthService
+from application.bars import MarketDataService
 from application.principal import Principal
 from application.sessions import SessionService
 from domain import errors
+from domain.bars import Bar, BarSeries, DataSource, Timeframe
 from domain.errors import (
     AccessDenied,
     DomainError,
@@ -29,7 +33,17 @@ from domain.errors import (
 )
 from domain.limits import PLAN_DEFAULTS, Plan, SessionPolicy
 from domain.session import EngineSettings, SessionState
-from tests.fakes import FakeClock, FakeIds, limits_for, principal, session_params
+from tests.fakes import (
+    FakeClock,
+    FakeIds,
+    InMemoryBarStore,
+    InMemoryCatalog,
+    limits_for,
+    make_service,
+    make_validator,
+    principal,
+    session_params,
+)
 
 ALICE = principal(Plan.PROFESSIONAL, "alice")
 BOB = principal(Plan.PROFESSIONAL, "bob")
@@ -58,7 +72,11 @@ async def test_create_stores_a_ready_session(
     assert session.expires_at == clock.now() + TIMEOUT
     assert session.metadata == {"strategy": "momentum"}
     assert session.engine.slippage_bps == Decimal("2")
+    assert session.timeframe is Timeframe.D1
     assert session.estimated_trading_days == 361  # BTC-USD trades every day of the range
+    # Stocks close at 16:00 New York, forex at 17:00, crypto at midnight UTC: no two bars of
+    # the three share a tick, so the session steps through 250 + 259 + 361 bars.
+    assert session.total_bars == 250 + 259 + 361
     assert session.warnings == ()
     assert await repository.get(session.id) is session
     assert await service.stored_count() == 1
@@ -66,8 +84,18 @@ async def test_create_stores_a_ready_session(
 
 async def test_create_carries_warnings(service: SessionService) -> None:
     session = await service.create(ALICE, session_params(symbols=["KVUE"]))
-    assert len(session.warnings) == 1
-    assert "KVUE" in session.warnings[0]
+    assert session.warnings == (
+        "KVUE has no data before 2023-05-04; the session starts 2023-01-03",
+    )
+    assert session.total_bars == 166  # KVUE's bars from 2023-05-04 to 2023-12-29
+
+
+async def test_create_on_synthetic_bars_says_so(clock: FakeClock) -> None:
+    store = InMemoryBarStore.with_defaults(DataSource.SYNTHETIC)
+    service = make_service(clock=clock, validator=make_validator(clock=clock, store=store))
+    session = await service.create(ALICE, session_params())
+    (warning,) = session.warnings
+    assert warning.startswith("AAPL runs on synthetic data")
 
 
 @pytest.mark.parametrize(
@@ -86,11 +114,22 @@ async def test_create_carries_warnings(service: SessionService) -> None:
             {"symbols": ["AAPL", "OLD"], "start": "2021-01-04", "end": "2021-06-30"},
             InvalidDateRange,
             {
-                "field": "end_date",
+                "field": "start_date",
                 "symbol": "OLD",
+                "timeframe": "1d",
                 "available_from": "1990-01-02",
                 "available_to": "2020-06-30",
             },
+        ),
+        (
+            {"symbols": ["AAPL", "NODATA"]},
+            errors.DataUnavailable,
+            {"symbol": "NODATA", "timeframe": "1d"},
+        ),
+        (
+            {"timeframe": Timeframe.M5},
+            errors.DataUnavailable,
+            {"symbol": "AAPL", "timeframe": "5m"},
         ),
         (
             {"initial_capital": "999.99"},
@@ -432,12 +471,56 @@ async def _create(world: World, **kwargs: object) -> object:
     return await world.service.create(ALICE, session_params(**kwargs))  # type: ignore[arg-type]
 
 
+def _market_data(world: World) -> MarketDataService:
+    return MarketDataService(
+        InMemoryBarStore.with_defaults(), InMemoryCatalog(), RandomWalkBarGenerator(), world.clock
+    )
+
+
+def _bars(*closes: str) -> BarSeries:
+    day = datetime(2023, 1, 3, 21, tzinfo=UTC)
+    return BarSeries.from_bars(
+        "AAPL",
+        Timeframe.D1,
+        [
+            Bar(day + timedelta(days=i), Decimal(c), Decimal(c), Decimal(c), Decimal(c), Decimal(1))
+            for i, c in enumerate(closes)
+        ],
+    )
+
+
+async def _import_a_bar_with_high_below_close(world: World) -> object:
+    bad = Bar(datetime(2023, 1, 3, 21, tzinfo=UTC), *map(Decimal, ("10", "9", "8", "10", "1")))
+    return await _market_data(world).import_bars(
+        BarSeries.from_bars("AAPL", Timeframe.D1, [bad]), replace=False
+    )
+
+
+async def _import_over_stored_bars(world: World) -> object:
+    # The default store already holds AAPL's daily bars over 2023: overlapping, not replacing.
+    return await _market_data(world).import_bars(_bars("1", "2"), replace=False)
+
+
+ENGINE_CODES = {
+    "INVALID_ORDER",
+    "DUPLICATE_ORDER_ID",
+    "ORDER_NOT_FOUND",
+    "INVALID_SEQUENCE",
+    "SESSION_BUSY",
+}
+"""Raised by the simulation engine (orders, the broker, tick flow), which SessionService does
+not drive; the engine's own tests provoke them."""
+
 PROVOKERS: list[tuple[str, Provoker]] = [
     ("MISSING_SYMBOLS", lambda w: _create(w, symbols=[])),
     ("INVALID_SYMBOL", lambda w: _create(w, symbols=["XXXX"])),
     ("TOO_MANY_SYMBOLS", lambda w: _create(w, symbols=[f"S{i}" for i in range(51)])),
     ("INVALID_DATE_RANGE", lambda w: _create(w, start="2024-01-01", end="2023-01-01")),
     ("INVALID_DATE_RANGE", lambda w: _create(w, symbols=["OLD"])),
+    ("DATA_UNAVAILABLE", lambda w: _create(w, symbols=["NODATA"])),
+    ("DATA_UNAVAILABLE", lambda w: _create(w, timeframe=Timeframe.H1)),
+    ("INVALID_BARS", _import_a_bar_with_high_below_close),
+    ("DATA_CONFLICT", _import_over_stored_bars),
     ("INSUFFICIENT_CAPITAL", lambda w: _create(w, initial_capital="0")),
     ("EXCESSIVE_CAPITAL", lambda w: _create(w, initial_capital="1e30")),
     ("SESSION_LIMIT_EXCEEDED", _second_free_session),
@@ -472,7 +555,8 @@ def _all_codes(cls: type[DomainError]) -> set[str]:
 
 
 def test_every_error_code_of_the_domain_has_a_provoker() -> None:
-    assert _all_codes(DomainError) == {code for code, _ in PROVOKERS}
+    assert _all_codes(DomainError) >= ENGINE_CODES
+    assert _all_codes(DomainError) - ENGINE_CODES == {code for code, _ in PROVOKERS}
 
 
 def test_principal_helper_uses_plan_defaults() -> None:

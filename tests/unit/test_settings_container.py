@@ -4,17 +4,18 @@ overridden the way tests and tools should do it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from dependency_injector import providers
 
+from adapters.bars.sqlite_store import SqliteBarStore
 from adapters.clock import SystemClock
 from adapters.storage.memory import InMemorySessionRepository
 from application.sessions import SessionService
-from domain.errors import InvalidSymbol
+from domain.errors import DataUnavailable, InvalidSymbol
 from domain.limits import PLAN_DEFAULTS, Plan
 from entrypoints.container import Container
 from entrypoints.settings import Settings, SettingsError
@@ -116,10 +117,19 @@ def container(tmp_path: Path) -> Iterator[Container]:
     built.reset_override()
 
 
-async def test_overridden_clock_and_ids_reach_the_session_service(container: Container) -> None:
+async def test_overridden_clock_and_ids_reach_the_session_service(
+    container: Container, tmp_path: Path
+) -> None:
     clock = FakeClock(datetime(2025, 2, 3, 4, 5, tzinfo=UTC))
     container.clock.override(providers.Object(clock))
     container.ids.override(providers.Object(FakeIds()))
+
+    store = container.bar_store()
+    assert isinstance(store, SqliteBarStore)
+    assert store.path == tmp_path / "home" / "bars.db"
+    # The sample ends with the last full year of the (fake) clock: 2024.
+    (seeded,) = await container.market_data_service().seed_sample(["AAPL"], years=2)
+    assert (seeded.first.date(), seeded.last.date()) == (date(2023, 1, 3), date(2024, 12, 31))
 
     service = container.session_service()
     assert isinstance(service, SessionService)
@@ -127,6 +137,9 @@ async def test_overridden_clock_and_ids_reach_the_session_service(container: Con
     assert session.id == "sess_0001"
     assert session.created_at == clock.now()
     assert session.expires_at == clock.now() + timedelta(minutes=60)
+    assert session.total_bars == 250  # the same store: AAPL's 2023 trading days
+    (warning,) = session.warnings
+    assert warning.startswith("AAPL runs on synthetic data")
 
     repository = container.session_repository()
     assert isinstance(repository, InMemorySessionRepository)
@@ -137,9 +150,8 @@ async def test_overridden_clock_and_ids_reach_the_session_service(container: Con
 async def test_settings_drive_the_wiring(container: Container, tmp_path: Path) -> None:
     catalog = tmp_path / "catalog.yaml"
     catalog.write_text(
-        "symbols:\n"
-        "  - {symbol: MSFT, name: Microsoft, exchange: NASDAQ, asset_class: stock,"
-        " available_from: 1986-03-13, available_to: 2026-10-30}\n",
+        "version: 2\nsymbols:\n"
+        "  - {symbol: MSFT, name: Microsoft, exchange: NASDAQ, asset_class: stock}\n",
         encoding="utf-8",
     )
     settings = Settings.from_env(
@@ -152,6 +164,15 @@ async def test_settings_drive_the_wiring(container: Container, tmp_path: Path) -
     container.settings.override(providers.Object(settings))
     container.clock.override(providers.Object(FakeClock()))
     service = container.session_service()
+    market_data = container.market_data_service()
+
+    with pytest.raises(InvalidSymbol):
+        await market_data.seed_sample(["AAPL"])  # not in this catalog
+    with pytest.raises(DataUnavailable):  # in the catalog, but no bars yet
+        await service.create(principal(), session_params(symbols=["msft"]))
+    await market_data.seed_sample(["MSFT"], years=1)
+    assert settings.bars_path == tmp_path / "home" / "bars.db"
+    assert settings.bars_path.is_file()
 
     with pytest.raises(InvalidSymbol) as caught:
         await service.create(principal(), session_params(symbols=["AAPL"]))

@@ -1,5 +1,5 @@
-"""Pure validation rules: capital parsing and bounds, symbol counts, dates, metadata,
-availability of data."""
+"""Pure validation rules: capital parsing and bounds, symbol counts, dates, metadata, and
+whether the stored bars (their coverage) serve a requested range."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from domain.bars import Coverage, DataSource, Timeframe
 from domain.dates import DateRange, format_instant, parse_instant
 from domain.errors import (
+    DataUnavailable,
     ExcessiveCapital,
     InsufficientCapital,
     InvalidDateRange,
@@ -18,11 +20,13 @@ from domain.errors import (
     TooManySymbols,
     ValidationFailed,
 )
+from domain.exchanges import daily_close, hours_of
 from domain.limits import PLAN_DEFAULTS, Plan, SessionPolicy
+from domain.symbols import AssetClass, Instrument
 from domain.validation import (
     ValidationResult,
-    check_availability,
     check_capital,
+    check_coverage,
     check_metadata,
     check_params,
     check_range_length,
@@ -289,40 +293,134 @@ def test_validation_result() -> None:
         result.raise_first()
 
 
-# --- availability -----------------------------------------------------------------------------
+# --- coverage: what the bar store holds against the range asked for ---------------------------
 
-LISTED = instrument("NEW", available_from=date(2023, 5, 4), available_to=date(2024, 6, 28))
+NEW = instrument("NEW", exchange="NYSE")
+BTC = instrument("BTC-USD", AssetClass.CRYPTO, "CRYPTO")
+
+
+def stored(
+    item: Instrument,
+    first: date,
+    last: date,
+    source: DataSource = DataSource.IMPORTED,
+    timeframe: Timeframe = Timeframe.D1,
+) -> Coverage:
+    """The coverage of daily bars from the trading day `first` to `last` (bar closes)."""
+    hours = hours_of(item)
+    return Coverage(
+        item.symbol.ticker,
+        timeframe,
+        daily_close(first, hours),
+        daily_close(last, hours),
+        100,
+        source,
+    )
+
+
+# NEW has bars for the trading days 2023-05-04 (Thu) .. 2024-06-28 (Fri).
+NEW_BARS = stored(NEW, date(2023, 5, 4), date(2024, 6, 28))
+
+
+def test_no_bars_at_all_is_data_unavailable() -> None:
+    error, warnings = check_coverage(
+        NEW, Timeframe.H1, None, DateRange.parse("2023-06-01", "2023-07-01")
+    )
+    assert isinstance(error, DataUnavailable)
+    assert error.code == "DATA_UNAVAILABLE"
+    assert error.details == {"symbol": "NEW", "timeframe": "1h"}
+    assert warnings == []
 
 
 @pytest.mark.parametrize(
-    ("start", "end"),
+    ("start", "end", "field", "side"),
     [
-        ("2024-06-01", "2024-07-01"),  # runs past the last bar
-        ("2022-01-03", "2022-12-30"),  # entirely before the listing
-        ("2025-01-02", "2025-02-03"),  # entirely after the last bar
+        ("2022-01-03", "2022-12-30", "end_date", "before"),
+        ("2023-01-03", "2023-05-03", "end_date", "before"),  # ends the day before the first bar
+        ("2025-01-02", "2025-02-03", "start_date", "after"),
+        ("2024-06-29", "2024-07-31", "start_date", "after"),  # starts the day after the last
     ],
 )
-def test_ranges_outside_the_data_are_errors(start: str, end: str) -> None:
-    error, warning = check_availability(LISTED, DateRange.parse(start, end))
-    assert warning is None
+def test_a_range_that_misses_every_bar_names_the_real_coverage(
+    start: str, end: str, field: str, side: str
+) -> None:
+    error, warnings = check_coverage(NEW, Timeframe.D1, NEW_BARS, DateRange.parse(start, end))
+    assert warnings == []
     assert isinstance(error, InvalidDateRange)
     assert error.details == {
-        "field": "end_date",
+        "field": field,
         "symbol": "NEW",
+        "timeframe": "1d",
         "available_from": "2023-05-04",
         "available_to": "2024-06-28",
     }
+    assert f"entirely {side}" in error.message
     assert "NEW" in error.message
 
 
-def test_range_starting_before_the_listing_warns() -> None:
-    error, warning = check_availability(LISTED, DateRange.parse("2023-01-03", "2023-12-29"))
+def test_a_range_starting_before_the_first_bar_runs_with_a_warning() -> None:
+    # Ends on the first bar's own trading day: one bar overlaps, so it is not an error.
+    error, warnings = check_coverage(
+        NEW, Timeframe.D1, NEW_BARS, DateRange.parse("2023-01-03", "2023-05-04")
+    )
     assert error is None
-    assert warning is not None
-    assert "NEW" in warning
-    assert "2023-05-04" in warning
+    assert warnings == ["NEW has no data before 2023-05-04; the session starts 2023-01-03"]
 
 
-def test_range_inside_the_data_is_clean() -> None:
+def test_a_range_ending_after_the_last_bar_runs_with_a_warning() -> None:
+    error, warnings = check_coverage(
+        NEW, Timeframe.D1, NEW_BARS, DateRange.parse("2024-06-28", "2024-12-31")
+    )
+    assert error is None
+    assert warnings == ["NEW has no data after 2024-06-28; the session ends 2024-12-31"]
+
+
+def test_a_range_strictly_inside_the_data_is_clean() -> None:
+    span = DateRange.parse("2023-06-01", "2024-05-31")
+    assert check_coverage(NEW, Timeframe.D1, NEW_BARS, span) == (None, [])
+
+
+def test_a_range_exactly_on_the_data_is_clean() -> None:
     span = DateRange.parse("2023-05-04", "2024-06-28")
-    assert check_availability(LISTED, span) == (None, None)
+    assert check_coverage(NEW, Timeframe.D1, NEW_BARS, span) == (None, [])
+
+
+def test_days_without_trading_at_the_edges_are_not_warned_about() -> None:
+    # Bars from Mon 2023-05-08 to Fri 2024-06-28; the range adds only a weekend at each end.
+    weekdays = stored(NEW, date(2023, 5, 8), date(2024, 6, 28))
+    span = DateRange.parse("2023-05-06", "2024-06-30")
+    assert check_coverage(NEW, Timeframe.D1, weekdays, span) == (None, [])
+    # One trading day more (Fri 2023-05-05) is worth a warning.
+    error, warnings = check_coverage(
+        NEW, Timeframe.D1, weekdays, DateRange.parse("2023-05-05", "2024-06-30")
+    )
+    assert error is None
+    assert warnings == ["NEW has no data before 2023-05-08; the session starts 2023-05-05"]
+
+
+def test_synthetic_data_always_carries_a_warning() -> None:
+    synthetic = stored(NEW, date(2023, 5, 4), date(2024, 6, 28), DataSource.SYNTHETIC)
+    error, warnings = check_coverage(
+        NEW, Timeframe.D1, synthetic, DateRange.parse("2023-06-01", "2023-06-30")
+    )
+    assert error is None
+    (warning,) = warnings
+    assert warning.startswith("NEW runs on synthetic data")
+    assert "simutrador data import" in warning
+
+
+def test_crypto_days_end_at_midnight_utc() -> None:
+    # BTC-USD's bar for 2024-01-10 closes at 2024-01-11 00:00 UTC, yet belongs to the 10th:
+    # a range ending on the 10th reaches it, and the coverage reads as that day.
+    coverage = stored(BTC, date(2024, 1, 10), date(2024, 3, 31))
+    assert coverage.first == datetime(2024, 1, 11, tzinfo=UTC)
+    error, warnings = check_coverage(
+        BTC, Timeframe.D1, coverage, DateRange.parse("2024-01-01", "2024-01-10")
+    )
+    assert error is None
+    assert warnings == ["BTC-USD has no data before 2024-01-10; the session starts 2024-01-01"]
+    error, _ = check_coverage(
+        BTC, Timeframe.D1, coverage, DateRange.parse("2024-01-01", "2024-01-09")
+    )
+    assert isinstance(error, InvalidDateRange)
+    assert error.details["available_from"] == "2024-01-10"
