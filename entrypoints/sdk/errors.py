@@ -217,6 +217,30 @@ class DataUnavailableError(SessionError):
     code = "DATA_UNAVAILABLE"
 
 
+class InvalidOrderError(SessionError):
+    code = "INVALID_ORDER"
+
+
+class DuplicateOrderIdError(SessionError):
+    code = "DUPLICATE_ORDER_ID"
+
+
+class OrderNotFoundError(SessionError):
+    code = "ORDER_NOT_FOUND"
+
+
+class InvalidSequenceError(SessionError):
+    """A tick_ack for another tick than the one in flight (`details.expected`)."""
+
+    code = "INVALID_SEQUENCE"
+
+
+class SessionBusyError(SessionError):
+    """Another connection drives this simulation."""
+
+    code = "SESSION_BUSY"
+
+
 ERROR_CLASSES: Mapping[str, type[SessionError]] = {
     cls.code: cls
     for cls in (
@@ -225,6 +249,11 @@ ERROR_CLASSES: Mapping[str, type[SessionError]] = {
         TooManySymbolsError,
         InvalidDateRangeError,
         DataUnavailableError,
+        InvalidOrderError,
+        DuplicateOrderIdError,
+        OrderNotFoundError,
+        InvalidSequenceError,
+        SessionBusyError,
         InsufficientCapitalError,
         ExcessiveCapitalError,
         SessionLimitExceededError,
