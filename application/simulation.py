@@ -163,7 +163,7 @@ class Simulation:
             else None
             for sym, s in self.series.items()
         }
-        chunk = max(16, min(1024, _DECODED_BARS_HELD // max(len(self.series), 1)))
+        chunk = max(16, min(256, _DECODED_BARS_HELD // max(len(self.series), 1)))
         self._decoded = {sym: _DecodedBars(s, chunk) for sym, s in self.series.items()}
         self._cursors = dict(self.first_tradable)
         self._book = _Book()
@@ -439,7 +439,7 @@ class Simulation:
 
 _NOTHING = BatchResult((), {})
 
-_DECODED_BARS_HELD = 20_000
+_DECODED_BARS_HELD = 4_096
 """Decoded bars kept at once across a simulation's symbols (bounds the decimal cache)."""
 
 
@@ -510,6 +510,12 @@ class RunningSimulation:
     driver: str | None = None
     paused: PauseReason | None = None
     started_at: float = 0.0
+    touched_at: float = 0.0
+
+
+TOUCH_INTERVAL_SECONDS = 1.0
+"""A driven simulation refreshes its session's idle clock at most this often, not on
+every one of thousands of acks a second."""
 
 
 class SimulationService:
@@ -613,8 +619,19 @@ class SimulationService:
         return (await self.run_of(principal, session_id)).simulation
 
     async def run_of(self, principal: Principal, session_id: str) -> RunningSimulation:
-        session = await self._sessions.get(principal, session_id)
         run = self._running.get(session_id)
+        now = self._now()
+        if (
+            run is not None
+            and self._clock is not None
+            and run.principal.user_id == principal.user_id
+            and now - run.touched_at < TOUCH_INTERVAL_SECONDS
+        ):
+            return run  # its owner, seen a moment ago: the session is there and is theirs
+        session = await self._sessions.get(principal, session_id)  # ownership, and a touch
+        run = self._running.get(session_id)
+        if run is not None:
+            run.touched_at = now
         if run is None:
             raise InvalidState(
                 session_id, session.state.value, "drive the simulation of", ["running", "paused"]

@@ -17,6 +17,7 @@ SUITES: dict[str, str] = {
     "market": "benchmarks.market",
     "engine": "benchmarks.engine",
     "imports": "benchmarks.imports",
+    "remote": "benchmarks.remote",
 }
 
 

@@ -123,6 +123,8 @@ def _json_safe(value: Any) -> bool:
 
 def check_metadata(metadata: Mapping[str, Any], policy: SessionPolicy) -> None:
     """Metadata is the user's free-form JSON object: bounded in size and depth."""
+    if not metadata:
+        return
     # Depth first: it is bounded, and it bounds the recursion of _json_safe below.
     if _deeper_than(metadata, policy.max_metadata_depth):
         raise ValidationFailed(

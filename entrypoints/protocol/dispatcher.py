@@ -47,7 +47,7 @@ _UNDECODABLE = (msgspec.DecodeError, RecursionError, UnicodeError)
 @dataclass(slots=True)
 class ConnectionContext:
     """Per-connection protocol state: who is connected, their message budget, and what the
-    engine keeps for the connection (its id, the ack timers of its ticks in flight)."""
+    engine keeps for the connection (its id, the ack deadlines of its ticks in flight)."""
 
     principal: Principal
     bucket: TokenBucket

@@ -42,18 +42,27 @@ Reply = list[m.ServerMessage | m.TickOut | m.HistoryOut]
 
 
 @dataclass(slots=True)
+class AckDeadline:
+    due: float
+    simulation: Simulation
+    sequence_id: int
+
+
+@dataclass(slots=True)
 class EngineConnection:
     """What the engine keeps per connection: its id (the driver of its simulations), how
-    to send it a message unasked, and the ack timers of the ticks it has in flight."""
+    to send it a message unasked, and when each tick it has in flight must be acked by.
+
+    One watchdog task per connection checks the deadlines, rather than a timer per tick:
+    arming one is a dict write."""
 
     connection_id: str
     push: Push | None = None
-    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    deadlines: dict[str, AckDeadline] = field(default_factory=dict)
+    watchdog: asyncio.Task[None] | None = None
 
     def cancel_timer(self, session_id: str) -> None:
-        timer = self.timers.pop(session_id, None)
-        if timer is not None:
-            timer.cancel()
+        self.deadlines.pop(session_id, None)
 
 
 class SimulationProtocol:
@@ -133,9 +142,11 @@ class SimulationProtocol:
         raise AssertionError(f"not a simulation message: {type(message).__name__}")
 
     async def closed(self, connection: EngineConnection) -> None:
-        """The connection is gone: its timers stop and its simulations pause."""
-        for session_id in list(connection.timers):
-            connection.cancel_timer(session_id)
+        """The connection is gone: its watchdog stops and its simulations pause."""
+        connection.deadlines.clear()
+        if connection.watchdog is not None:
+            connection.watchdog.cancel()
+            connection.watchdog = None
         await self._simulations.disconnect(connection.connection_id)
 
     def forget(self, connection: EngineConnection, session_id: str) -> None:
@@ -338,24 +349,36 @@ class SimulationProtocol:
     def _arm(
         self, connection: EngineConnection, sid: str, simulation: Simulation, sequence: int
     ) -> None:
-        connection.cancel_timer(sid)
         if connection.push is None:
             return
         loop = asyncio.get_running_loop()
-        connection.timers[sid] = loop.call_later(
-            self._tick_timeout,
-            lambda: loop.create_task(self._timed_out(connection, sid, simulation, sequence)),
+        connection.deadlines[sid] = AckDeadline(
+            loop.time() + self._tick_timeout, simulation, sequence
         )
+        if connection.watchdog is None or connection.watchdog.done():
+            connection.watchdog = loop.create_task(self._watch(connection))
+
+    async def _watch(self, connection: EngineConnection) -> None:
+        """Pause each simulation whose tick was not acked in time, until none is in flight."""
+        loop = asyncio.get_running_loop()
+        period = min(1.0, self._tick_timeout / 2)
+        while connection.deadlines:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for sid, deadline in list(connection.deadlines.items()):
+                if deadline.due <= now and connection.deadlines.get(sid) is deadline:
+                    del connection.deadlines[sid]
+                    await self._timed_out(connection, sid, deadline)
 
     async def _timed_out(
-        self, connection: EngineConnection, sid: str, simulation: Simulation, sequence: int
+        self, connection: EngineConnection, sid: str, deadline: AckDeadline
     ) -> None:
-        connection.timers.pop(sid, None)
-        if simulation.in_flight != sequence or connection.push is None:
+        simulation = deadline.simulation
+        if simulation.in_flight != deadline.sequence_id or connection.push is None:
             return
         try:
             run = self._simulations.run_of_any(sid)
-            if run is None or run.paused is not None:
+            if run is None or run.paused is not None or run.simulation is not simulation:
                 return
             await self._simulations.pause(run.principal, sid, PauseReason.ACK_TIMEOUT)
             frame = m.encoder.encode(self._paused(sid, simulation, PauseReason.ACK_TIMEOUT))

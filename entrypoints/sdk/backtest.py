@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
 from entrypoints.protocol.messages import (
+    CreateSessionData,
     ExecutionReportData,
     MetricsData,
     OrderData,
@@ -97,6 +98,48 @@ class BacktestResults:
     def fills(self) -> int:
         """Execution reports that filled something (`executions` of §4.3's results)."""
         return sum(1 for r in self.executions if r.fill_quantity > 0)
+
+
+ENGINE_SETTINGS = (
+    "commission_per_share",
+    "commission_pct",
+    "commission_min",
+    "slippage_bps",
+    "max_volume_pct",
+)
+"""The decimal engine settings of PROTOCOL §4.1; `allow_short` is the one flag."""
+
+EngineSettingValue = Decimal | int | str | bool | None
+
+
+def session_request(
+    symbols: Sequence[str],
+    start: str,
+    end: str,
+    capital: Decimal,
+    timeframe: str,
+    engine_settings: Mapping[str, EngineSettingValue] | None,
+) -> CreateSessionData:
+    """The `create_session` a run asks for, whichever driver carries it."""
+    settings = dict(engine_settings or {})
+    unknown = sorted(set(settings) - {"allow_short", *ENGINE_SETTINGS})
+    if unknown:
+        raise TypeError(
+            f"unknown engine setting(s) {', '.join(unknown)}; known: allow_short, "
+            + ", ".join(ENGINE_SETTINGS)
+        )
+    request = CreateSessionData(
+        symbols=list(symbols),
+        start_date=start,
+        end_date=end,
+        initial_capital=capital,
+        timeframe=timeframe,
+        allow_short=bool(settings.pop("allow_short", False)),
+    )
+    for name, value in settings.items():
+        if value is not None:
+            setattr(request, name, Decimal(str(value)))
+    return request
 
 
 ProgressCallback = Callable[[int, int, datetime], None]
@@ -185,32 +228,19 @@ def run_backtest(
     results are the same."""
     instance = strategy() if isinstance(strategy, type) else strategy
     universe = [symbols] if isinstance(symbols, str) else list(symbols)
+    run_args = (universe, _iso(start), _iso(end), Decimal(str(capital)), timeframe)
     driver: SimulationDriver
     if server is not None or auth is not None:
         from entrypoints.sdk.remote import RemoteDriver
 
+        client = auth if auth is not None else AuthClient(server, api_key)
         driver = RemoteDriver(
-            auth if auth is not None else AuthClient(server, api_key),
-            universe,
-            _iso(start),
-            _iso(end),
-            Decimal(str(capital)),
-            timeframe,
-            warmup_bars=warmup_bars,
-            engine_settings=engine_settings,
+            client, *run_args, warmup_bars=warmup_bars, engine_settings=engine_settings
         )
     else:
         from entrypoints.sdk.local import LocalDriver  # the in-process engine (server code)
 
-        driver = LocalDriver(
-            universe,
-            _iso(start),
-            _iso(end),
-            Decimal(str(capital)),
-            timeframe,
-            warmup_bars=warmup_bars,
-            engine_settings=engine_settings,
-        )
+        driver = LocalDriver(*run_args, warmup_bars=warmup_bars, engine_settings=engine_settings)
 
     async def run() -> BacktestResults:
         try:

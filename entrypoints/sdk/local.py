@@ -15,15 +15,14 @@ from entrypoints.container import Container
 from entrypoints.protocol import messages as m
 from entrypoints.protocol.dispatcher import session_params
 from entrypoints.protocol.engine import order_request, report_data, results_data
-from entrypoints.sdk.backtest import Outcome, Started, TickView
-
-DECIMAL_SETTINGS = (
-    "commission_per_share",
-    "commission_pct",
-    "commission_min",
-    "slippage_bps",
-    "max_volume_pct",
+from entrypoints.sdk.backtest import (
+    EngineSettingValue,
+    Outcome,
+    Started,
+    TickView,
+    session_request,
 )
+
 LOCAL_PRINCIPAL = Principal("local", Plan.ENTERPRISE, PLAN_DEFAULTS[Plan.ENTERPRISE])
 """Whoever runs a backtest in their own process: the largest plan, nothing shared."""
 
@@ -41,28 +40,11 @@ class LocalDriver:
         timeframe: str = "1d",
         *,
         warmup_bars: int = 0,
-        engine_settings: Mapping[str, Decimal | int | str | bool | None] | None = None,
+        engine_settings: Mapping[str, EngineSettingValue] | None = None,
         container: Container | None = None,
     ) -> None:
         self._container = container or Container()
-        settings = dict(engine_settings or {})
-        unknown = sorted(set(settings) - {"allow_short", *DECIMAL_SETTINGS})
-        if unknown:
-            raise TypeError(
-                f"unknown engine setting(s) {', '.join(unknown)}; known: allow_short, "
-                + ", ".join(DECIMAL_SETTINGS)
-            )
-        self._request = m.CreateSessionData(
-            symbols=list(symbols),
-            start_date=start,
-            end_date=end,
-            initial_capital=capital,
-            timeframe=timeframe,
-            allow_short=bool(settings.pop("allow_short", False)),
-        )
-        for name, value in settings.items():
-            if value is not None:
-                setattr(self._request, name, Decimal(str(value)))
+        self._request = session_request(symbols, start, end, capital, timeframe, engine_settings)
         self._warmup = warmup_bars
         self._simulation: Simulation | None = None
         self._session_id = ""

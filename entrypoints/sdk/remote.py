@@ -14,7 +14,13 @@ from decimal import Decimal
 
 from entrypoints.protocol import messages as m
 from entrypoints.sdk.auth import AuthClient
-from entrypoints.sdk.backtest import Outcome, Started, TickView
+from entrypoints.sdk.backtest import (
+    EngineSettingValue,
+    Outcome,
+    Started,
+    TickView,
+    session_request,
+)
 from entrypoints.sdk.client import SessionClient
 from entrypoints.sdk.errors import (
     ConnectionLostError,
@@ -25,13 +31,6 @@ from entrypoints.sdk.errors import (
 )
 from entrypoints.sdk.strategy import Bar
 
-ENGINE_SETTINGS = (
-    "commission_per_share",
-    "commission_pct",
-    "commission_min",
-    "slippage_bps",
-    "max_volume_pct",
-)
 RESUME_ATTEMPTS = 8
 SESSION_BUSY_BACKOFF = 0.2
 
@@ -54,21 +53,14 @@ class RemoteDriver:
         timeframe: str = "1d",
         *,
         warmup_bars: int = 0,
-        engine_settings: Mapping[str, Decimal | int | str | bool | None] | None = None,
+        engine_settings: Mapping[str, EngineSettingValue] | None = None,
         timeout: float = 60.0,
         max_connect_attempts: int = 8,
     ) -> None:
-        settings = dict(engine_settings or {})
-        unknown = sorted(set(settings) - {"allow_short", *ENGINE_SETTINGS})
-        if unknown:
-            raise TypeError(
-                f"unknown engine setting(s) {', '.join(unknown)}; known: allow_short, "
-                + ", ".join(ENGINE_SETTINGS)
-            )
+        self._request = session_request(symbols, start, end, capital, timeframe, engine_settings)
         self._client = SessionClient(
             auth, timeout=timeout, max_connect_attempts=max_connect_attempts
         )
-        self._create = (list(symbols), start, end, capital, timeframe, settings)
         self._warmup = warmup_bars
         self._session_id = ""
         self._last_tick = 0
@@ -81,16 +73,8 @@ class RemoteDriver:
         return self._client
 
     async def start(self) -> tuple[Started, Outcome]:
-        symbols, start, end, capital, timeframe, settings = self._create
-        session = await self._client.create_session(
-            symbols,
-            start,
-            end,
-            capital,
-            timeframe=timeframe,
-            allow_short=bool(settings.pop("allow_short", False)),
-            **{k: str(v) for k, v in settings.items() if v is not None},  # type: ignore[arg-type]
-        )
+        created = await self._client.request(m.CreateSession(data=self._request), m.SessionCreated)
+        session = created.data
         self._session_id = session.session_id
         messages = await self._client.exchange(
             m.StartSimulation(
