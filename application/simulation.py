@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from application.ports import BarStore, Clock, SymbolCatalog
 from application.principal import Principal
 from application.sessions import SessionService
 from domain.bars import Bar, BarSeries, from_epoch, merge_series, union_times
-from domain.broker import BarQuote, Broker, BrokerState, ExecutionReport
+from domain.broker import AccountView, BarQuote, Broker, BrokerState, ExecutionReport
 from domain.errors import (
     DataUnavailable,
     DomainError,
@@ -89,6 +89,47 @@ class SimulationResults:
 
 
 @dataclass(frozen=True, slots=True)
+class Rejection:
+    """An order refused outright, kept so a client that lost the batch_ack still learns."""
+
+    sequence_id: int
+    """The tick after which the client sent it."""
+    order_id: str
+    code: str
+    message: str
+    details: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Missed:
+    """What a client that saw tick n last may not have received: every execution report
+    and refusal recorded after tick n was delivered."""
+
+    reports: tuple[ExecutionReport, ...]
+    rejections: tuple[Rejection, ...]
+
+
+def missed(
+    reports: Sequence[ExecutionReport],
+    marks: Sequence[int],
+    rejections: Sequence[Rejection],
+    sequence_id: int,
+) -> Missed:
+    """The reports and refusals recorded after tick `sequence_id` was delivered (all of
+    them for 0; none for a tick not delivered yet)."""
+    if sequence_id <= 0:
+        start = 0
+    elif sequence_id <= len(marks):
+        start = marks[sequence_id - 1]
+    else:
+        start = len(reports)
+    return Missed(
+        tuple(reports[start:]),
+        tuple(r for r in rejections if r.sequence_id >= max(sequence_id, 1)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class SimulationState:
     """Everything a running simulation holds apart from its bars (which the store keeps):
     enough to restore it and go on exactly as if it had never stopped."""
@@ -102,6 +143,8 @@ class SimulationState:
     ticks_with_position: int
     reports: tuple[ExecutionReport, ...]
     finished: bool
+    report_marks: tuple[int, ...] = ()
+    rejections: tuple[Rejection, ...] = ()
 
 
 @dataclass(slots=True)
@@ -114,6 +157,9 @@ class _Book:
     ticks_with_position: int = 0
     reports: list[ExecutionReport] = field(default_factory=list)
     finished: bool = False
+    report_marks: array[int] = field(default_factory=lambda: array("q"))
+    """How many reports existed once tick n+1 was delivered (index n)."""
+    rejections: list[Rejection] = field(default_factory=list)
 
 
 class Simulation:
@@ -247,6 +293,7 @@ class Simulation:
             book.equity_curve.append((day, equity))
         book.sequence = sequence
         book.in_flight = sequence
+        book.report_marks.append(len(book.reports))
         tick = Tick(sequence, t, sim_time, bars, equity, broker.cash, sequence == len(self.ticks))
         return Step(reports, tick)
 
@@ -378,6 +425,20 @@ class Simulation:
     def reports_after(self, sequence_id: int) -> list[ExecutionReport]:
         return [r for r in self._book.reports if r.sequence_id > sequence_id]
 
+    def record_rejections(self, refused: Mapping[str, DomainError]) -> None:
+        """Keep the refusals of orders sent now (see `missed_since`)."""
+        sequence = self._book.sequence
+        self._book.rejections.extend(
+            Rejection(sequence, order_id, e.code, e.message, dict(e.details))
+            for order_id, e in refused.items()
+        )
+
+    def missed_since(self, sequence_id: int) -> Missed:
+        """Everything recorded after tick `sequence_id` was delivered: its fills are
+        later, but so are the cancels and refusals of the orders sent in reply to it."""
+        book = self._book
+        return missed(book.reports, book.report_marks, book.rejections, sequence_id)
+
     # ------------------------------------------------------------------ snapshot
 
     def state(self) -> SimulationState:
@@ -392,6 +453,8 @@ class Simulation:
             book.ticks_with_position,
             tuple(book.reports),
             book.finished,
+            tuple(book.report_marks),
+            tuple(book.rejections),
         )
 
     def restore(self, state: SimulationState) -> None:
@@ -406,6 +469,8 @@ class Simulation:
             state.ticks_with_position,
             list(state.reports),
             state.finished,
+            array("q", state.report_marks),
+            list(state.rejections),
         )
 
     # ------------------------------------------------------------------ internals
@@ -494,6 +559,19 @@ WARMUP_LOOKBACK_FACTOR = 4
 MAX_WARMUP_BARS = 10_000
 
 
+@dataclass(frozen=True, slots=True)
+class FinishedSimulation:
+    """A completed simulation, as far as a client resuming after it still needs it."""
+
+    state: SimulationState
+    account: AccountView
+    wall_time_ms: int
+
+    def missed_since(self, sequence_id: int) -> Missed:
+        state = self.state
+        return missed(state.reports, state.report_marks, state.rejections, sequence_id)
+
+
 class PauseReason(StrEnum):
     REQUESTED = "requested"
     DISCONNECTED = "disconnected"
@@ -536,6 +614,7 @@ class SimulationService:
         self._clock = clock
         self._running: dict[str, RunningSimulation] = {}
         self._results: dict[str, SimulationResults] = {}
+        self._finished: dict[str, FinishedSimulation] = {}
 
     async def start(
         self,
@@ -703,14 +782,22 @@ class SimulationService:
         return paused
 
     async def complete(self, principal: Principal, session_id: str) -> SimulationResults:
-        """Finish a simulation whose last tick was acknowledged; its results are kept."""
+        """Finish a simulation whose last tick was acknowledged; its results are kept, with
+        what a client that lost the last replies still needs (its reports, the account)."""
         run = await self.run_of(principal, session_id)
-        run.simulation.finish()
-        results = run.simulation.results()
+        simulation = run.simulation
+        simulation.finish()
+        results = simulation.results()
         await self._sessions.change_state(principal, session_id, SessionState.COMPLETED)
         self._results[session_id] = results
+        self._finished[session_id] = FinishedSimulation(
+            simulation.state(), simulation.broker.account(), self.wall_time_ms(session_id)
+        )
         self._running.pop(session_id, None)
         return results
+
+    def finished(self, session_id: str) -> FinishedSimulation | None:
+        return self._finished.get(session_id)
 
     def wall_time_ms(self, session_id: str) -> int:
         run = self._running.get(session_id)
@@ -732,6 +819,7 @@ class SimulationService:
         stops: nothing of it is kept)."""
         self._running.pop(session_id, None)
         self._results.pop(session_id, None)
+        self._finished.pop(session_id, None)
 
     def running_count(self) -> int:
         return len(self._running)

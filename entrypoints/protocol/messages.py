@@ -460,6 +460,8 @@ class StateSyncData(Struct, kw_only=True):
     next_sequence_id: int
     account: AccountData
     missed_executions: list[ExecutionReportData]
+    missed_rejections: dict[str, RejectionData] = field(default_factory=dict)
+    """Orders refused in a batch_ack the client may not have received."""
 
 
 class SimulationStarted(_ServerMessage, tag="simulation_started"):

@@ -14,8 +14,11 @@ from application.principal import Principal
 from application.simulation import (
     AccountUpdates,
     BatchResult,
+    FinishedSimulation,
+    Missed,
     PauseReason,
     Simulation,
+    SimulationResults,
     SimulationService,
     Step,
     Tick,
@@ -200,6 +203,7 @@ class SimulationProtocol:
         simulation = await self._simulations.drive(principal, sid, connection.connection_id)
         requests, refused = _parse_orders(data.orders)
         batch = simulation.acknowledge(data.sequence_id, requests, data.cancels)
+        simulation.record_rejections({**refused, **batch.rejected})
         connection.cancel_timer(sid)
         reply: Reply = []
         if data.orders or data.cancels:
@@ -238,33 +242,91 @@ class SimulationProtocol:
         )
         requests, refused = _parse_orders(data.orders)
         batch = simulation.submit(requests)
+        simulation.record_rejections({**refused, **batch.rejected})
         return [self._batch_ack(data.session_id, data.batch_id, batch, refused)]
 
     async def _resume_session(
         self, principal: Principal, connection: EngineConnection, data: m.ResumeSessionData
     ) -> Reply:
         sid = data.session_id
+        finished = self._simulations.finished(sid)
+        if finished is not None:
+            results = await self._simulations.results(principal, sid)  # checks the owner
+            return self._completed_sync(sid, finished, results, data.last_sequence_id)
         run = await self._simulations.run_of(principal, sid)
         if run.paused is not None:
             simulation = await self._simulations.resume(principal, sid, connection.connection_id)
         else:
             simulation = await self._simulations.drive(principal, sid, connection.connection_id)
-        sync = m.StateSync(
+        sync = self._sync(
+            sid,
+            "running",
+            simulation.sim_time,
+            simulation.next_sequence_id,
+            account_data(
+                sid, simulation.sequence, simulation.sim_time, simulation.broker.account()
+            ),
+            simulation.missed_since(data.last_sequence_id),
+        )
+        return [sync, *self._pending(connection, sid, simulation)]
+
+    def _completed_sync(
+        self,
+        sid: str,
+        finished: FinishedSimulation,
+        results: SimulationResults,
+        last_seen: int,
+    ) -> Reply:
+        """Resuming a simulation that completed while the client was away: what it missed,
+        then `simulation_complete` again."""
+        state = finished.state
+        sim_time = state.broker.last_sim_time
+        return [
+            self._sync(
+                sid,
+                "completed",
+                sim_time,
+                state.sequence + 1,
+                account_data(sid, state.sequence, sim_time, finished.account),
+                finished.missed_since(last_seen),
+            ),
+            m.SimulationComplete(
+                timestamp=self._now(),
+                data=m.SimulationCompleteData(
+                    session_id=sid,
+                    metrics=metrics_data(results.metrics),
+                    total_ticks=results.total_ticks,
+                    wall_time_ms=finished.wall_time_ms,
+                ),
+            ),
+        ]
+
+    def _sync(
+        self,
+        sid: str,
+        state: str,
+        sim_time: datetime | None,
+        next_sequence_id: int,
+        account: m.AccountData,
+        missed: Missed,
+    ) -> m.StateSync:
+        return m.StateSync(
             timestamp=self._now(),
             data=m.StateSyncData(
                 session_id=sid,
-                state="running",
-                sim_time=simulation.sim_time,
-                next_sequence_id=simulation.next_sequence_id,
-                account=account_data(
-                    sid, simulation.sequence, simulation.sim_time, simulation.broker.account()
-                ),
-                missed_executions=[
-                    report_data(sid, r) for r in simulation.reports_after(data.last_sequence_id)
-                ],
+                state=state,
+                sim_time=sim_time,
+                next_sequence_id=next_sequence_id,
+                account=account,
+                missed_executions=[report_data(sid, r) for r in missed.reports],
+                missed_rejections={
+                    r.order_id: m.RejectionData(
+                        error_code=r.code, message=r.message, details=dict(r.details)
+                    )
+                    for r in missed.rejections
+                },
             ),
         )
-        return [sync, *self._pending(connection, sid, simulation)]
 
     # ------------------------------------------------------------------ building replies
 

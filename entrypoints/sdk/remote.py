@@ -65,6 +65,7 @@ class RemoteDriver:
         self._session_id = ""
         self._last_tick = 0
         self._seen: set[str] = set()
+        self._refused: set[str] = set()
         self.resumes = 0
         """How many times the run reconnected and resumed (for monitoring and tests)."""
 
@@ -114,8 +115,7 @@ class RemoteDriver:
                 if exc.details.get("state") != "paused":
                     raise
                 resumed = await self._resume()  # paused (e.g. our ack came too late)
-            if not resumed:  # it completed while we were away: only the results are left
-                return self._outcome(carried)
+
             sync = next(x for x in resumed if isinstance(x, m.StateSync))
             if sync.data.next_sequence_id == sequence_id:
                 # The ack never arrived: the server waits for it still. Send it again.
@@ -148,10 +148,6 @@ class RemoteDriver:
                     ),
                     _ends_a_step,
                 )
-            except InvalidStateError as exc:
-                if exc.details.get("state") == "completed":
-                    return []
-                raise
             except SessionError as exc:
                 if exc.code != "SESSION_BUSY":  # the server has not seen the old socket close
                     raise
@@ -175,6 +171,9 @@ class RemoteDriver:
             elif isinstance(message, m.StateSync):
                 for missed in message.data.missed_executions:
                     self._collect(missed, reports)
+                for order_id, refusal in message.data.missed_rejections.items():
+                    if order_id not in self._refused:
+                        rejected[order_id] = (refusal.error_code, refusal.message)
             elif isinstance(message, m.BatchAck):
                 rejected.update(
                     (oid, (r.error_code, r.message)) for oid, r in message.data.rejected.items()
@@ -195,6 +194,7 @@ class RemoteDriver:
                     data.cash,
                     data.is_last,
                 )
+        self._refused.update(rejected)
         return Outcome(reports, tick, rejected)
 
     def _collect(self, report: m.ExecutionReportData, into: list[m.ExecutionReportData]) -> None:

@@ -221,3 +221,53 @@ async def wait_for_health(
 
 
 # ---------------------------------------------------------------- servers outside the fixture
+
+
+# ---------------------------------------------------------------- simulation (PROTOCOL.md §4)
+
+SIM_STEP_END = frozenset({"tick", "simulation_complete"})
+"""What ends the messages one simulation step causes: the next tick, or the end of the run."""
+REFUSALS = frozenset({"error", "session_error"})
+"""A refusal always ends what a request causes (it is its one reply)."""
+
+
+async def recv_frame(client: WsClient) -> tuple[str, Message]:
+    """The next server frame as its raw text and parsed, checked like `recv`; JSON numbers
+    with a fraction become exact `Decimal`s (bar prices are JSON numbers on the wire)."""
+    from decimal import Decimal
+
+    async with asyncio.timeout(RECV_TIMEOUT):
+        raw = await client.connection.recv()
+    assert isinstance(raw, str), "the server must answer with text frames"
+    return raw, check_server_message(json.loads(raw, parse_float=Decimal))
+
+
+async def recv_until(
+    client: WsClient, last: Iterable[str] = SIM_STEP_END
+) -> list[tuple[str, Message]]:
+    """Every frame (raw text, parsed) up to and including the first whose type is in
+    `last` or is a refusal."""
+    ends = REFUSALS | frozenset(last)
+    frames: list[tuple[str, Message]] = []
+    while True:
+        raw, message = await recv_frame(client)
+        frames.append((raw, message))
+        if message["type"] in ends:
+            return frames
+
+
+async def sim_request(
+    client: WsClient,
+    message_type: str,
+    data: Mapping[str, Any],
+    last: Iterable[str] = SIM_STEP_END,
+    request_id: str | None = None,
+) -> list[Message]:
+    """Send one simulation request and return every message it causes, in order, up to
+    the first of a type in `last` (or a refusal); each must echo the request_id."""
+    rid = request_id if request_id is not None else client.next_request_id()
+    await client.send(frame(message_type, data, rid))
+    messages = [message for _, message in await recv_until(client, last)]
+    for message in messages:
+        assert message.get("request_id") == rid, f"request_id {rid!r} not echoed: {message!r}"
+    return messages
