@@ -389,8 +389,8 @@ async def test_connections_cut_after_the_ack_change_nothing(
     shared_server: EmbeddedServer, seed: int
 ) -> None:
     """The server handled the ack, its replies were lost: the fills of the next bar come
-    back in state_sync.missed_executions. (Orders all valid and no cancels: what an ack
-    itself answers is not recovered, see the xfail tests below.)"""
+    back in state_sync.missed_executions. (Orders all valid and no cancels here; the tests
+    below cover the cancels and refusals an ack itself answers.)"""
     remote, dropping, local, local_strategy = await dropped_vs_local(
         shared_server, seed, "after_ack", clean=True
     )
