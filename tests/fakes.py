@@ -394,3 +394,26 @@ def bars_of(
             for i, c in enumerate(closes)
         ],
     )
+
+
+METRIC_NAMES: tuple[str, ...] = (
+    "total_return_pct",
+    "annual_return_pct",
+    "annual_volatility_pct",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "max_drawdown_pct",
+    "calmar_ratio",
+    "final_equity",
+    "total_trades",
+    "winning_trades",
+    "win_rate_pct",
+    "profit_factor",
+    "avg_trade_pct",
+    "best_trade_pct",
+    "worst_trade_pct",
+    "exposure_pct",
+    "total_commission",
+    "total_slippage",
+)
+"""The §4.6 metrics, in the protocol's order: every results shape must carry exactly these."""

@@ -17,29 +17,11 @@ from typer.testing import CliRunner, Result
 from entrypoints.cli.app import app
 from entrypoints.sdk import run_backtest
 from entrypoints.sdk.loading import load_strategy
+from tests.fakes import METRIC_NAMES
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SPAN = ["--start", "2021-01-01", "--end", "2023-12-31", "--capital", "10000"]
-METRICS = {
-    "total_return_pct",
-    "annual_return_pct",
-    "annual_volatility_pct",
-    "sharpe_ratio",
-    "sortino_ratio",
-    "max_drawdown_pct",
-    "calmar_ratio",
-    "final_equity",
-    "total_trades",
-    "winning_trades",
-    "win_rate_pct",
-    "profit_factor",
-    "avg_trade_pct",
-    "best_trade_pct",
-    "worst_trade_pct",
-    "exposure_pct",
-    "total_commission",
-    "total_slippage",
-}
+METRICS = set(METRIC_NAMES)
 TRADE_FIELDS = {
     "symbol",
     "side",

@@ -14,30 +14,12 @@ import pytest
 
 from domain.metrics import Metrics, compute_metrics, daily_returns
 from domain.trades import ClosedTrade
+from tests.fakes import METRIC_NAMES
 
 T0 = datetime(2024, 1, 2, 21, 0, tzinfo=UTC)
 SQRT_252 = math.sqrt(252)
 
-METRIC_FIELDS = [
-    "total_return_pct",
-    "annual_return_pct",
-    "annual_volatility_pct",
-    "sharpe_ratio",
-    "sortino_ratio",
-    "max_drawdown_pct",
-    "calmar_ratio",
-    "final_equity",
-    "total_trades",
-    "winning_trades",
-    "win_rate_pct",
-    "profit_factor",
-    "avg_trade_pct",
-    "best_trade_pct",
-    "worst_trade_pct",
-    "exposure_pct",
-    "total_commission",
-    "total_slippage",
-]
+METRIC_FIELDS = list(METRIC_NAMES)
 
 
 def equity(*values: str | int) -> list[Decimal]:
