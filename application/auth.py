@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeGuard
 
 from application.ports import ApiKeyRecord, ApiKeyStore, Clock, IdGenerator, TokenCodec
 from application.principal import Principal
@@ -34,6 +36,14 @@ class TokenGrant:
 class NewApiKey:
     record: ApiKeyRecord
     secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """A revoked key, and whether it already was before this request."""
+
+    record: ApiKeyRecord
+    already_revoked: bool
 
 
 class AuthService:
@@ -68,7 +78,16 @@ class AuthService:
         return await self._keys.list()
 
     async def revoke(self, key_id: str) -> ApiKeyRecord | None:
-        return await self._keys.revoke(key_id, self._clock.now())
+        revocation = await self.revoke_key(key_id)
+        return revocation.record if revocation is not None else None
+
+    async def revoke_key(self, key_id: str) -> Revocation | None:
+        """Revoke `key_id` (idempotent); None when no such key exists."""
+        now = self._clock.now()
+        record = await self._keys.revoke(key_id, now)
+        if record is None:
+            return None
+        return Revocation(record, already_revoked=record.revoked_at != now)
 
     async def issue_token(self, api_key: str | None) -> TokenGrant:
         if not api_key or not api_key.startswith(API_KEY_PREFIX):
@@ -94,6 +113,7 @@ class AuthService:
         if not token:
             raise InvalidToken("Missing token")
         claims = self._tokens.decode(token)
+        expires_at = self._expiry(claims)
         try:
             plan = Plan(claims["plan"])
         except (ValueError, KeyError):
@@ -101,4 +121,30 @@ class AuthService:
         record = await self._keys.get(str(claims.get("kid", "")))
         if record is None or record.is_revoked or record.user_id != claims.get("sub"):
             raise InvalidToken("Token's API key has been revoked")
-        return Principal(record.user_id, plan, self._plan_limits[plan], record.key_id)
+        return Principal(record.user_id, plan, self._plan_limits[plan], record.key_id, expires_at)
+
+    async def recheck(self, principal: Principal) -> None:
+        """`InvalidToken` once the token `principal` was read from has expired or its API key
+        has been revoked, here or by another process sharing the key store (`simutrador keys
+        revoke`): an open connection is held to the same rules as a new one."""
+        if principal.expires_at is not None and self._clock.now() >= principal.expires_at:
+            raise InvalidToken("Token has expired; request a new one")
+        record = await self._keys.get(principal.key_id)
+        if record is None or record.is_revoked:
+            raise InvalidToken("Token's API key has been revoked")
+
+    def _expiry(self, claims: Mapping[str, Any]) -> datetime:
+        """The token's `exp`, but never later than `iat` plus this server's token lifetime: a
+        token signed with a longer life (say, under an older setting) lives no longer than
+        one issued now."""
+        issued, expires = claims.get("iat"), claims.get("exp")
+        if not (_is_number(issued) and _is_number(expires)):
+            raise InvalidToken("Token claims 'iat' and 'exp' must be numbers")
+        deadline = min(expires, issued + self._ttl)
+        if deadline <= self._clock.now().timestamp():
+            raise InvalidToken("Token has expired; request a new one")
+        return datetime.fromtimestamp(deadline, UTC)
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -3,6 +3,7 @@ date range, trading days and bar counts."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -14,7 +15,14 @@ from domain.calendar import count_trading_days
 from domain.dates import DateRange
 from domain.errors import DomainError, InvalidDateRange, InvalidSymbol
 from domain.exchanges import hours_of, trading_day_bounds
-from domain.symbols import AssetClass, Instrument, Symbol, duplicates_error, symbol_key
+from domain.symbols import (
+    AssetClass,
+    Instrument,
+    Symbol,
+    alias_warnings,
+    duplicates_error,
+    symbol_key,
+)
 from domain.validation import ValidationResult, check_coverage
 
 SHORT_RANGE_TRADING_DAYS = 5
@@ -95,7 +103,21 @@ class MarketDataValidator:
         date_range: DateRange,
         timeframe: Timeframe = Timeframe.D1,
     ) -> MarketCheck:
-        """Symbols, timeframe and range together; the cached entry point of session creation."""
+        """Symbols, timeframe and range together; the cached entry point of session creation.
+        A symbol written otherwise than its canonical form gets a warning saying what it
+        became (not cached: `BTC/USD` and `BTC-USD` share one cache entry)."""
+        check = await self._validate_cached(raw_symbols, date_range, timeframe)
+        if not check.result.valid:
+            return check
+        notes = alias_warnings(raw_symbols, check.symbols)
+        if not notes:
+            return check
+        result = ValidationResult(check.result.errors, (*notes, *check.result.warnings))
+        return dataclasses.replace(check, result=result)
+
+    async def _validate_cached(
+        self, raw_symbols: Sequence[str], date_range: DateRange, timeframe: Timeframe
+    ) -> MarketCheck:
         coverage = await self._store.coverage()
         cache_key = (
             tuple(symbol_key(s) or s for s in raw_symbols),
@@ -148,7 +170,7 @@ class MarketDataValidator:
             )
         days, bars = await self._count(symbols_check.instruments, date_range, timeframe)
         if days == 0:
-            errors.append(no_bars_error(date_range, timeframe))
+            errors.append(no_bars_error(date_range, timeframe, symbols_check.instruments))
         elif days < SHORT_RANGE_TRADING_DAYS:
             warnings.append(
                 f"Very short range: {days} trading day{'s' if days != 1 else ''}; "
@@ -202,14 +224,31 @@ class MarketDataValidator:
         ]
 
 
-def no_bars_error(date_range: DateRange, timeframe: Timeframe) -> DomainError:
+def no_bars_error(
+    date_range: DateRange, timeframe: Timeframe, instruments: Sequence[Instrument] = ()
+) -> DomainError:
+    """No bar of any symbol in the range: say whether the range holds no trading day at all
+    (a weekend, a holiday) or the data has a gap there."""
+    first, last = date_range.first_day, date_range.last_day
+    span = f"{first}" if first == last else f"{first}..{last}"
+    calendars = {i.symbol.asset_class.calendar for i in instruments}
+    if calendars and not any(count_trading_days(first, last, c) for c in calendars):
+        reason = "no_trading_day"
+        message = (
+            f"{span} holds no trading day of {', '.join(i.symbol.ticker for i in instruments)} "
+            "(weekends and exchange holidays have no bars); choose a range with a trading day"
+        )
+    else:
+        reason = "no_bars"
+        message = f"No {timeframe.value} bar is stored for {span} (the data has a gap there)"
     return InvalidDateRange(
-        f"No {timeframe.value} bar lies in {date_range.first_day}..{date_range.last_day} "
-        "(no trading day in the range?)",
+        message,
         {
             "field": "start_date",
-            "start_date": date_range.first_day.isoformat(),
-            "end_date": date_range.last_day.isoformat(),
+            "fields": ["start_date", "end_date"],
+            "reason": reason,
+            "start_date": first.isoformat(),
+            "end_date": last.isoformat(),
         },
     )
 

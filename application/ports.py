@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from domain.bars import BarSeries, Coverage, DataSource, Timeframe
 from domain.limits import Plan
 from domain.session import SimulationSession
 from domain.symbols import Instrument
+
+if TYPE_CHECKING:  # the simulation module imports this one
+    from application.simulation import Checkpoint, CompletedRun, SimulationInput, StoredRun
 
 
 class Clock(Protocol):
@@ -62,6 +65,36 @@ class SessionRepository(Protocol):
         ...
 
     async def count(self) -> int: ...
+
+
+class SimulationCheckpoints(Protocol):
+    """Where running simulations and finished results outlive the process: per session, a
+    checkpoint (a whole `SimulationState`) plus a journal of the client requests applied
+    since, or, once completed, its results. Safe under threads and tasks."""
+
+    def append(self, session_id: str, entry: SimulationInput) -> None:
+        """Journal one applied request, durably (a process kill after the return loses
+        nothing). Synchronous and fast: it runs before every reply that changes a simulation."""
+        ...
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        """Keep `checkpoint` as its session's, with the journal entries it already includes
+        dropped; ignored when the stored one is newer (taken at a later journal position)."""
+        ...
+
+    async def complete(self, run: CompletedRun) -> None:
+        """Keep a finished simulation's results; its checkpoint and journal go."""
+        ...
+
+    async def list(self) -> Sequence[str]:
+        """The ids of the sessions with a checkpoint or with results."""
+        ...
+
+    async def load(self, session_id: str) -> StoredRun | CompletedRun | None: ...
+
+    def delete(self, session_id: str) -> None:
+        """Drop everything kept for a session (deleted, expired or failed)."""
+        ...
 
 
 class SymbolCatalog(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from domain.limits import Limits, Plan
 
@@ -13,3 +14,5 @@ class Principal:
     plan: Plan
     limits: Limits
     key_id: str = ""
+    expires_at: datetime | None = None
+    """When the token this principal was read from stops being valid (None: never)."""

@@ -10,6 +10,7 @@ from application.principal import Principal
 from domain.errors import AccessDenied, SessionLimitExceeded, SessionNotFound
 from domain.limits import SessionPolicy
 from domain.session import SessionParams, SessionState, SimulationSession
+from domain.symbols import common_currency
 from domain.validation import check_params
 
 HOUR_SECONDS = 3600.0
@@ -74,6 +75,7 @@ class SessionService:
             estimated_trading_days=market.estimated_trading_days,
             total_bars=market.total_bars,
             warnings=market.result.warnings,
+            currency=common_currency(market.instruments),
         )
         session.mark_ready()
         if not await self._repository.add_if_under_limit(session, limits.max_active_sessions, now):

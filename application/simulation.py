@@ -5,14 +5,14 @@ orders sent since, live from the bar after. Bars are held columnar; state snapsh
 from __future__ import annotations
 
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from application.ports import BarStore, Clock, SymbolCatalog
+from application.ports import BarStore, Clock, SimulationCheckpoints, SymbolCatalog
 from application.principal import Principal
 from application.sessions import SessionService
 from domain.bars import Bar, BarSeries, from_epoch, merge_series, union_times
@@ -98,6 +98,20 @@ class Rejection:
     code: str
     message: str
     details: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An order refused outright, before its tick is known (kept in the journal)."""
+
+    order_id: str
+    code: str
+    message: str
+    details: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, order_id: str, error: DomainError) -> Refusal:
+        return cls(order_id, error.code, error.message, dict(error.details))
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,10 +441,12 @@ class Simulation:
 
     def record_rejections(self, refused: Mapping[str, DomainError]) -> None:
         """Keep the refusals of orders sent now (see `missed_since`)."""
+        self.record_refusals(Refusal.of(order_id, e) for order_id, e in refused.items())
+
+    def record_refusals(self, refusals: Iterable[Refusal]) -> None:
         sequence = self._book.sequence
         self._book.rejections.extend(
-            Rejection(sequence, order_id, e.code, e.message, dict(e.details))
-            for order_id, e in refused.items()
+            Rejection(sequence, r.order_id, r.code, r.message, dict(r.details)) for r in refusals
         )
 
     def missed_since(self, sequence_id: int) -> Missed:
@@ -504,6 +520,26 @@ class Simulation:
 
 _NOTHING = BatchResult((), {})
 
+
+def _apply(simulation: Simulation, entry: SimulationInput) -> tuple[BatchResult, Step | None]:
+    """Do what a request asks of a simulation; the one path for live requests and for
+    journal entries replayed after a restart, so both do exactly the same."""
+    if entry.kind is InputKind.ACK:
+        batch = simulation.acknowledge(entry.sequence_id, entry.orders, entry.cancels)
+    elif entry.kind is InputKind.ORDERS:
+        batch = simulation.submit(entry.orders)
+    else:
+        batch = BatchResult((), {}, (simulation.cancel(entry.cancels[0]),))
+    if entry.refused or batch.rejected:
+        refusals = {r.order_id: r for r in entry.refused}
+        refusals.update((k, Refusal.of(k, e)) for k, e in batch.rejected.items())
+        simulation.record_refusals(refusals.values())
+    step = None
+    if entry.kind is InputKind.ACK and not simulation.done_stepping:
+        step = simulation.advance()
+    return batch, step
+
+
 _DECODED_BARS_HELD = 4_096
 """Decoded bars kept at once across a simulation's symbols (bounds the decimal cache)."""
 
@@ -576,6 +612,8 @@ class PauseReason(StrEnum):
     REQUESTED = "requested"
     DISCONNECTED = "disconnected"
     ACK_TIMEOUT = "ack_timeout"
+    RESTART = "restart"
+    """The server restarted while the simulation ran: it came back from its checkpoint."""
 
 
 @dataclass(slots=True)
@@ -589,6 +627,75 @@ class RunningSimulation:
     paused: PauseReason | None = None
     started_at: float = 0.0
     touched_at: float = 0.0
+    warmup_bars: int = 0
+    account_updates: AccountUpdates = AccountUpdates.ON_FILL
+    journaled: int = 0
+    """Position of the last request journaled (durable storage only)."""
+    checkpointed: int = 0
+    """The tick the last checkpoint was taken at."""
+
+
+class InputKind(StrEnum):
+    ACK = "ack"
+    ORDERS = "orders"
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationInput:
+    """One client request that changed a running simulation, as the journal keeps it. The
+    engine is deterministic: applied again, in order, to the simulation restored from the
+    checkpoint before it, each does exactly what it did the first time."""
+
+    position: int
+    kind: InputKind
+    sequence_id: int = 0
+    """For an ack, the tick acknowledged."""
+    orders: tuple[OrderRequest, ...] = ()
+    cancels: tuple[str, ...] = ()
+    refused: tuple[Refusal, ...] = ()
+    """Orders refused before reaching the engine (unparseable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A running simulation as durable storage keeps it: enough to build it again over the
+    same bars and restore it; `position` journal entries are already applied in `state`."""
+
+    session_id: str
+    principal: Principal
+    warmup_bars: int
+    account_updates: AccountUpdates
+    total_ticks: int
+    position: int
+    state: SimulationState
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRun:
+    checkpoint: Checkpoint
+    journal: tuple[SimulationInput, ...]
+    """Entries after `checkpoint.position`, in order."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedRun:
+    session_id: str
+    principal: Principal
+    results: SimulationResults
+    finished: FinishedSimulation
+
+
+@dataclass(slots=True)
+class Recovery:
+    """What `SimulationService.recover` found in durable storage at start-up."""
+
+    paused: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    """Kept for sessions that are gone (deleted, expired) or no longer running."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """session id → why it could not be restored (the session is moved to `error`)."""
 
 
 TOUCH_INTERVAL_SECONDS = 1.0
@@ -599,7 +706,13 @@ every one of thousands of acks a second."""
 class SimulationService:
     """Owns the simulation of each running session: start (session → `running`), lookup,
     pause / resume, the one connection driving it, complete (→ `completed`, results kept),
-    fail (→ `error` with a reason). Per-user limits on running simulations hold here."""
+    fail (→ `error` with a reason). Per-user limits on running simulations hold here.
+
+    With `checkpoints` (durable storage), every request that changes a simulation (ack,
+    order batch, cancel) is journaled before its reply leaves, a whole checkpoint is taken
+    at start, every `checkpoint_every_ticks` ticks and on each pause, and results are kept
+    at completion; `recover` brings it all back after a restart, even a `kill -9`, to
+    exactly the state the clients last saw (see `adapters/storage/sqlite.py`)."""
 
     def __init__(
         self,
@@ -607,11 +720,15 @@ class SimulationService:
         catalog: SymbolCatalog,
         store: BarStore,
         clock: Clock | None = None,
+        checkpoints: SimulationCheckpoints | None = None,
+        checkpoint_every_ticks: int = 500,
     ) -> None:
         self._sessions = sessions
         self._catalog = catalog
         self._store = store
         self._clock = clock
+        self._checkpoints = checkpoints
+        self._every = max(1, checkpoint_every_ticks)
         self._running: dict[str, RunningSimulation] = {}
         self._results: dict[str, SimulationResults] = {}
         self._finished: dict[str, FinishedSimulation] = {}
@@ -641,9 +758,18 @@ class SimulationService:
             )
         simulation = await self.build(session, warmup_bars, account_updates)
         await self._sessions.change_state(principal, session_id, SessionState.RUNNING)
-        self._running[session_id] = RunningSimulation(
-            simulation, principal, driver, None, self._now()
+        run = RunningSimulation(
+            simulation,
+            principal,
+            driver,
+            None,
+            self._now(),
+            warmup_bars=warmup_bars,
+            account_updates=account_updates,
         )
+        self._running[session_id] = run
+        if self._checkpoints is not None:
+            await self._checkpoint(session_id, run)
         return simulation
 
     async def build(
@@ -735,11 +861,100 @@ class SimulationService:
     async def drive(self, principal: Principal, session_id: str, driver: str) -> Simulation:
         """The simulation, for the connection `driver`, which becomes its driver if it has
         none; SESSION_BUSY while another connection drives it. It must be running."""
+        return (await self._driven(principal, session_id, driver)).simulation
+
+    async def acknowledge(
+        self,
+        principal: Principal,
+        session_id: str,
+        driver: str,
+        sequence_id: int,
+        orders: Sequence[OrderRequest] = (),
+        cancels: Sequence[str] = (),
+        refused: Mapping[str, DomainError] | None = None,
+    ) -> tuple[Simulation, BatchResult, Step | None]:
+        """`tick_ack`: close the tick (orders and cancels live from the next bar, `refused`
+        kept as refusals) and deliver the next one, unless that was the last (then None:
+        the caller finishes and completes)."""
+        run = await self._driven(principal, session_id, driver)
+        entry = SimulationInput(
+            run.journaled + 1,
+            InputKind.ACK,
+            sequence_id,
+            tuple(orders),
+            tuple(cancels),
+            tuple(Refusal.of(k, e) for k, e in refused.items()) if refused else (),
+        )
+        batch, step = _apply(run.simulation, entry)
+        await self._journal(session_id, run, entry)
+        return run.simulation, batch, step
+
+    async def submit(
+        self,
+        principal: Principal,
+        session_id: str,
+        driver: str,
+        orders: Sequence[OrderRequest],
+        refused: Mapping[str, DomainError] | None = None,
+    ) -> BatchResult:
+        """`order_batch`: orders live from the bar after the last one delivered."""
+        run = await self._driven(principal, session_id, driver)
+        entry = SimulationInput(
+            run.journaled + 1,
+            InputKind.ORDERS,
+            orders=tuple(orders),
+            refused=tuple(Refusal.of(k, e) for k, e in refused.items()) if refused else (),
+        )
+        batch, _ = _apply(run.simulation, entry)
+        await self._journal(session_id, run, entry)
+        return batch
+
+    async def cancel(
+        self, principal: Principal, session_id: str, driver: str, order_id: str
+    ) -> ExecutionReport:
+        run = await self._driven(principal, session_id, driver)
+        entry = SimulationInput(run.journaled + 1, InputKind.CANCEL, cancels=(order_id,))
+        batch, _ = _apply(run.simulation, entry)
+        await self._journal(session_id, run, entry)
+        return batch.reports[0]
+
+    async def _driven(
+        self, principal: Principal, session_id: str, driver: str
+    ) -> RunningSimulation:
         run = await self.run_of(principal, session_id)
         self._claim(run, session_id, driver)
         if run.paused is not None:
             raise InvalidState(session_id, "paused", "step the simulation of", ["running"])
-        return run.simulation
+        return run
+
+    async def _journal(
+        self, session_id: str, run: RunningSimulation, entry: SimulationInput
+    ) -> None:
+        store = self._checkpoints
+        if store is None:
+            return
+        store.append(session_id, entry)
+        run.journaled = entry.position
+        if run.simulation.sequence - run.checkpointed >= self._every:
+            await self._checkpoint(session_id, run)
+
+    async def _checkpoint(self, session_id: str, run: RunningSimulation) -> None:
+        """A whole checkpoint of the state now; the journal up to here becomes redundant."""
+        if self._checkpoints is None:
+            return
+        simulation = run.simulation
+        run.checkpointed = simulation.sequence
+        await self._checkpoints.save(
+            Checkpoint(
+                session_id,
+                run.principal,
+                run.warmup_bars,
+                run.account_updates,
+                simulation.total_ticks,
+                run.journaled,
+                simulation.state(),
+            )
+        )
 
     async def pause(
         self, principal: Principal, session_id: str, reason: PauseReason, driver: str | None = None
@@ -750,6 +965,8 @@ class SimulationService:
         if run.paused is None:
             await self._sessions.change_state(principal, session_id, SessionState.PAUSED)
             run.paused = reason
+            if self._checkpoints is not None and run.checkpointed != run.simulation.sequence:
+                await self._checkpoint(session_id, run)
         return run
 
     async def resume(self, principal: Principal, session_id: str, driver: str) -> Simulation:
@@ -788,11 +1005,17 @@ class SimulationService:
         simulation = run.simulation
         simulation.finish()
         results = simulation.results()
-        await self._sessions.change_state(principal, session_id, SessionState.COMPLETED)
-        self._results[session_id] = results
-        self._finished[session_id] = FinishedSimulation(
+        finished = FinishedSimulation(
             simulation.state(), simulation.broker.account(), self.wall_time_ms(session_id)
         )
+        if self._checkpoints is not None:  # before the state change, so a crash between
+            # the two still finds the results (recovery then completes the session)
+            await self._checkpoints.complete(
+                CompletedRun(session_id, run.principal, results, finished)
+            )
+        await self._sessions.change_state(principal, session_id, SessionState.COMPLETED)
+        self._results[session_id] = results
+        self._finished[session_id] = finished
         self._running.pop(session_id, None)
         return results
 
@@ -805,6 +1028,8 @@ class SimulationService:
 
     async def fail(self, principal: Principal, session_id: str, reason: str) -> None:
         self._running.pop(session_id, None)
+        if self._checkpoints is not None:
+            self._checkpoints.delete(session_id)
         await self._sessions.fail(principal, session_id, reason)
 
     async def results(self, principal: Principal, session_id: str) -> SimulationResults:
@@ -820,6 +1045,92 @@ class SimulationService:
         self._running.pop(session_id, None)
         self._results.pop(session_id, None)
         self._finished.pop(session_id, None)
+        if self._checkpoints is not None:
+            self._checkpoints.delete(session_id)
+
+    async def recover(self) -> Recovery:
+        """At start-up, before any client: bring back every simulation durable storage
+        holds. A running one comes back `paused` (`reason: restart`) exactly as its client
+        last saw it (checkpoint + journal); completed ones keep their results."""
+        found = Recovery()
+        if self._checkpoints is None:
+            return found
+        for session_id in await self._checkpoints.list():
+            try:
+                outcome = await self._recover(session_id)
+            except Exception as exc:  # one broken record must not keep the server down
+                found.failed[session_id] = f"{type(exc).__name__}: {exc}"
+                self._checkpoints.delete(session_id)
+                self._running.pop(session_id, None)
+                continue
+            getattr(found, outcome).append(session_id)
+        return found
+
+    async def _recover(self, session_id: str) -> str:
+        assert self._checkpoints is not None
+        stored = await self._checkpoints.load(session_id)
+        if stored is None:
+            return "dropped"
+        principal = (
+            stored.principal if isinstance(stored, CompletedRun) else stored.checkpoint.principal
+        )
+        try:
+            session = await self._sessions.get(principal, session_id)
+        except DomainError:  # deleted or expired while the server was down
+            self._checkpoints.delete(session_id)
+            return "dropped"
+        if isinstance(stored, CompletedRun):
+            if session.state is not SessionState.COMPLETED:
+                await self._sessions.change_state(principal, session_id, SessionState.COMPLETED)
+            self._results[session_id] = stored.results
+            self._finished[session_id] = stored.finished
+            return "completed"
+        if session.state not in (SessionState.RUNNING, SessionState.PAUSED):
+            self._checkpoints.delete(session_id)
+            return "dropped"
+        checkpoint = stored.checkpoint
+        try:
+            simulation = await self.build(
+                session, checkpoint.warmup_bars, checkpoint.account_updates
+            )
+            if simulation.total_ticks != checkpoint.total_ticks:
+                raise DataUnavailable(
+                    ", ".join(simulation.symbols), f"{session.timeframe.value} (bars changed)"
+                )
+            simulation.restore(checkpoint.state)
+            # Between requests a running simulation always has a tick in flight, but the
+            # checkpoint taken at start precedes the first tick, which went out next.
+            if simulation.in_flight is None and not simulation.done_stepping:
+                simulation.advance()
+            for entry in stored.journal:
+                _apply(simulation, entry)
+        except Exception as exc:
+            await self._sessions.fail(
+                principal,
+                session_id,
+                f"the simulation could not be restored after a server restart ({exc})",
+            )
+            raise
+        now = self._now()
+        run = RunningSimulation(
+            simulation,
+            principal,
+            None,
+            PauseReason.RESTART,
+            now,
+            now,
+            checkpoint.warmup_bars,
+            checkpoint.account_updates,
+            stored.journal[-1].position if stored.journal else checkpoint.position,
+        )
+        self._running[session_id] = run
+        if simulation.done_stepping:  # the last ack was journaled, the completion was not
+            await self.complete(principal, session_id)
+            return "completed"
+        if session.state is SessionState.RUNNING:
+            await self._sessions.change_state(principal, session_id, SessionState.PAUSED)
+        await self._checkpoint(session_id, run)  # the journal folds into it
+        return "paused"
 
     def running_count(self) -> int:
         return len(self._running)

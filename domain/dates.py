@@ -38,7 +38,8 @@ def format_instant(value: datetime) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DateRange:
-    """A simulated period; both ends aware UTC, start strictly before end."""
+    """A simulated period; both ends aware UTC, start not after end. The period holds whole
+    days (PROTOCOL §4.6): `2023-01-03`..`2023-01-03` is the one day."""
 
     start: datetime
     end: datetime
@@ -46,10 +47,10 @@ class DateRange:
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise InvalidDateRange("Dates must be timezone-aware", {"field": "start_date"})
-        if self.start >= self.end:
+        if self.start > self.end:
             raise InvalidDateRange(
-                f"start_date {format_instant(self.start)} must be before "
-                f"end_date {format_instant(self.end)}",
+                f"start_date {format_instant(self.start)} is after "
+                f"end_date {format_instant(self.end)}; the end is the last day included",
                 {
                     "field": "start_date",
                     "start_date": format_instant(self.start),

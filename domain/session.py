@@ -113,6 +113,8 @@ class SimulationSession:
     estimated_trading_days: int = 0
     total_bars: int = 0
     warnings: tuple[str, ...] = ()
+    currency: str = "USD"
+    """What the instruments are quoted in (and the capital counted in), or `mixed`."""
     state: SessionState = SessionState.INITIALIZING
     updated_at: datetime = field(init=False)
     expires_at: datetime = field(init=False)

@@ -108,6 +108,32 @@ class Instrument:
         return key
 
 
+MIXED = "mixed"
+"""What a session's `currency` or `asset_class` says when its instruments differ."""
+
+
+def common_currency(instruments: Iterable[Instrument]) -> str:
+    """The currency every instrument is quoted in, or `mixed`."""
+    currencies = {i.currency for i in instruments}
+    return currencies.pop() if len(currencies) == 1 else MIXED
+
+
+def common_asset_class(symbols: Iterable[Symbol]) -> str:
+    """The asset class of every symbol, or `mixed`."""
+    classes = {s.asset_class.value for s in symbols}
+    return classes.pop() if len(classes) == 1 else MIXED
+
+
+def alias_warnings(raw_symbols: Sequence[str], canonical: Sequence[Symbol]) -> list[str]:
+    """A note for each symbol given in another spelling than its canonical form (`BTC/USD`
+    is `BTC-USD`); a difference of case alone is not worth one."""
+    return [
+        f"{raw.strip()} is written {symbol.ticker} here (its canonical form)"
+        for raw, symbol in zip(raw_symbols, canonical, strict=False)
+        if raw.strip().upper() != symbol.ticker.upper()
+    ]
+
+
 def find_duplicates(raw_symbols: Iterable[str]) -> list[str]:
     """Symbols that name an instrument already named earlier in the list (by key)."""
     seen: set[str] = set()

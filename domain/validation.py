@@ -175,11 +175,15 @@ def check_coverage(
         before = hi < epoch_seconds(coverage.first)
         return (
             InvalidDateRange(
-                f"{ticker} has {timeframe.value} bars from {data_first} to {data_last}; the "
-                f"requested range {first}..{last} lies entirely "
-                f"{'before' if before else 'after'} them",
+                f"The range {first}..{last} lies entirely {'before' if before else 'after'} "
+                f"{ticker}'s {timeframe.value} bars, which run from {data_first} to {data_last}: "
+                "both start_date and end_date are outside the data",
                 {
+                    # `field` is the one end whose move alone would reach the data; both
+                    # are outside it, as `fields` says.
                     "field": "end_date" if before else "start_date",
+                    "fields": ["start_date", "end_date"],
+                    "reason": "before_data" if before else "after_data",
                     "symbol": ticker,
                     "timeframe": timeframe.value,
                     "available_from": data_first.isoformat(),

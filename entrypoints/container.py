@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from dependency_injector import containers, providers
 
 from adapters.auth.file_store import FileApiKeyStore, load_or_create_secret
@@ -13,6 +15,12 @@ from adapters.clock import SystemClock
 from adapters.ids import SecureIdGenerator
 from adapters.ratelimit import InMemoryRateLimiter
 from adapters.storage.memory import InMemorySessionRepository
+from adapters.storage.sqlite import (
+    SqliteDatabase,
+    SqliteRateLimiter,
+    SqliteSessionRepository,
+    SqliteSimulationCheckpoints,
+)
 from application.auth import AuthService
 from application.bars import MarketDataService
 from application.connections import ConnectionRegistry
@@ -40,8 +48,23 @@ class Container(containers.DeclarativeContainer):
     )
     bar_store = providers.Singleton(SqliteBarStore, settings.provided.bars_path)
     bar_generator = providers.Singleton(RandomWalkBarGenerator)
-    session_repository = providers.Singleton(InMemorySessionRepository)
-    rate_limiter = providers.Singleton(InMemoryRateLimiter)
+    # SIMUTRADOR_STORAGE picks where sessions, limits and simulations live.
+    sessions_database = providers.Singleton(SqliteDatabase, settings.provided.sessions_path)
+    session_repository = providers.Selector(
+        settings.provided.storage,
+        sqlite=providers.Singleton(SqliteSessionRepository, sessions_database),
+        memory=providers.Singleton(InMemorySessionRepository),
+    )
+    rate_limiter = providers.Selector(
+        settings.provided.storage,
+        sqlite=providers.Singleton(SqliteRateLimiter, sessions_database, clock),
+        memory=providers.Singleton(InMemoryRateLimiter),
+    )
+    checkpoints = providers.Selector(
+        settings.provided.storage,
+        sqlite=providers.Singleton(SqliteSimulationCheckpoints, sessions_database),
+        memory=providers.Object(None),
+    )
 
     market_data_validator = providers.Singleton(
         MarketDataValidator,
@@ -74,6 +97,8 @@ class Container(containers.DeclarativeContainer):
         catalog=catalog,
         store=bar_store,
         clock=clock,
+        checkpoints=checkpoints,
+        checkpoint_every_ticks=settings.provided.checkpoint_every_ticks,
     )
 
     api_key_store = providers.Singleton(FileApiKeyStore, settings.provided.api_keys_path)
@@ -99,3 +124,12 @@ class Container(containers.DeclarativeContainer):
         simulations=simulation_service,
         tick_timeout_seconds=settings.provided.tick_timeout_seconds,
     )
+
+
+def in_process_container() -> Container:
+    """A container for running in the user's own process (`run_backtest`): settings from
+    the environment, but sessions in memory, never written to SIMUTRADOR_HOME."""
+    container = Container()
+    settings = dataclasses.replace(Settings.from_env(), storage="memory")
+    container.settings.override(providers.Object(settings))
+    return container

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -20,7 +20,15 @@ PREFIX = "SIMUTRADOR_"
 
 
 class SettingsError(Exception):
-    """An environment variable could not be read as the setting it names."""
+    """An environment variable could not be read as the setting it names. The message is one
+    line naming the variable, the value and what is allowed."""
+
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+MIN_JWT_SECRET_BYTES = 32
+MAX_PORT = 65535
+STORAGES = ("sqlite", "memory")
+_LOWERED = ("log_level", "storage")
 
 
 def _default_home() -> Path:
@@ -44,8 +52,15 @@ class Settings:
     max_metadata_bytes: int = 4096
     max_message_bytes: int = 64 * 1024
     tick_timeout_seconds: float = 300.0
+    storage: str = "sqlite"
+    """Where sessions, limits and simulations live: `sqlite` (SIMUTRADOR_HOME/sessions.db,
+    survives restarts) or `memory` (nothing survives)."""
+    checkpoint_every_ticks: int = 500
     jwt_secret: str = ""
     token_ttl_seconds: int = 3600
+    auth_recheck_seconds: float = 2.0
+    idle_timeout_seconds: float = 600.0
+    handshake_timeout_seconds: float = 10.0
     validation_cache_size: int = 4096
     validation_cache_ttl_seconds: float = 300.0
     log_level: str = "info"
@@ -58,11 +73,20 @@ class Settings:
         for f in fields(cls):
             if f.name == "plan_limits":
                 continue
-            raw = env.get(PREFIX + f.name.upper())
+            name = PREFIX + f.name.upper()
+            raw = env.get(name)
             if raw is not None and raw != "":
-                values[f.name] = _convert(PREFIX + f.name.upper(), raw, str(f.type))
+                value = _convert(name, raw, str(f.type))
+                _check(f.name, name, raw, value)
+                values[f.name] = value.lower() if f.name in _LOWERED else value
         values["plan_limits"] = _plan_limits(env)
-        return cls(**values)
+        settings = cls(**values)
+        if settings.min_capital > settings.max_capital:
+            raise SettingsError(
+                f"{PREFIX}MIN_CAPITAL={str(settings.min_capital)!r} is refused: it must not be "
+                f"above {PREFIX}MAX_CAPITAL ({settings.max_capital})"
+            )
+        return settings
 
     @property
     def session_policy(self) -> SessionPolicy:
@@ -79,6 +103,10 @@ class Settings:
         return self.home / "api_keys.json"
 
     @property
+    def sessions_path(self) -> Path:
+        return self.home / "sessions.db"
+
+    @property
     def bars_path(self) -> Path:
         return self.home / "bars.db"
 
@@ -88,6 +116,14 @@ class Settings:
 
     def limits(self, plan: Plan) -> Limits:
         return self.plan_limits[plan]
+
+
+_KINDS = {
+    "int": "a whole number",
+    "float": "a finite number",
+    "Decimal": "a finite decimal number",
+    "Path": "a path",
+}
 
 
 def _convert(name: str, raw: str, type_name: str) -> Any:
@@ -109,8 +145,65 @@ def _convert(name: str, raw: str, type_name: str) -> Any:
         if type_name == "Path":
             return Path(raw).expanduser()
     except (ValueError, InvalidOperation):
-        raise SettingsError(f"{name}={raw!r} is not a valid {type_name}") from None
+        raise SettingsError(
+            f"{name}={raw!r} is not {_KINDS.get(type_name, 'valid')}"
+            + (f" ({_RULES[_field_of(name)][1]})" if _field_of(name) in _RULES else "")
+        ) from None
     return raw
+
+
+def _field_of(name: str) -> str:
+    return name.removeprefix(PREFIX).lower()
+
+
+def _positive(value: Any) -> bool:
+    return bool(value > 0)
+
+
+def _not_negative(value: Any) -> bool:
+    return bool(value >= 0)
+
+
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "port": (lambda v: 1 <= v <= MAX_PORT, f"allowed: a port from 1 to {MAX_PORT}"),
+    "log_level": (lambda v: v.lower() in LOG_LEVELS, "allowed: " + ", ".join(LOG_LEVELS)),
+    "jwt_secret": (
+        lambda v: len(v.encode()) >= MIN_JWT_SECRET_BYTES,
+        f"it must be at least {MIN_JWT_SECRET_BYTES} bytes long; leave it unset to have one "
+        "generated and kept in SIMUTRADOR_HOME",
+    ),
+    "home": (lambda v: not v.exists() or v.is_dir(), "it must be a directory"),
+    "catalog_path": (lambda v: v.is_file(), "it must be an existing YAML file"),
+    "session_timeout_minutes": (_positive, "allowed: a number above 0"),
+    "sweep_interval_seconds": (_positive, "allowed: a number above 0"),
+    "tick_timeout_seconds": (_positive, "allowed: a number above 0"),
+    "storage": (
+        lambda v: v.lower() in STORAGES,
+        "allowed: sqlite (durable, the default) or memory (nothing survives a restart); "
+        "redis is not supported yet",
+    ),
+    "checkpoint_every_ticks": (_positive, "allowed: a whole number above 0"),
+    "token_ttl_seconds": (_positive, "allowed: a whole number above 0"),
+    "auth_recheck_seconds": (_positive, "allowed: a number above 0"),
+    "idle_timeout_seconds": (_positive, "allowed: a number above 0"),
+    "handshake_timeout_seconds": (_positive, "allowed: a number above 0"),
+    "min_capital": (_not_negative, "allowed: an amount of 0 or more"),
+    "max_capital": (_positive, "allowed: an amount above 0"),
+    "max_range_days": (_positive, "allowed: a whole number above 0"),
+    "max_metadata_bytes": (_positive, "allowed: a whole number above 0"),
+    "max_message_bytes": (_positive, "allowed: a whole number above 0"),
+    "validation_cache_size": (_not_negative, "allowed: a whole number, 0 or more"),
+    "validation_cache_ttl_seconds": (_not_negative, "allowed: a number, 0 or more"),
+}
+"""Per setting: what a value must satisfy, and the words that say so."""
+
+
+def _check(field_name: str, name: str, raw: str, value: Any) -> None:
+    rule = _RULES.get(field_name)
+    if rule is None or rule[0](value):
+        return
+    shown = "[hidden]" if field_name == "jwt_secret" else repr(raw)
+    raise SettingsError(f"{name}={shown} is refused: {rule[1]}")
 
 
 def _plan_limits(env: Mapping[str, str]) -> Mapping[Plan, Limits]:
@@ -121,9 +214,14 @@ def _plan_limits(env: Mapping[str, str]) -> Mapping[Plan, Limits]:
             name = f"{PREFIX}{plan.value.upper()}_{f.name.upper()}"
             raw = env.get(name)
             if raw:
-                value = _convert(name, raw, "int")
+                try:
+                    value = int(raw)
+                except ValueError:
+                    value = -1
                 if value < 0:
-                    raise SettingsError(f"{name} must not be negative")
+                    raise SettingsError(
+                        f"{name}={raw!r} is refused: allowed: a whole number, 0 or more"
+                    )
                 overrides[f.name] = value
         table[plan] = dataclasses.replace(defaults, **overrides)
     return MappingProxyType(table)

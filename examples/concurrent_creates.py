@@ -9,6 +9,7 @@ plan the refusals are counted and explained."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import time
@@ -69,8 +70,22 @@ async def main(count: int) -> int:
         return 0 if len(created) == count else 1
 
 
+def positive_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
 if __name__ == "__main__":
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    parser = argparse.ArgumentParser(description="Create COUNT sessions at once, then delete them.")
+    parser.add_argument(
+        "count", nargs="?", type=positive_count, default=100, help="sessions (default 100)"
+    )
+    count = parser.parse_args().count  # a bad COUNT: one usage line, exit 2
     try:
         sys.exit(asyncio.run(main(count)))
     except SimuTradorError as error:

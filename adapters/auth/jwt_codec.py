@@ -45,4 +45,10 @@ class JwtTokenCodec:
             raise InvalidToken("Token is malformed or invalid") from None
         if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("kid"), str):
             raise InvalidToken("Token claims have the wrong types")
+        for claim in ("iat", "exp"):
+            # pyjwt reads these with int(), so "9999999999" (a string) would pass its checks;
+            # NaN and infinity it refuses itself.
+            value = claims[claim]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidToken(f"Token claim '{claim}' is not a number")
         return claims

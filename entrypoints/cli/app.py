@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from domain.dates import format_instant
 from domain.errors import DomainError
 from domain.limits import Plan
 from entrypoints.cli.auth_commands import auth_app
+from entrypoints.cli.common import SimuTradorGroup, fail
 from entrypoints.cli.data_commands import data_app
 from entrypoints.cli.market_commands import symbols
 from entrypoints.cli.run_command import run
 from entrypoints.cli.session_commands import session_app
 from entrypoints.container import Container
+from entrypoints.settings import MAX_PORT
 from entrypoints.version import __version__
 
 app = typer.Typer(
+    cls=SimuTradorGroup,
     name="simutrador",
     help="SimuTrador: trading simulations against authoritative historical data.",
     no_args_is_help=True,
@@ -57,7 +62,9 @@ def root(
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind [SIMUTRADOR_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [SIMUTRADOR_PORT].")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=MAX_PORT, help="Port [SIMUTRADOR_PORT].")
+    ] = None,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
     sample: Annotated[
         bool,
@@ -72,6 +79,7 @@ def serve(
     container = Container()
     settings = container.settings()
     bind_host, bind_port = host or settings.host, port or settings.port
+    _configure_logging(settings.log_level)
     _ensure_demo_key(container, bind_host, bind_port)
     if sample:
         _ensure_sample_data(container)
@@ -90,6 +98,18 @@ def serve(
     from entrypoints.server.runner import build_server
 
     asyncio.run(build_server(container, bind_host, bind_port).serve())
+
+
+def _configure_logging(level: str) -> None:
+    """The server's own log lines (`simutrador.*`) on stderr at SIMUTRADOR_LOG_LEVEL; uvicorn
+    configures its own loggers. Only this command does it: library code leaves logging to
+    the program that embeds it."""
+    logger = logging.getLogger("simutrador")
+    logger.setLevel(logging.DEBUG if level == "trace" else level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:  %(name)s: %(message)s"))
+        logger.addHandler(handler)
 
 
 def _ensure_sample_data(container: Container) -> None:
@@ -130,31 +150,49 @@ def keys_create(
     try:
         created = asyncio.run(Container().auth_service().create_api_key(user_id, plan))
     except DomainError as exc:
-        err.print(f"[red]{exc.code}[/red]: {exc.message}")
-        raise typer.Exit(1) from None
+        fail(exc.code, exc.message, exc.details)
     out.print(f"key id  {created.record.key_id}  user {user_id}  plan {plan.value}")
     out.print(created.secret, highlight=False)
 
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """List API keys (ids, users, plans, dates; never the secrets)."""
+    """List API keys (ids, users, plans, dates in UTC; never the secrets)."""
     records = asyncio.run(Container().auth_service().list_keys())
-    table = Table("key id", "user", "plan", "created", "revoked")
+    if not records:
+        out.print("No API keys. Create one with `simutrador keys create --user-id NAME`.")
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("key id", no_wrap=True)
+    table.add_column("user", overflow="fold")
+    table.add_column("plan", no_wrap=True)
+    table.add_column("created (UTC)", no_wrap=True)
+    table.add_column("revoked (UTC)", no_wrap=True)
     for r in records:
-        revoked = format_instant(r.revoked_at) if r.revoked_at else ""
-        table.add_row(r.key_id, r.user_id, r.plan.value, format_instant(r.created_at), revoked)
+        revoked = _minute(r.revoked_at) if r.revoked_at else ""
+        table.add_row(r.key_id, r.user_id, r.plan.value, _minute(r.created_at), revoked)
     out.print(table)
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id from `keys list`.")]) -> None:
     """Revoke a key: its tokens stop working at their next connection."""
-    record = asyncio.run(Container().auth_service().revoke(key_id))
-    if record is None:
-        err.print(f"[red]KEY_NOT_FOUND[/red]: no API key with id '{key_id}'")
-        raise typer.Exit(1)
+    revocation = asyncio.run(Container().auth_service().revoke_key(key_id))
+    if revocation is None:
+        fail("KEY_NOT_FOUND", f"No API key with id '{key_id}'")
+    record = revocation.record
+    if revocation.already_revoked and record.revoked_at is not None:
+        out.print(
+            f"{key_id} (user {record.user_id}) was already revoked on "
+            f"{_minute(record.revoked_at)} UTC; nothing changed",
+            soft_wrap=True,
+        )
+        return
     out.print(f"revoked {key_id} (user {record.user_id})")
+
+
+def _minute(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from entrypoints.cli.token_cache import TokenCache
 from entrypoints.report import write_report
 from entrypoints.sdk import ServerAddress, SimuTradorError, run_backtest
 from entrypoints.sdk.loading import load_strategy
+from entrypoints.settings import SettingsError
 
 
 def _amount(value: str) -> Decimal:
@@ -166,6 +167,8 @@ def run(
         fail_with(exc)
     except DomainError as exc:
         fail(exc.code, exc.message, exc.details)
+    except SettingsError:
+        raise  # a bad SIMUTRADOR_* setting, reported by the root command (exit 2)
     except Exception as exc:  # the user's strategy raised: show where, in their file
         _strategy_failed(exc, file)
     if report is not None:

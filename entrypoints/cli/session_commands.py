@@ -19,6 +19,7 @@ from entrypoints.cli.common import (
     JsonOption,
     ServerUrlOption,
     TimeoutOption,
+    confirm_or_keep,
     fail,
     out,
     print_json,
@@ -92,7 +93,12 @@ def create(
     ] = None,
     commission: Annotated[
         Decimal | None,
-        typer.Option(parser=_amount, metavar="AMOUNT", help="Commission per share."),
+        typer.Option(
+            parser=_amount,
+            metavar="AMOUNT",
+            help="Commission per share (per unit for forex and crypto, per contract for "
+            "commodities), in the instrument's currency.",
+        ),
     ] = None,
     slippage_bps: Annotated[
         Decimal | None,
@@ -220,8 +226,8 @@ def delete(
     as_json: JsonOption = False,
 ) -> None:
     """Delete a session (asks first unless --yes)."""
-    if not yes:
-        typer.confirm(f"Delete session {session_id}?", abort=True, err=True)
+    if not yes and not confirm_or_keep(f"Delete session {session_id}?", "Nothing deleted"):
+        return
     deleted = with_sessions(
         server_url, api_key, timeout, lambda client: client.delete_session(session_id)
     )
@@ -246,8 +252,8 @@ def session_table(session: SessionData) -> Table:
         ("timeframe", session.timeframe),
         ("trading days", str(session.estimated_trading_days)),
         ("bars", f"{session.total_bars:,}"),
-        ("capital", _money(session.initial_capital)),
-        ("commission", f"{session.commission_per_share} per share"),
+        ("capital", _money(session.initial_capital, session.currency)),
+        ("commission", _commission(session)),
         ("slippage", f"{session.slippage_bps} bps"),
         ("created", _instant(session.created_at)),
         ("expires", f"{_instant(session.expires_at)} [dim](if idle)[/dim]"),
@@ -271,20 +277,21 @@ def session_table(session: SessionData) -> Table:
 
 
 def sessions_table(sessions: list[SessionData]) -> Table:
+    """Fits 80 columns: the id whole with the symbols under it, the period as its days (the
+    range holds whole days, PROTOCOL §4.6), the capital with its currency."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     # Ids are what people copy into the next command: never cut, whatever the width.
-    table.add_column("session", no_wrap=True, min_width=max(len(s.session_id) for s in sessions))
-    table.add_column("state")
-    table.add_column("symbols", ratio=1)
-    table.add_column("period", min_width=12)
+    width = max(len(s.session_id) for s in sessions)
+    table.add_column("session / symbols", no_wrap=True, min_width=width, max_width=width)
+    table.add_column("state", no_wrap=True)
+    table.add_column("period", no_wrap=True)
     table.add_column("capital", justify="right", no_wrap=True)
     for s in sessions:
         table.add_row(
-            s.session_id,
+            f"{s.session_id}\n[dim]{escape(_abbreviate(s.symbols, width))}[/dim]",
             _state(s.state),
-            escape(_abbreviate(s.symbols)),
-            f"{_day(s.start_date)} → {_day(s.end_date)}",
-            _money(s.initial_capital),
+            _days(s.start_date, s.end_date),
+            _money(s.initial_capital, s.currency, short=True),
         )
     return table
 
@@ -302,14 +309,46 @@ def _instant(value: datetime) -> str:
     return value.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _money(value: Decimal) -> str:
-    return f"{value:,}"
+def _days(start: datetime, end: datetime) -> str:
+    """`2023-01-03..06-30`: the first and last day, the year not repeated."""
+    first, last = start.date(), end.date()
+    if first == last:
+        return first.isoformat()
+    shown = last.isoformat()[5:] if first.year == last.year else last.isoformat()
+    return f"{first.isoformat()}..{shown}"
 
 
-def _abbreviate(symbols: list[str], shown: int = 3) -> str:
-    if len(symbols) <= shown:
-        return ", ".join(symbols)
-    return ", ".join(symbols[:shown]) + f" +{len(symbols) - shown} more"
+def _money(value: Decimal, currency: str, *, short: bool = False) -> str:
+    if not currency:  # a server that predates the field
+        return f"{value:,}"
+    if currency == "mixed":
+        return f"{value:,}" if short else f"{value:,} (instruments in several currencies)"
+    return f"{value:,} {currency}"
+
+
+UNITS = {"stock": "share", "forex": "unit", "crypto": "unit", "commodity": "contract"}
+"""What a quantity counts, per asset class: commission is charged per one of them."""
+
+
+def _commission(session: SessionData) -> str:
+    unit = UNITS.get(session.asset_class, "share or unit")
+    currency = f" {session.currency}" if session.currency not in ("", "mixed") else ""
+    parts = [f"{session.commission_per_share}{currency} per {unit}"]
+    if session.commission_pct:
+        parts.append(f"{session.commission_pct * 100:f}".rstrip("0").rstrip(".") + " % of value")
+    if session.commission_min:
+        parts.append(f"at least {session.commission_min}{currency} per fill")
+    return ", ".join(parts)
+
+
+def _abbreviate(symbols: list[str], width: int) -> str:
+    """As many symbols as fit in `width` characters, then `+N more`."""
+    shown = ", ".join(symbols)
+    for count in range(len(symbols) - 1, 0, -1):
+        if len(shown) <= width:
+            break
+        shown = ", ".join(symbols[:count]) + f" +{len(symbols) - count} more"
+    return shown
 
 
 def _plain(value: Any) -> str:

@@ -23,7 +23,7 @@ from domain.dates import DateRange
 from domain.errors import DomainError, ValidationFailed
 from domain.ratelimit import TokenBucket
 from domain.session import EngineSettings, SessionParams, SessionState, SimulationSession
-from domain.symbols import AssetClass
+from domain.symbols import AssetClass, common_asset_class
 from domain.validation import check_symbol_count, parse_capital
 from entrypoints.protocol import messages as m
 from entrypoints.protocol.errors import (
@@ -53,6 +53,11 @@ class ConnectionContext:
     bucket: TokenBucket
     engine: EngineConnection
     messages: int = 0
+
+    @property
+    def awaiting_ack(self) -> bool:
+        """A tick sent on this connection waits for its `tick_ack` (its ack timeout runs)."""
+        return bool(self.engine.deadlines)
 
 
 def session_data(
@@ -85,6 +90,8 @@ def session_data(
         if progress is not None
         else None,
         error_reason=session.error_reason,
+        currency=session.currency,
+        asset_class=common_asset_class(session.symbols),
     )
 
 

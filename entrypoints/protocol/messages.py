@@ -301,6 +301,11 @@ class SessionData(Struct, kw_only=True):
     allow_short: bool = False
     progress: ProgressData | None = None
     error_reason: str | None = None
+    currency: str = ""
+    """The instruments' quote currency, which the capital is counted in; `mixed` if they
+    differ ("" from a server that predates the field)."""
+    asset_class: str = ""
+    """stock, forex, crypto, commodity, or `mixed`."""
 
 
 class SessionListData(Struct, kw_only=True):

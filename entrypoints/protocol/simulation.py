@@ -96,10 +96,9 @@ class SimulationProtocol:
             case m.OrderBatch(data=data):
                 return await self._batch(principal, connection, data)
             case m.CancelOrder(data=data):
-                simulation = await self._simulations.drive(
-                    principal, data.session_id, connection.connection_id
+                report = await self._simulations.cancel(
+                    principal, data.session_id, connection.connection_id, data.order_id
                 )
-                report = simulation.cancel(data.order_id)
                 return [
                     m.OrderCancelled(
                         timestamp=self._now(),
@@ -200,17 +199,23 @@ class SimulationProtocol:
         self, principal: Principal, connection: EngineConnection, data: m.TickAckData
     ) -> Reply:
         sid = data.session_id
-        simulation = await self._simulations.drive(principal, sid, connection.connection_id)
-        requests, refused = _parse_orders(data.orders)
-        batch = simulation.acknowledge(data.sequence_id, requests, data.cancels)
-        simulation.record_rejections({**refused, **batch.rejected})
+        requests, refused = _parse_orders(data.orders) if data.orders else ([], {})
+        simulation, batch, step = await self._simulations.acknowledge(
+            principal,
+            sid,
+            connection.connection_id,
+            data.sequence_id,
+            requests,
+            data.cancels,
+            refused,
+        )
         connection.cancel_timer(sid)
         reply: Reply = []
         if data.orders or data.cancels:
             reply.append(self._batch_ack(sid, f"tick-{data.sequence_id}", batch, refused))
         reply += self._reports(sid, batch.reports)
-        if not simulation.done_stepping:
-            return reply + self._step(connection, sid, simulation, simulation.advance())
+        if step is not None:
+            return reply + self._step(connection, sid, simulation, step)
         reply += self._reports(sid, simulation.finish())
         wall_time_ms = self._simulations.wall_time_ms(sid)
         results = await self._simulations.complete(principal, sid)
@@ -237,12 +242,10 @@ class SimulationProtocol:
                 max=m.MAX_BATCH_ORDERS,
                 count=len(data.orders),
             )
-        simulation = await self._simulations.drive(
-            principal, data.session_id, connection.connection_id
-        )
         requests, refused = _parse_orders(data.orders)
-        batch = simulation.submit(requests)
-        simulation.record_rejections({**refused, **batch.rejected})
+        batch = await self._simulations.submit(
+            principal, data.session_id, connection.connection_id, requests, refused
+        )
         return [self._batch_ack(data.session_id, data.batch_id, batch, refused)]
 
     async def _resume_session(

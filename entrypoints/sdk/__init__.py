@@ -49,6 +49,7 @@ from entrypoints.sdk.errors import (
     TooManyConnectionsError,
     TooManySymbolsError,
     UnexpectedReplyError,
+    UnexpectedResponseError,
     UnknownMessageTypeError,
     ValidationFailedError,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "TooManySymbolsError",
     "TradeData",
     "UnexpectedReplyError",
+    "UnexpectedResponseError",
     "UnknownMessageTypeError",
     "ValidationFailedError",
     "list_symbols",

@@ -10,7 +10,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,7 +18,21 @@ import httpx
 import msgspec
 
 from entrypoints.protocol.messages import ErrorResponse, TokenResponse
-from entrypoints.sdk.errors import AuthenticationError, ServerUnreachableError
+from entrypoints.sdk.errors import (
+    AuthenticationError,
+    ServerUnreachableError,
+    UnexpectedResponseError,
+)
+from entrypoints.sdk.login import load_login
+from entrypoints.sdk.tokens import Token
+
+__all__ = [
+    "DEFAULT_SERVER_URL",
+    "AuthClient",
+    "ServerAddress",
+    "Token",
+    "jwt_expiry",
+]
 
 TOKEN_PATH = "/auth/token"
 WEBSOCKET_PATH = "/ws/simulate"
@@ -29,21 +43,6 @@ API_KEY_ENV = "SIMUTRADOR_API_KEY"
 
 _token_decoder = msgspec.json.Decoder(TokenResponse)
 _error_decoder = msgspec.json.Decoder(ErrorResponse)
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    """A bearer token and what the server said about it. `expires_at` is aware UTC."""
-
-    access_token: str = field(repr=False)
-    issued_at: datetime
-    expires_at: datetime
-    user_id: str
-    plan: str
-
-    def seconds_left(self, now: float | None = None) -> float:
-        """Seconds until expiry by the local wall clock (negative once expired)."""
-        return self.expires_at.timestamp() - (time.time() if now is None else now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +94,10 @@ class AuthClient:
 
     `server_url` and `api_key` default to the SIMUTRADOR_SERVER_URL (else
     http://127.0.0.1:8000) and SIMUTRADOR_API_KEY environment variables. Concurrent
-    `get_token` calls share one request. `token=` seeds the cache (a token saved by
-    `simutrador auth login`); without an API key it is used until it expires."""
+    `get_token` calls share one request. `token=` seeds the cache; without it, the login
+    `simutrador auth login` cached for this server (and this key, when one is given) is
+    used, unless `use_cached_login=False`. Without an API key, a seeded token is used until
+    it expires."""
 
     def __init__(
         self,
@@ -108,12 +109,17 @@ class AuthClient:
         timeout: float = 10.0,
         http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
+        use_cached_login: bool = True,
     ) -> None:
         self.address = ServerAddress.parse(
             server_url or os.environ.get(SERVER_URL_ENV) or DEFAULT_SERVER_URL
         )
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         self._api_key = key.strip() if key and key.strip() else None
+        if token is None and use_cached_login:
+            login = load_login()
+            if login is not None and login.usable_with(self.address.http_url, self._api_key):
+                token = login.token
         self._token = token
         self._renew_margin = max(0.0, renew_margin)
         self._timeout = timeout
@@ -195,11 +201,13 @@ class AuthClient:
         except httpx.TimeoutException:
             raise ServerUnreachableError(
                 f"The SimuTrador server at {self.address.http_url} did not answer within "
-                f"{self._timeout:g} s"
+                f"{self._timeout:g} s",
+                details={"reason": "timeout"},
             ) from None
         except httpx.TransportError as exc:
             raise ServerUnreachableError(
-                f"Cannot reach the SimuTrador server at {self.address.http_url}: {_describe(exc)}"
+                f"Cannot reach the SimuTrador server at {self.address.http_url}: {_describe(exc)}",
+                details={"reason": "connect"},
             ) from None
         self._token = self._read(response, url, requested_at)
         self.tokens_fetched += 1
@@ -220,14 +228,13 @@ class AuthClient:
                 ) from None
             raise AuthenticationError(refusal.message, code=refusal.error_code)
         if response.status_code != 200:
-            raise ServerUnreachableError(
-                f"Unexpected HTTP {response.status_code} from {url}; is this a SimuTrador server?"
-            )
+            raise http_status_error(response.status_code, url)
         try:
             grant = _token_decoder.decode(response.content)
         except msgspec.DecodeError:
-            raise ServerUnreachableError(
-                f"Unreadable token response from {url}; is this a SimuTrador server?"
+            raise UnexpectedResponseError(
+                f"Unreadable token response from {url}; is this a SimuTrador server?",
+                details={"status": response.status_code},
             ) from None
         # Local clock from when the request left: never later than the server's expiry.
         by_lifetime = datetime.fromtimestamp(requested_at + grant.expires_in, UTC)
@@ -240,6 +247,20 @@ class AuthClient:
             user_id=grant.user_id,
             plan=grant.plan,
         )
+
+
+def http_status_error(status: int, url: str) -> ServerUnreachableError:
+    """A reply no SimuTrador server gives. A 5xx may pass (a proxy, a restart: retried);
+    anything else is a definite wrong answer (not retried)."""
+    if status >= 500:
+        return ServerUnreachableError(
+            f"HTTP {status} from {url}: the server failed to answer",
+            details={"reason": "http_status", "status": status},
+        )
+    return UnexpectedResponseError(
+        f"HTTP {status} from {url}; is this a SimuTrador server?",
+        details={"status": status},
+    )
 
 
 def _describe(exc: BaseException) -> str:

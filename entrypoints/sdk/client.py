@@ -24,7 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from entrypoints.protocol import messages as m
-from entrypoints.sdk.auth import AuthClient
+from entrypoints.sdk.auth import AuthClient, http_status_error
 from entrypoints.sdk.errors import (
     AuthenticationError,
     ClientClosedError,
@@ -34,6 +34,7 @@ from entrypoints.sdk.errors import (
     SimuTradorError,
     TooManyConnectionsError,
     UnexpectedReplyError,
+    UnexpectedResponseError,
     ValidationFailedError,
     error_from_reply,
 )
@@ -197,10 +198,12 @@ class SessionClient:
                     ) from None
                 token_refused = True
                 continue  # at once, with a fresh token (expired, or the server restarted)
+            except UnexpectedResponseError:
+                raise  # a definite wrong answer: asking again gets the same one
             except ServerUnreachableError as exc:
                 last = exc
             except _Retryable as exc:
-                last = ServerUnreachableError(str(exc))
+                last = ServerUnreachableError(str(exc), details={"reason": exc.reason})
             failures += 1
             log.debug("connect attempt %d/%d: %s", failures, self.max_connect_attempts, last)
             if failures >= self.max_connect_attempts:
@@ -226,10 +229,20 @@ class SessionClient:
             status = exc.response.status_code
             if status in (401, 403):
                 raise _TokenRefused(f"HTTP {status}") from None
-            raise _Retryable(f"The server at {url} refused the WebSocket (HTTP {status})") from None
+            error = http_status_error(status, url)
+            if isinstance(error, UnexpectedResponseError):
+                raise error from None
+            raise _Retryable(
+                f"The server at {url} refused the WebSocket (HTTP {status})", "http_status"
+            ) from None
         except InvalidURI as exc:
             raise ServerUnreachableError(f"Invalid WebSocket URL {url}: {exc}") from None
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
+        except TimeoutError:
+            raise _Retryable(
+                f"The server at {url} did not open the WebSocket within {self.connect_timeout:g} s",
+                "timeout",
+            ) from None
+        except (OSError, InvalidHandshake) as exc:
             raise _Retryable(
                 f"Cannot open a WebSocket to {url} ({exc or type(exc).__name__})"
             ) from None
@@ -258,7 +271,7 @@ class SessionClient:
             ) from None
         except TimeoutError:
             raise _Retryable(
-                f"No connection_ready from {url} within {self.connect_timeout:g} s"
+                f"No connection_ready from {url} within {self.connect_timeout:g} s", "timeout"
             ) from None
         ready = _decode(first)
         if not isinstance(ready, m.ConnectionReady):
@@ -523,7 +536,12 @@ class _TokenRefused(Exception):
 
 
 class _Retryable(Exception):
-    """A connection attempt failed in a way a later attempt may not."""
+    """A connection attempt failed in a way a later attempt may not. `reason` as in
+    `ServerUnreachableError`: connect, timeout or http_status."""
+
+    def __init__(self, message: str, reason: str = "connect") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _decode(frame: str | bytes) -> m.ServerMessage:

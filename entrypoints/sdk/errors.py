@@ -48,12 +48,37 @@ class AuthenticationError(SimuTradorError):
 
 
 class ServerUnreachableError(AuthenticationError):
-    """Nothing answered at the server URL (refused, DNS, TLS, timeout, not SimuTrador).
+    """Nothing usable answered at the server URL. `details["reason"]` says how it failed:
+    `connect` (refused, DNS, TLS: is it running?), `timeout` (something accepted the
+    connection but did not answer in time) or `http_status` (a 5xx: maybe passing).
 
     A subclass of `AuthenticationError` because every connection starts by authenticating:
     an unreachable server means no token could be obtained."""
 
     code = "SERVER_UNREACHABLE"
+
+    @property
+    def reason(self) -> str:
+        return str(self.details.get("reason", "connect"))
+
+
+class UnexpectedResponseError(ServerUnreachableError):
+    """Something answered at the server URL, definitely not as a SimuTrador server does
+    (HTTP 404, an unreadable body): the URL is wrong. Never retried, since asking again
+    gets the same answer. `details["status"]` is the HTTP status when there was one."""
+
+    code = "UNEXPECTED_RESPONSE"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            message, code=code, details={"reason": "unexpected_response", **(details or {})}
+        )
 
 
 class ConnectionLostError(SimuTradorError):

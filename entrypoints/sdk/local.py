@@ -11,7 +11,7 @@ from application.simulation import Simulation, Step
 from domain.broker import ExecutionReport
 from domain.errors import DomainError
 from domain.limits import PLAN_DEFAULTS, Plan
-from entrypoints.container import Container
+from entrypoints.container import Container, in_process_container
 from entrypoints.protocol import messages as m
 from entrypoints.protocol.dispatcher import session_params
 from entrypoints.protocol.engine import order_request, report_data, results_data
@@ -29,7 +29,8 @@ LOCAL_PRINCIPAL = Principal("local", Plan.ENTERPRISE, PLAN_DEFAULTS[Plan.ENTERPR
 
 class LocalDriver:
     """`SimulationDriver` over the application layer of a container (by default one built
-    from the SIMUTRADOR_* environment: the bars in SIMUTRADOR_HOME, sessions in memory)."""
+    from the SIMUTRADOR_* environment: the bars in SIMUTRADOR_HOME, sessions always in
+    memory, whatever SIMUTRADOR_STORAGE says)."""
 
     def __init__(
         self,
@@ -43,7 +44,7 @@ class LocalDriver:
         engine_settings: Mapping[str, EngineSettingValue] | None = None,
         container: Container | None = None,
     ) -> None:
-        self._container = container or Container()
+        self._container = container or in_process_container()
         self._request = session_request(symbols, start, end, capital, timeframe, engine_settings)
         self._warmup = warmup_bars
         self._simulation: Simulation | None = None

@@ -6,11 +6,12 @@ import httpx
 import msgspec
 
 from entrypoints.protocol.messages import ErrorResponse, InstrumentData, SymbolsResponse
-from entrypoints.sdk.auth import AuthClient
+from entrypoints.sdk.auth import AuthClient, http_status_error
 from entrypoints.sdk.errors import (
     AuthenticationError,
     ServerUnreachableError,
     SimuTradorError,
+    UnexpectedResponseError,
 )
 
 SYMBOLS_PATH = "/symbols"
@@ -37,25 +38,26 @@ async def list_symbols(
             )
     except httpx.TimeoutException:
         raise ServerUnreachableError(
-            f"The SimuTrador server at {auth.server_url} did not answer within {timeout:g} s"
+            f"The SimuTrador server at {auth.server_url} did not answer within {timeout:g} s",
+            details={"reason": "timeout"},
         ) from None
     except httpx.TransportError as exc:
         raise ServerUnreachableError(
-            f"Cannot reach the SimuTrador server at {auth.server_url}: {exc}"
+            f"Cannot reach the SimuTrador server at {auth.server_url}: {exc}",
+            details={"reason": "connect"},
         ) from None
     if response.status_code == 200:
         try:
             return _symbols_decoder.decode(response.content).symbols
         except msgspec.DecodeError:
-            raise ServerUnreachableError(
-                f"Unreadable reply from {url}; is this a SimuTrador server?"
+            raise UnexpectedResponseError(
+                f"Unreadable reply from {url}; is this a SimuTrador server?",
+                details={"status": 200},
             ) from None
     try:
         refusal = _error_decoder.decode(response.content)
     except msgspec.DecodeError:
-        raise ServerUnreachableError(
-            f"Unexpected HTTP {response.status_code} from {url}; is this a SimuTrador server?"
-        ) from None
+        raise http_status_error(response.status_code, url) from None
     if response.status_code == 401:
         auth.invalidate()
         raise AuthenticationError(refusal.message, code=refusal.error_code)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,7 +25,7 @@ from entrypoints.protocol.messages import (
     SymbolsResponse,
     TokenResponse,
 )
-from entrypoints.server.websocket import LiveSockets, serve_connection
+from entrypoints.server.websocket import LiveSockets, guard_connections, serve_connection
 from entrypoints.version import __version__
 
 log = logging.getLogger("simutrador.server")
@@ -46,6 +47,22 @@ async def sweep_expired(
             simulations.forget(session.id)
         if removed:
             log.info("expired %d idle session(s)", len(removed))
+
+
+async def recover_simulations(simulations: SimulationService) -> None:
+    """Before serving: bring back what durable storage holds (running simulations come
+    back paused, `reason: restart`)."""
+    started = time.perf_counter()
+    found = await simulations.recover()
+    if found.paused or found.completed or found.failed:
+        log.info(
+            "restored %d paused simulation(s) and %d result(s) in %.0f ms",
+            len(found.paused),
+            len(found.completed),
+            (time.perf_counter() - started) * 1000,
+        )
+    for session_id, why in found.failed.items():
+        log.error("simulation of %s could not be restored: %s", session_id, why)
 
 
 def create_app(container: Container) -> Litestar:
@@ -114,21 +131,35 @@ def create_app(container: Container) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await recover_simulations(simulations)
         sweeper = asyncio.create_task(
             sweep_expired(sessions, simulations, settings.sweep_interval_seconds)
+        )
+        guard = asyncio.create_task(
+            guard_connections(
+                live,
+                auth,
+                recheck_seconds=settings.auth_recheck_seconds,
+                idle_timeout_seconds=settings.idle_timeout_seconds,
+            )
         )
         try:
             yield
         finally:
             await live.close_all("server shutting down")
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (guard, sweeper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     app = Litestar(
         route_handlers=[issue_token, health, symbols, simulate],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="SimuTrador", version=__version__, path="/schema"),
+        # Litestar's default would configure the root logger (INFO, stderr) in whatever
+        # process builds the app, an embedding notebook or test included; the program that
+        # runs the server decides about logging (`simutrador serve` does).
+        logging_config=None,
     )
     app.state.live_sockets = live
     app.state.container = container

@@ -4,24 +4,33 @@ benchmarks, and users who want a private server inside their own process."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import tempfile
 import threading
 from collections.abc import Coroutine
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
+
+from dependency_injector import providers
 
 from application.auth import NewApiKey
 from domain.limits import Plan
 from entrypoints.container import Container
 from entrypoints.server.runner import GracefulServer, build_server
+from entrypoints.settings import Settings
 
 T = TypeVar("T")
 
 
 class EmbeddedServer:
-    """`with EmbeddedServer(container) as server:` → `server.http_url`, `server.ws_url`.
+    """`with EmbeddedServer() as server:` → `server.http_url`, `server.ws_url`.
 
     The server runs its own event loop in a thread, so clients in the caller's loop talk
-    to it over real sockets exactly as remote clients would."""
+    to it over real sockets exactly as remote clients would. Its keys, secret and bars live
+    in a private temporary home, removed by `stop()`, unless `home=` names one (or a
+    `container` brings its own settings): the user's SIMUTRADOR_HOME is never touched.
+    Other settings come from the SIMUTRADOR_* environment."""
 
     def __init__(
         self,
@@ -30,8 +39,19 @@ class EmbeddedServer:
         log_level: str = "warning",
         *,
         sample: bool = True,
+        home: str | Path | None = None,
     ) -> None:
-        self.container = container or Container()
+        self._home_dir: tempfile.TemporaryDirectory[str] | None = None
+        if container is None:
+            if home is None:
+                self._home_dir = tempfile.TemporaryDirectory(prefix="simutrador-embedded-")
+                home = self._home_dir.name
+            settings = dataclasses.replace(Settings.from_env(), home=Path(home).expanduser())
+            container = Container()
+            container.settings.override(providers.Object(settings))
+        elif home is not None:
+            raise ValueError("pass either a container or a home, not both")
+        self.container = container
         self.sample = sample
         self.host = host
         self.log_level = log_level
@@ -53,7 +73,9 @@ class EmbeddedServer:
     def start(self, timeout: float = 15.0) -> EmbeddedServer:
         """Serve; on a home without any bars, first write the synthetic sample (as
         `simutrador serve` does) unless `sample=False`."""
-        self._server = build_server(self.container, self.host, 0, self.log_level)
+        self._server = build_server(
+            self.container, self.host, 0, self.log_level, configure_logging=False
+        )
         self._thread = threading.Thread(target=self._run, name="simutrador-server", daemon=True)
         self._thread.start()
         if not self._started.wait(timeout) or self._failure is not None:
@@ -98,12 +120,21 @@ class EmbeddedServer:
         created: NewApiKey = self.call(self.container.auth_service().create_api_key(user_id, plan))
         return created.secret
 
+    @property
+    def home(self) -> Path:
+        """Where this server keeps its keys, secret and bars."""
+        return self.container.settings().home
+
     def stop(self, timeout: float = 15.0) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout)
-        self._server = None
+        """Stop serving; a private temporary home is removed with everything in it."""
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout)
+            self._server = None
+        if self._home_dir is not None:
+            self.container.bar_store().close()
+            self._home_dir.cleanup()
+            self._home_dir = None
 
     def __enter__(self) -> EmbeddedServer:
         return self.start()

@@ -7,9 +7,11 @@ import re
 import socket
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from entrypoints.container import Container
 from entrypoints.server.app import create_app
+from entrypoints.server.protocols import AnsweringWebSocketProtocol, with_handshake_timeout
 from entrypoints.server.websocket import LiveSockets
 
 WS_FRAME_CEILING = 1024 * 1024
@@ -34,11 +36,28 @@ class RedactTokens(logging.Filter):
         return True
 
 
+class QuietInvalidUtf8(logging.Filter):
+    """uvicorn logs a text frame that is not UTF-8 (a client error, answered with close
+    1007) as an ERROR with a traceback; make it one WARNING line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, UnicodeDecodeError) and str(record.msg).startswith("Invalid UTF-8"):
+            record.msg = "Invalid UTF-8 in a text frame from a client (%s); closed with 1007"
+            record.args = (exc.reason,)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def install_log_redaction() -> None:
     for name in ("uvicorn.error", "uvicorn.access", "uvicorn"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):
             logger.addFilter(RedactTokens())
+    errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, QuietInvalidUtf8) for f in errors.filters):
+        errors.addFilter(QuietInvalidUtf8())
 
 
 class GracefulServer(uvicorn.Server):
@@ -67,15 +86,22 @@ def build_server(
     host: str | None = None,
     port: int | None = None,
     log_level: str | None = None,
+    *,
+    configure_logging: bool = True,
 ) -> GracefulServer:
+    """The server, ready to `serve()`. `configure_logging=False` leaves the process's logging
+    alone (uvicorn's loggers then propagate like any other): for a server embedded in
+    someone else's program."""
     settings = container.settings()
     app = create_app(container)
     config = uvicorn.Config(
         app,
+        log_config=LOGGING_CONFIG if configure_logging else None,
         host=host or settings.host,
         port=settings.port if port is None else port,
         log_level=log_level or settings.log_level,
-        ws="websockets-sansio",
+        http=with_handshake_timeout(settings.handshake_timeout_seconds),
+        ws=AnsweringWebSocketProtocol,
         ws_max_size=max(WS_FRAME_CEILING, settings.max_message_bytes * 2),
         lifespan="on",
         timeout_graceful_shutdown=5,

@@ -1,10 +1,12 @@
-"""The `/ws/simulate` connection loop: authenticate, admit, then frame in → frame out."""
+"""The `/ws/simulate` connection loop (authenticate, admit, then frame in → frame out), and
+the guard that closes open connections whose token lapsed or that fell silent."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import WebSocket
@@ -12,8 +14,9 @@ from litestar.exceptions import WebSocketDisconnect
 
 from application.auth import AuthService
 from application.connections import ConnectionRegistry
+from application.principal import Principal
 from domain.errors import AuthenticationFailed
-from entrypoints.protocol.dispatcher import Dispatcher
+from entrypoints.protocol.dispatcher import ConnectionContext, Dispatcher
 
 log = logging.getLogger("simutrador.server")
 
@@ -22,34 +25,117 @@ CLOSE_UNAUTHORIZED = 4001
 CLOSE_TOO_MANY_CONNECTIONS = 4029
 """The user already has as many open connections as the plan allows (PROTOCOL.md §3)."""
 CLOSE_GOING_AWAY = 1001
+CLOSE_NORMAL = 1000
+"""Sent, with the reason "Idle for N s", to a connection silent for the idle timeout."""
+
+
+@dataclass(eq=False, slots=True)
+class LiveConnection:
+    """One admitted socket: whom it speaks for and when it was last heard from. Its sends
+    and its close go through here one at a time, so a close from elsewhere (the guard,
+    shutdown) never lands in the middle of a reply, and nothing is sent after it."""
+
+    socket: WebSocket[Any, Any, Any]
+    principal: Principal
+    last_heard: float
+    context: ConnectionContext | None = None
+    closing: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def awaiting_ack(self) -> bool:
+        return self.context is not None and self.context.awaiting_ack
+
+    async def send(self, frame: bytes) -> None:
+        async with self._lock:
+            if self.closing:
+                raise WebSocketDisconnect(detail="the server closed the connection")
+            await self.socket.send_text(frame)
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.closing:
+            return
+        self.closing = True  # at once: no further frame is handled, no second close is sent
+        async with self._lock:
+            with contextlib.suppress(Exception):
+                await self.socket.close(code, reason)
 
 
 class LiveSockets:
-    """Every open, admitted socket, so shutdown can close them with 1001 and wait."""
+    """Every open, admitted connection, so the guard can re-check them and shutdown can
+    close them with 1001 and wait."""
 
     def __init__(self) -> None:
-        self._sockets: dict[WebSocket[Any, Any, Any], asyncio.Event] = {}
+        self._connections: set[LiveConnection] = set()
         self.closing = False
 
-    def add(self, socket: WebSocket[Any, Any, Any]) -> None:
-        self._sockets[socket] = asyncio.Event()
+    def add(self, socket: WebSocket[Any, Any, Any], principal: Principal) -> LiveConnection:
+        connection = LiveConnection(socket, principal, asyncio.get_running_loop().time())
+        self._connections.add(connection)
+        return connection
 
-    def discard(self, socket: WebSocket[Any, Any, Any]) -> None:
-        done = self._sockets.pop(socket, None)
-        if done is not None:
-            done.set()
+    def discard(self, connection: LiveConnection) -> None:
+        self._connections.discard(connection)
+        connection.done.set()
+
+    def snapshot(self) -> list[LiveConnection]:
+        return list(self._connections)
 
     async def close_all(self, reason: str, grace_seconds: float = 5.0) -> None:
         self.closing = True
-        pending = list(self._sockets.items())
-        for socket, _ in pending:
-            with contextlib.suppress(Exception):
-                await socket.close(CLOSE_GOING_AWAY, reason)
-        if pending:
-            waits = [asyncio.ensure_future(done.wait()) for _, done in pending]
-            _, not_done = await asyncio.wait(waits, timeout=grace_seconds)
-            for waiter in not_done:
-                waiter.cancel()
+        pending = self.snapshot()
+        if not pending:
+            return
+        closes = [asyncio.ensure_future(c.close(CLOSE_GOING_AWAY, reason)) for c in pending]
+        waits = [asyncio.ensure_future(c.done.wait()) for c in pending]
+        _, not_done = await asyncio.wait([*closes, *waits], timeout=grace_seconds)
+        for task in not_done:
+            task.cancel()
+
+
+async def guard_connections(
+    live: LiveSockets,
+    auth: AuthService,
+    *,
+    recheck_seconds: float,
+    idle_timeout_seconds: float,
+) -> None:
+    """For as long as the app runs, every `recheck_seconds`: close with 4001 each
+    connection whose token has expired or whose API key was revoked since it connected,
+    and with 1000 each one silent for `idle_timeout_seconds`, unless a tick it was sent
+    still awaits its ack (the ack timeout governs that; once it pauses the simulation the
+    idle clock applies again). One task for the whole server, not a timer per connection."""
+    loop = asyncio.get_running_loop()
+    period = min(recheck_seconds, idle_timeout_seconds / 2)
+    closing: set[asyncio.Task[None]] = set()
+    while True:
+        await asyncio.sleep(period)
+        now = loop.time()
+        try:
+            for connection in live.snapshot():
+                if connection.closing:
+                    continue
+                try:
+                    await auth.recheck(connection.principal)
+                except AuthenticationFailed as exc:
+                    code, reason = CLOSE_UNAUTHORIZED, exc.message
+                else:
+                    silent = now - connection.last_heard
+                    if silent < idle_timeout_seconds or connection.awaiting_ack:
+                        continue
+                    code, reason = CLOSE_NORMAL, f"Idle for {idle_timeout_seconds:g} s"
+                log.info(
+                    "closing the connection of %s (%d): %s",
+                    connection.principal.user_id,
+                    code,
+                    reason,
+                )
+                task = loop.create_task(connection.close(code, reason))
+                closing.add(task)
+                task.add_done_callback(closing.discard)
+        except Exception:  # e.g. an unreadable key store: keep the connections, say so
+            log.exception("re-checking open connections failed; retrying next interval")
 
 
 def bearer_token(socket: WebSocket[Any, Any, Any]) -> str | None:
@@ -85,22 +171,21 @@ async def serve_connection(
             "open connection" + ("s" if limit != 1 else ""),
         )
         return
-    live.add(socket)
-
-    async def push(frame: bytes) -> None:
-        await socket.send_text(frame)
-
-    context = dispatcher.open(principal, push)
+    connection = live.add(socket, principal)
+    context = dispatcher.open(principal, connection.send)
+    connection.context = context
+    loop = asyncio.get_running_loop()
     try:
-        await socket.send_text(dispatcher.connection_ready(context))
+        await connection.send(dispatcher.connection_ready(context))
         while True:
             event = await socket.receive()
-            if event["type"] != "websocket.receive":
+            if event["type"] != "websocket.receive" or connection.closing:
                 break
+            connection.last_heard = loop.time()
             text = event.get("text")
             frame = text if text is not None else event.get("bytes") or b""
             for reply in await dispatcher.handle_frame(context, frame):
-                await socket.send_text(reply)
+                await connection.send(reply)
             # Frames already buffered are received without suspending; yield once per frame
             # so a client pipelining thousands of requests cannot starve the others.
             await asyncio.sleep(0)
@@ -109,7 +194,7 @@ async def serve_connection(
     except OSError as exc:  # the peer vanished mid-send
         log.debug("connection of %s dropped: %s", principal.user_id, exc)
     finally:
-        live.discard(socket)
+        live.discard(connection)
         registry.close(principal.user_id)
         try:
             await dispatcher.close(context)  # its simulations pause, waiting for a resume

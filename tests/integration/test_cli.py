@@ -100,7 +100,8 @@ def test_human_output_shows_tables(cli: Cli) -> None:
     assert "ready" in listed.stdout
 
     status = cli("session", "status", session_id)
-    assert "0.005 per share" in status.stdout
+    assert "0.005 USD per share" in status.stdout
+    assert "100,000.00 USD" in status.stdout
 
     deleted = cli("session", "delete", session_id, "-y")
     assert f"Deleted session {session_id}" in deleted.stdout
@@ -110,8 +111,10 @@ def test_human_output_shows_tables(cli: Cli) -> None:
 def test_delete_asks_first(cli: Cli) -> None:
     session_id = cli.json(*CREATE)["session_id"]
     kept = cli("session", "delete", session_id, input="n\n")
-    assert kept.exit_code == 1
+    assert kept.exit_code == 0  # the user's own "no" is not a failure
     assert "Delete session" in kept.stderr
+    assert "Nothing deleted" in kept.stdout
+    assert "Aborted" not in kept.output
     assert cli.json("session", "status", session_id)["session_id"] == session_id
 
     confirmed = cli("session", "delete", session_id, input="y\n")

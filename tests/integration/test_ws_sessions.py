@@ -100,14 +100,49 @@ async def test_create_session_returns_the_full_session(pro: WsClient) -> None:
     # AAPL trades 62 days (MLK and Presidents' Day closed), EUR/USD 64 weekdays, BTC-USD 88;
     # their daily closes (16:00, 17:00 New York; 00:00 UTC) never coincide.
     assert data["total_bars"] == 62 + 64 + 88
-    assert len(data["warnings"]) == 3
-    for ticker, warning in zip(["AAPL", "EUR/USD", "BTC-USD"], data["warnings"], strict=True):
+    renamed, synthetic = data["warnings"][:2], data["warnings"][2:]
+    # Aliases are accepted, and the warnings say what each became.
+    assert renamed == [
+        "eurusd is written EUR/USD here (its canonical form)",
+        "btc/usd is written BTC-USD here (its canonical form)",
+    ]
+    for ticker, warning in zip(["AAPL", "EUR/USD", "BTC-USD"], synthetic, strict=True):
         assert warning.startswith(f"{ticker} runs on synthetic data")
+    assert data["currency"] == "USD"
+    assert data["asset_class"] == "mixed"
     assert data["commission_per_share"] == "0"
     assert data["allow_short"] is False
     created = datetime.fromisoformat(data["created_at"])
     assert datetime.fromisoformat(data["updated_at"]) == created
     assert datetime.fromisoformat(data["expires_at"]) > created
+
+
+async def test_a_one_day_session(pro: WsClient) -> None:
+    # The end date is the last day included: the same date twice is that one day.
+    reply = await pro.create_session(
+        symbols=["AAPL"], start_date="2023-06-30", end_date="2023-06-30"
+    )
+    assert reply["type"] == "session_created", reply
+    assert (reply["data"]["estimated_trading_days"], reply["data"]["total_bars"]) == (1, 1)
+
+
+async def test_a_range_without_a_trading_day_says_so(pro: WsClient) -> None:
+    reply = await pro.create_session(
+        symbols=["AAPL", "MSFT"], start_date="2023-07-01", end_date="2023-07-02"
+    )
+    details = assert_session_error(reply, "INVALID_DATE_RANGE")
+    assert details["reason"] == "no_trading_day"
+    assert "holds no trading day of AAPL, MSFT" in reply["data"]["message"]
+
+
+async def test_a_range_before_the_data_names_both_dates(pro: WsClient) -> None:
+    reply = await pro.create_session(
+        symbols=["GOOGL"], start_date="2003-01-02", end_date="2003-12-31"
+    )
+    details = assert_session_error(reply, "INVALID_DATE_RANGE")
+    assert details["fields"] == ["start_date", "end_date"]
+    assert details["reason"] == "before_data"
+    assert "both start_date and end_date are outside the data" in reply["data"]["message"]
 
 
 async def test_session_ids_are_unique_and_unguessable(pro: WsClient) -> None:
@@ -195,9 +230,9 @@ async def test_request_without_request_id_gets_a_null_one(pro: WsClient) -> None
             id="start-after-end",
         ),
         pytest.param(
-            {"start_date": "2023-06-30", "end_date": "2023-06-30"},
+            {"start_date": "2023-07-01", "end_date": "2023-07-02"},
             "INVALID_DATE_RANGE",
-            id="start-equals-end",
+            id="a-weekend",
         ),
         pytest.param({"start_date": "2023-13-45"}, "INVALID_DATE_RANGE", id="unparsable-start"),
         pytest.param({"end_date": "next friday"}, "INVALID_DATE_RANGE", id="unparsable-end"),

@@ -153,6 +153,23 @@ async def test_expired_token(shared_server: EmbeddedServer) -> None:
     await assert_refused(shared_server, token_url(shared_server, token), "expired")
 
 
+@pytest.mark.parametrize(
+    ("claim", "value"), [("exp", "9999999999"), ("iat", str(int(time.time()))), ("exp", True)]
+)
+async def test_times_that_are_not_json_numbers(
+    shared_server: EmbeddedServer, claim: str, value: object
+) -> None:
+    token = sign(claims_for(new_key(shared_server), **{claim: value}))
+    await assert_refused(shared_server, token_url(shared_server, token))
+
+
+async def test_lifetime_is_capped_by_the_servers_token_ttl(shared_server: EmbeddedServer) -> None:
+    """Signed two hours ago with a day to live: expired, as the server issues 1 h tokens."""
+    issued = int(time.time()) - 7200
+    token = sign(claims_for(new_key(shared_server), iat=issued, exp=issued + 86400))
+    await assert_refused(shared_server, token_url(shared_server, token), "expired")
+
+
 @pytest.mark.parametrize("claim", ["sub", "plan", "iat", "exp", "jti", "kid", "iss"])
 async def test_missing_claim(shared_server: EmbeddedServer, claim: str) -> None:
     claims = claims_for(new_key(shared_server))

@@ -7,6 +7,7 @@ equal the ledger exactly, and no per-user limit was ever exceeded along the way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import Counter
@@ -37,6 +38,8 @@ REPLY_DEADLINE = 30.0
 CI_SECONDS = 4.0
 SOAK_SECONDS = 180.0
 MONITOR_INTERVAL = 0.1
+PROGRESS_INTERVAL = 10.0
+"""`make soak` prints its counts this often, so minutes of load are not minutes of silence."""
 
 
 @dataclass
@@ -240,6 +243,37 @@ async def monitor(
         await asyncio.sleep(MONITOR_INTERVAL)
 
 
+def progress_line(tally: Tally, books: dict[str, Ledger], elapsed: float, seconds: float) -> str:
+    requests = sum(tally.outcomes.values())
+    return (
+        f"soak: {elapsed:,.0f} s of {seconds:,.0f} s: {requests:,} requests, "
+        f"{sum(len(b.ever) for b in books.values()):,} sessions created, "
+        f"{tally.outcomes['create refused at limit']:,} refused at the limit, "
+        f"{len(tally.violations)} violations"
+    )
+
+
+async def report_progress(
+    tally: Tally, books: dict[str, Ledger], seconds: float, stop: asyncio.Event
+) -> None:
+    started = time.monotonic()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PROGRESS_INTERVAL)
+        if not stop.is_set():
+            elapsed = time.monotonic() - started
+            print(progress_line(tally, books, elapsed, seconds), flush=True)
+
+
+def test_progress_line_counts_so_far() -> None:
+    tally = Tally()
+    tally.outcomes.update({"create": 3, "get": 4, "create refused at limit": 2})
+    books = {"u": Ledger("u", ever={"a", "b", "c"})}
+    assert progress_line(tally, books, 30.4, 180) == (
+        "soak: 30 s of 180 s: 9 requests, 3 sessions created, 2 refused at the limit, 0 violations"
+    )
+
+
 @pytest.mark.parametrize(
     "seconds",
     [
@@ -279,6 +313,7 @@ async def test_ledger_matches_server_after_random_load(
     tally = Tally()
     stop = asyncio.Event()
     watching = asyncio.create_task(monitor(server, users, tally, stop))
+    reporting = asyncio.create_task(report_progress(tally, books, seconds, stop))
     started = time.monotonic()
     deadline = started + seconds
     await asyncio.gather(
@@ -297,6 +332,7 @@ async def test_ledger_matches_server_after_random_load(
     elapsed = time.monotonic() - started
     stop.set()
     await watching
+    await reporting
 
     # Nothing lost, nothing duplicated: the server holds exactly the ledger, user by user,
     # both in its repository and as each user sees it over the wire.

@@ -9,7 +9,7 @@ import json
 import os
 import stat
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -370,3 +370,70 @@ class TestRefusedTokens:
         await auth.revoke(claims["kid"])
         with pytest.raises(InvalidToken, match="revoked"):
             await auth.authenticate(jwt.encode(claims, SECRET, algorithm="HS256"))
+
+    @pytest.mark.parametrize(
+        ("claim", "value"),
+        [("exp", "9999999999"), ("iat", "0"), ("exp", True), ("exp", None), ("iat", [1])],
+    )
+    async def test_times_that_are_not_json_numbers(
+        self, auth: AuthService, claims: dict[str, Any], claim: str, value: object
+    ) -> None:
+        """pyjwt reads `exp`/`iat` with int(): a string far in the future would pass it."""
+        token = jwt.encode({**claims, claim: value}, SECRET, algorithm="HS256")
+        with pytest.raises(InvalidToken):
+            await auth.authenticate(token)
+
+    async def test_lifetime_beyond_the_servers_is_cut_to_it(
+        self, auth: AuthService, claims: dict[str, Any], now_clock: FakeClock
+    ) -> None:
+        """A validly signed `exp` a year away still ends `token_ttl_seconds` after `iat`."""
+        long_lived = {**claims, "exp": claims["iat"] + 365 * 86400}
+        token = jwt.encode(long_lived, SECRET, algorithm="HS256")
+
+        principal = await auth.authenticate(token)
+        assert principal.expires_at == datetime.fromtimestamp(claims["iat"] + TTL, UTC)
+
+        issued_long_ago = {**long_lived, "iat": claims["iat"] - TTL}
+        with pytest.raises(InvalidToken, match="expired"):
+            await auth.authenticate(jwt.encode(issued_long_ago, SECRET, algorithm="HS256"))
+
+    async def test_fractional_times_are_numbers_too(
+        self, auth: AuthService, claims: dict[str, Any]
+    ) -> None:
+        token = jwt.encode({**claims, "exp": claims["exp"] - 0.5}, SECRET, algorithm="HS256")
+        principal = await auth.authenticate(token)
+        assert principal.expires_at == datetime.fromtimestamp(claims["exp"] - 0.5, UTC)
+
+
+class TestRecheck:
+    """An open connection's principal is held to the rules of a new one: `recheck`."""
+
+    async def test_a_live_token_passes(self, auth: AuthService) -> None:
+        created = await auth.create_api_key("alice", Plan.FREE)
+        principal = await auth.authenticate((await auth.issue_token(created.secret)).access_token)
+        await auth.recheck(principal)
+
+    async def test_expiry_is_seen_on_the_services_clock(
+        self, auth: AuthService, now_clock: FakeClock
+    ) -> None:
+        created = await auth.create_api_key("alice", Plan.FREE)
+        principal = await auth.authenticate((await auth.issue_token(created.secret)).access_token)
+        assert principal.expires_at == now_clock.now() + timedelta(seconds=TTL)
+        now_clock.advance(TTL - 1)
+        await auth.recheck(principal)
+        now_clock.advance(1)
+        with pytest.raises(InvalidToken, match="expired"):
+            await auth.recheck(principal)
+
+    async def test_revocation_by_another_store_on_the_same_file(
+        self, auth: AuthService, keys_path: Path, now_clock: FakeClock
+    ) -> None:
+        """The admin CLI is another process with its own store over the same file."""
+        created = await auth.create_api_key("alice", Plan.FREE)
+        principal = await auth.authenticate((await auth.issue_token(created.secret)).access_token)
+
+        admin = make_auth(FileApiKeyStore(keys_path), now_clock)
+        await admin.revoke(created.record.key_id)
+
+        with pytest.raises(InvalidToken, match="revoked"):
+            await auth.recheck(principal)

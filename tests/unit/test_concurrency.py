@@ -1,5 +1,5 @@
 """One user, one service, a hundred simultaneous creates from threads and tasks: the active
-limit holds exactly and nothing is lost."""
+limit holds exactly and nothing is lost, in memory and in SQLite (one connection a thread)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import asyncio
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from adapters.storage.memory import InMemorySessionRepository
+from adapters.storage.sqlite import SqliteSessionRepository
+from application.ports import SessionRepository
 from application.sessions import SessionService
 from domain.errors import SessionLimitExceeded
 from domain.limits import Plan
@@ -29,9 +32,16 @@ USER = principal(
 
 # A lost update needs a thread switch inside a few microseconds of code, so one race may not
 # show it; five independent rounds give a missing lock several chances to be caught.
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
 @pytest.mark.parametrize("round_", range(5))
-def test_threads_and_tasks_racing_for_the_active_limit(round_: int) -> None:
-    repository = InMemorySessionRepository()
+def test_threads_and_tasks_racing_for_the_active_limit(
+    round_: int, storage: str, tmp_path: Path
+) -> None:
+    repository: SessionRepository = (
+        InMemorySessionRepository()
+        if storage == "memory"
+        else SqliteSessionRepository(tmp_path / "sessions.db")
+    )
     service = make_service(repository=repository)
     # Everyone (the threads, the loop hosting the tasks, and this thread) meets at the
     # barrier, then spins on `go`: spinning threads are all runnable at the moment it flips,

@@ -178,7 +178,9 @@ async def test_create_session(harness: Harness) -> None:
     # their daily closes (16:00 and 17:00 New York) never coincide.
     assert data["estimated_trading_days"] == 129
     assert data["total_bars"] == 124 + 129
-    assert data["warnings"] == []
+    assert data["warnings"] == ["eurusd is written EUR/USD here (its canonical form)"]
+    assert data["currency"] == "USD"
+    assert data["asset_class"] == "mixed"  # a stock and a forex pair
     assert data["commission_per_share"] == "0"
     assert data["commission_pct"] == "0"
     assert data["commission_min"] == "0"

@@ -103,10 +103,33 @@ async def test_a_range_without_any_bar_is_refused() -> None:
     assert isinstance(error, InvalidDateRange)
     assert error.details == {
         "field": "start_date",
+        "fields": ["start_date", "end_date"],
+        "reason": "no_trading_day",
         "start_date": "2023-07-01",
         "end_date": "2023-07-02",
     }
+    assert "holds no trading day of AAPL" in error.message
+    assert "weekends and exchange holidays" in error.message
     assert check.estimated_trading_days == 0
+
+
+async def test_a_one_day_session_is_its_one_trading_day() -> None:
+    # --start 2023-01-03 --end 2023-01-03: the end is the last day included.
+    day = DateRange.parse("2023-01-03", "2023-01-03")
+    check = await make_validator().validate(["AAPL"], day)
+    assert check.result.valid
+    assert (check.estimated_trading_days, check.total_bars) == (1, 1)
+    holiday = DateRange.parse("2023-07-04", "2023-07-04")
+    (error,) = (await make_validator().validate(["AAPL"], holiday)).result.errors
+    assert error.details["reason"] == "no_trading_day"
+    assert error.message.startswith("2023-07-04 holds no trading day of AAPL")
+
+
+async def test_a_crypto_symbol_trades_over_the_weekend() -> None:
+    weekend = DateRange.parse("2023-07-01", "2023-07-02")
+    check = await make_validator().validate(["BTC-USD"], weekend)
+    assert check.result.valid
+    assert check.estimated_trading_days == 2
 
 
 async def test_five_trading_days_is_not_short() -> None:
@@ -124,6 +147,8 @@ async def test_range_outside_a_symbols_data_names_the_symbol_and_its_range() -> 
     assert isinstance(error, InvalidDateRange)
     assert error.details == {
         "field": "start_date",  # the range lies after the data: its start is what is wrong
+        "fields": ["start_date", "end_date"],  # ... and its end too
+        "reason": "after_data",
         "symbol": "OLD",
         "timeframe": "1d",
         "available_from": "1990-01-02",
@@ -211,9 +236,31 @@ async def test_second_call_returns_the_cached_object() -> None:
     "variant", [["eur-usd", "btcusd"], ["EURUSD", "BTC/USD"], [" Eur_Usd", "btc usd"]]
 )
 async def test_spelling_variants_share_one_cache_entry(variant: list[str]) -> None:
-    validator = make_validator()
+    store = InMemoryBarStore.with_defaults()
+    validator = make_validator(store=store)
     first = await validator.validate(["EUR/USD", "BTC-USD"], YEAR_2023)
-    assert await validator.validate(variant, YEAR_2023) is first
+    reads = store.reads
+    again = await validator.validate(variant, YEAR_2023)
+    assert store.reads == reads  # answered from the one cache entry
+    assert again.instruments == first.instruments
+    assert again.total_bars == first.total_bars
+    # ... with a note for each spelling that is not the canonical one.
+    renamed = [w for w in again.result.warnings if "(its canonical form)" in w]
+    assert renamed == [
+        f"{raw.strip()} is written {ticker} here (its canonical form)"
+        for raw, ticker in zip(variant, ["EUR/USD", "BTC-USD"], strict=True)
+    ]
+    assert [w for w in again.result.warnings if w not in renamed] == list(first.result.warnings)
+
+
+async def test_an_alias_says_what_it_became_and_case_alone_does_not() -> None:
+    validator = make_validator()
+    check = await validator.validate(["btc/usd", "eur/usd", "aapl"], YEAR_2023)
+    assert check.result.valid
+    assert [s.ticker for s in check.symbols] == ["BTC-USD", "EUR/USD", "AAPL"]
+    assert [w for w in check.result.warnings if "canonical" in w] == [
+        "btc/usd is written BTC-USD here (its canonical form)"
+    ]
 
 
 async def test_order_range_and_timeframe_are_part_of_the_cache_key() -> None:

@@ -1,11 +1,17 @@
-"""The per-connection token bucket and the process-wide sliding-window limiter."""
+"""The per-connection token bucket and the process-wide sliding-window limiter (in memory,
+and in the sessions file, against the same cases)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from adapters.ratelimit import InMemoryRateLimiter
+from adapters.storage.sqlite import SqliteRateLimiter
+from application.ports import RateLimiter
 from domain.ratelimit import TokenBucket
+from tests.fakes import FakeClock
 
 # --- TokenBucket ------------------------------------------------------------------------------
 
@@ -46,11 +52,17 @@ def test_bucket_rate() -> None:
     assert TokenBucket(capacity=600, period_seconds=60).rate == pytest.approx(10.0)
 
 
-# --- InMemoryRateLimiter ----------------------------------------------------------------------
+# --- RateLimiter adapters ---------------------------------------------------------------------
 
 
-def test_limiter_grants_up_to_the_limit_then_says_when() -> None:
-    limiter = InMemoryRateLimiter()
+@pytest.fixture(params=["memory", "sqlite"])
+def limiter(request: pytest.FixtureRequest, tmp_path: Path) -> RateLimiter:
+    if request.param == "memory":
+        return InMemoryRateLimiter()
+    return SqliteRateLimiter(tmp_path / "sessions.db", FakeClock())
+
+
+def test_limiter_grants_up_to_the_limit_then_says_when(limiter: RateLimiter) -> None:
     assert limiter.try_acquire("k", 3, 60.0, 0.0) == 0.0
     assert limiter.try_acquire("k", 3, 60.0, 10.0) == 0.0
     assert limiter.try_acquire("k", 3, 60.0, 20.0) == 0.0
@@ -61,23 +73,20 @@ def test_limiter_grants_up_to_the_limit_then_says_when() -> None:
     assert limiter.try_acquire("k", 3, 60.0, 60.0) == pytest.approx(10.0)  # next: t=10's
 
 
-def test_refused_attempts_take_no_slot() -> None:
-    limiter = InMemoryRateLimiter()
+def test_refused_attempts_take_no_slot(limiter: RateLimiter) -> None:
     limiter.try_acquire("k", 1, 10.0, 0.0)
     for t in range(1, 10):
         assert limiter.try_acquire("k", 1, 10.0, float(t)) > 0.0
     assert limiter.try_acquire("k", 1, 10.0, 10.0) == 0.0
 
 
-def test_keys_are_independent() -> None:
-    limiter = InMemoryRateLimiter()
+def test_keys_are_independent(limiter: RateLimiter) -> None:
     assert limiter.try_acquire("alice", 1, 60.0, 0.0) == 0.0
     assert limiter.try_acquire("alice", 1, 60.0, 0.0) > 0.0
     assert limiter.try_acquire("bob", 1, 60.0, 0.0) == 0.0
 
 
-def test_release_gives_the_latest_slot_back() -> None:
-    limiter = InMemoryRateLimiter()
+def test_release_gives_the_latest_slot_back(limiter: RateLimiter) -> None:
     limiter.try_acquire("k", 2, 60.0, 0.0)
     limiter.try_acquire("k", 2, 60.0, 30.0)
     limiter.release("k", 30.0)
@@ -86,8 +95,7 @@ def test_release_gives_the_latest_slot_back() -> None:
     assert limiter.try_acquire("k", 2, 60.0, 31.0) == pytest.approx(29.0)
 
 
-def test_release_of_an_unknown_or_empty_key_is_harmless() -> None:
-    limiter = InMemoryRateLimiter()
+def test_release_of_an_unknown_or_empty_key_is_harmless(limiter: RateLimiter) -> None:
     limiter.release("never-used", 0.0)
     limiter.try_acquire("k", 1, 60.0, 0.0)
     limiter.release("k", 0.0)
@@ -95,6 +103,5 @@ def test_release_of_an_unknown_or_empty_key_is_harmless() -> None:
     assert limiter.try_acquire("k", 1, 60.0, 0.0) == 0.0
 
 
-def test_a_zero_limit_always_refuses() -> None:
-    limiter = InMemoryRateLimiter()
+def test_a_zero_limit_always_refuses(limiter: RateLimiter) -> None:
     assert limiter.try_acquire("k", 0, 60.0, 0.0) == 60.0

@@ -77,7 +77,11 @@ async def test_create_stores_a_ready_session(
     # Stocks close at 16:00 New York, forex at 17:00, crypto at midnight UTC: no two bars of
     # the three share a tick, so the session steps through 250 + 259 + 361 bars.
     assert session.total_bars == 250 + 259 + 361
-    assert session.warnings == ()
+    assert session.warnings == (  # spellings other than the canonical one are pointed out
+        "eur-usd is written EUR/USD here (its canonical form)",
+        "btcusd is written BTC-USD here (its canonical form)",
+    )
+    assert session.currency == "USD"  # all three are quoted in US dollars
     assert await repository.get(session.id) is session
     assert await service.stored_count() == 1
 
@@ -115,6 +119,8 @@ async def test_create_on_synthetic_bars_says_so(clock: FakeClock) -> None:
             InvalidDateRange,
             {
                 "field": "start_date",
+                "fields": ["start_date", "end_date"],
+                "reason": "after_data",
                 "symbol": "OLD",
                 "timeframe": "1d",
                 "available_from": "1990-01-02",

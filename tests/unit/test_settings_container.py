@@ -13,11 +13,17 @@ from dependency_injector import providers
 
 from adapters.bars.sqlite_store import SqliteBarStore
 from adapters.clock import SystemClock
+from adapters.ratelimit import InMemoryRateLimiter
 from adapters.storage.memory import InMemorySessionRepository
+from adapters.storage.sqlite import (
+    SqliteRateLimiter,
+    SqliteSessionRepository,
+    SqliteSimulationCheckpoints,
+)
 from application.sessions import SessionService
 from domain.errors import DataUnavailable, InvalidSymbol
 from domain.limits import PLAN_DEFAULTS, Plan
-from entrypoints.container import Container
+from entrypoints.container import Container, in_process_container
 from entrypoints.settings import Settings, SettingsError
 from tests.fakes import FakeClock, FakeIds, principal, session_params
 
@@ -103,6 +109,43 @@ def test_bad_values_are_refused_at_start_up(name: str, value: str) -> None:
     assert name in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("SIMUTRADOR_PORT", "0", "a port from 1 to 65535"),
+        ("SIMUTRADOR_PORT", "70000", "a port from 1 to 65535"),
+        ("SIMUTRADOR_LOG_LEVEL", "bogus", "critical, error, warning, info, debug, trace"),
+        ("SIMUTRADOR_JWT_SECRET", "short", "at least 32 bytes"),
+        ("SIMUTRADOR_SESSION_TIMEOUT_MINUTES", "0", "a number above 0"),
+        ("SIMUTRADOR_TOKEN_TTL_SECONDS", "-5", "a whole number above 0"),
+        ("SIMUTRADOR_CATALOG_PATH", "/nonexistent/catalog.yaml", "an existing YAML file"),
+    ],
+)
+def test_out_of_range_values_say_what_is_allowed(name: str, value: str, allowed: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({name: value})
+    message = str(caught.value)
+    assert message.startswith(f"{name}=")
+    assert allowed in message
+    assert "\n" not in message
+    if name == "SIMUTRADOR_JWT_SECRET":
+        assert value not in message
+
+
+def test_a_home_must_be_a_directory(tmp_path: Path) -> None:
+    regular = tmp_path / "file"
+    regular.write_text("")
+    with pytest.raises(SettingsError, match=r"SIMUTRADOR_HOME=.* it must be a directory"):
+        Settings.from_env({"SIMUTRADOR_HOME": str(regular)})
+    assert Settings.from_env({"SIMUTRADOR_HOME": str(tmp_path / "new")}).home == tmp_path / "new"
+
+
+def test_log_level_is_case_insensitive_and_capital_bounds_agree() -> None:
+    assert Settings.from_env({"SIMUTRADOR_LOG_LEVEL": "WARNING"}).log_level == "warning"
+    with pytest.raises(SettingsError, match="must not be above SIMUTRADOR_MAX_CAPITAL"):
+        Settings.from_env({"SIMUTRADOR_MIN_CAPITAL": "5000", "SIMUTRADOR_MAX_CAPITAL": "4000"})
+
+
 # --- container --------------------------------------------------------------------------------
 
 
@@ -142,9 +185,44 @@ async def test_overridden_clock_and_ids_reach_the_session_service(
     assert warning.startswith("AAPL runs on synthetic data")
 
     repository = container.session_repository()
-    assert isinstance(repository, InMemorySessionRepository)
-    assert await repository.get(session.id) is session
+    assert isinstance(repository, SqliteSessionRepository)  # durable by default
+    assert repository.database.path == tmp_path / "home" / "sessions.db"
+    assert await repository.get(session.id) == session
     assert container.session_service() is service  # one service per container
+
+
+def test_storage_picks_the_adapters(tmp_path: Path) -> None:
+    def built(storage: str) -> Container:
+        container = Container()
+        container.settings.override(
+            providers.Object(Settings(home=tmp_path / storage, storage=storage))
+        )
+        return container
+
+    durable = built("sqlite")
+    assert isinstance(durable.rate_limiter(), SqliteRateLimiter)
+    assert isinstance(durable.checkpoints(), SqliteSimulationCheckpoints)
+    memory = built("memory")
+    assert isinstance(memory.session_repository(), InMemorySessionRepository)
+    assert isinstance(memory.rate_limiter(), InMemoryRateLimiter)
+    assert memory.checkpoints() is None
+    assert not (tmp_path / "memory" / "sessions.db").exists()
+
+
+def test_the_in_process_runner_keeps_sessions_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIMUTRADOR_HOME", str(tmp_path))
+    monkeypatch.setenv("SIMUTRADOR_STORAGE", "sqlite")
+    container = in_process_container()
+    assert isinstance(container.session_repository(), InMemorySessionRepository)
+    assert container.checkpoints() is None
+    assert container.settings().home == tmp_path
+
+
+def test_redis_storage_is_refused_for_now() -> None:
+    with pytest.raises(SettingsError, match="redis is not supported yet"):
+        Settings.from_env({"SIMUTRADOR_STORAGE": "redis"})
 
 
 async def test_settings_drive_the_wiring(container: Container, tmp_path: Path) -> None:

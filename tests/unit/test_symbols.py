@@ -8,13 +8,16 @@ from adapters.catalog.yaml_catalog import YamlSymbolCatalog
 from domain.errors import InvalidSymbol, ValidationFailed
 from domain.symbols import (
     MAX_SYMBOL_LENGTH,
+    MIXED,
     AssetClass,
     canonical_symbol,
+    common_asset_class,
+    common_currency,
     find_duplicates,
     reject_duplicates,
     symbol_key,
 )
-from tests.fakes import make_validator
+from tests.fakes import instrument, make_validator
 
 EQUIVALENT = [
     (AssetClass.FOREX, "EUR/USD", ["EUR/USD", "EURUSD", "eur-usd", " eur_usd ", "Eur.Usd"]),
@@ -147,3 +150,12 @@ def test_single_and_plural_messages() -> None:
     assert str(one) == "Symbol 'XXXX' is not supported"
     assert str(two) == "Symbols 'XXXX', 'YYYY' are not supported"
     assert two.invalid_symbols == ("XXXX", "YYYY")
+
+
+def test_a_sessions_currency_and_asset_class_are_common_or_mixed() -> None:
+    dollars = [instrument("AAPL"), instrument("EUR/USD", AssetClass.FOREX, "FOREX")]
+    assert common_currency(dollars) == "USD"
+    assert common_asset_class(i.symbol for i in dollars) == MIXED
+    euro_stock = instrument("SAP", exchange="XETRA", currency="EUR")
+    assert common_currency([*dollars, euro_stock]) == MIXED
+    assert common_asset_class([dollars[1].symbol]) == "forex"

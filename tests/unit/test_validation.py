@@ -164,14 +164,21 @@ def test_date_range_parse_names_the_bad_field() -> None:
 
 
 @pytest.mark.parametrize(
-    ("start", "end"), [("2023-06-01", "2023-06-01"), ("2023-06-02", "2023-06-01")]
+    ("start", "end"), [("2023-06-02", "2023-06-01"), ("2023-06-01T12:00", "2023-06-01T11:00")]
 )
-def test_start_must_be_before_end(start: str, end: str) -> None:
+def test_start_must_not_be_after_end(start: str, end: str) -> None:
     with pytest.raises(InvalidDateRange) as caught:
         DateRange.parse(start, end)
     assert caught.value.code == "INVALID_DATE_RANGE"
-    assert caught.value.details["start_date"] == f"{start}T00:00:00Z"
-    assert caught.value.details["end_date"] == f"{end}T00:00:00Z"
+    assert caught.value.details["field"] == "start_date"
+    assert caught.value.details["start_date"].startswith(start[:10])
+    assert "the end is the last day included" in caught.value.message
+
+
+def test_a_start_equal_to_the_end_is_that_one_day() -> None:
+    # --end is the inclusive last day (PROTOCOL §4.6): the same date twice is a one-day range.
+    day = DateRange.parse("2023-06-01", "2023-06-01")
+    assert (day.first_day, day.last_day, day.days) == (date(2023, 6, 1), date(2023, 6, 1), 1)
 
 
 def test_date_range_needs_aware_datetimes() -> None:
@@ -349,6 +356,8 @@ def test_a_range_that_misses_every_bar_names_the_real_coverage(
     assert isinstance(error, InvalidDateRange)
     assert error.details == {
         "field": field,
+        "fields": ["start_date", "end_date"],  # the whole range misses: both ends are wrong
+        "reason": f"{side}_data",
         "symbol": "NEW",
         "timeframe": "1d",
         "available_from": "2023-05-04",

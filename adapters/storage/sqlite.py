@@ -1,0 +1,556 @@
+"""Durable, embedded storage: one SQLite file (WAL) holding the sessions, the rate-limit
+windows, and the checkpoints, journals and results of simulations, so that a restart —
+`kill -9` included — loses nothing a client has seen.
+
+Why a journal as well as checkpoints. A checkpoint is the whole `SimulationState`; taken
+every N ticks it is some ticks behind the live simulation, and a client that saw tick n
+cannot be sent tick k < n again (its strategy would run twice on the same bars). Taking
+one per tick would cost an encode of every report so far on every tick. Instead every
+request that changes a simulation (`tick_ack`, `order_batch`, `cancel_order`) is appended
+to a per-session journal — one small row, committed before the reply leaves the server —
+and whole checkpoints come at start, every `SIMUTRADOR_CHECKPOINT_EVERY_TICKS` ticks and on
+each pause (which also drops the journal rows they include). The engine is deterministic,
+so the checkpoint plus its journal, applied again on the same bars, is exactly the state
+after the last request the server answered: the tick a client last saw is the tick in
+flight after recovery, and `resume_session` resends it if the client never got it. The
+price is one SQLite commit (tens of µs) per tick on the event loop.
+
+Writes are `BEGIN IMMEDIATE` transactions (the active-session limit is counted and the
+session inserted in one, with a per-owner count of stored sessions so that the active ones
+are only counted near the limit), serialised inside the process by a lock; each thread
+has its own connection. Small operations run on the calling thread: a thread hop costs more than
+they do, and no `await` between a repository read and write lets another task in between.
+With `synchronous = NORMAL` a commit survives the process being killed; a power cut may
+lose the last ones.
+
+Stored records are msgspec JSON encodings of the domain and application dataclasses (JSON,
+not msgpack: session metadata may hold integers of any size). The schema version in the
+`meta` table covers both the tables and those encodings: a file from another version is
+migrated, or refused with a message saying so, never misread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from application.ports import Clock
+from application.simulation import Checkpoint, CompletedRun, SimulationInput, StoredRun
+from domain.session import SessionState, SimulationSession
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    owner TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    expires_us INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_owner ON sessions (owner, seq);
+CREATE TABLE IF NOT EXISTS owners (owner TEXT PRIMARY KEY, stored INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rate_events (key TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS rate_events_by_key ON rate_events (key, at);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    session_id TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    sequence INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal (
+    session_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (session_id, position)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS results (session_id TEXT PRIMARY KEY, data BLOB NOT NULL);
+"""
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+"""schema version n → the statements that bring a file from n to n + 1 (none yet)."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_TENTH = timedelta(microseconds=10)
+"""`timeout // _TENTH`: a tenth of `timeout`, in microseconds."""
+
+
+class StorageError(Exception):
+    """The sessions file cannot be used: another program's, another version's, or damaged."""
+
+
+def _micros(at: datetime) -> int:
+    return (at - _EPOCH) // _MICROSECOND
+
+
+class SqliteDatabase:
+    """The sessions file: its connections (one per thread), the write lock, the schema."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._deferred: list[tuple[str, tuple[Any, ...]]] = []
+        with self._write_lock:
+            self._migrate(self.connection())
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit: each statement outside `writing` is its
+        own transaction)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect()
+            self._local.db = db
+            self._connections.append(db)
+        return db
+
+    @contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken before its first read (`BEGIN IMMEDIATE`); the
+        statements deferred so far run first, inside it."""
+        db = self.connection()
+        with self._write_lock:
+            db.execute("BEGIN IMMEDIATE")
+            deferred, self._deferred = self._deferred, []
+            try:
+                for statement, parameters in deferred:
+                    db.execute(statement, parameters)
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                self._deferred[:0] = deferred
+                raise
+            db.execute("COMMIT")
+
+    def defer(self, statement: str, parameters: tuple[Any, ...]) -> None:
+        """Run `statement` at the start of the next write transaction, to share its commit
+        (`close` runs what is left)."""
+        with self._write_lock:
+            self._deferred.append((statement, parameters))
+
+    def flush(self) -> None:
+        if self._deferred:
+            with self.writing():
+                pass
+
+    def close(self) -> None:
+        self.flush()
+        for db in self._connections:
+            db.close()
+        self._connections.clear()
+        self._local = threading.local()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60.0)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise StorageError(f"{self.path}: not a SimuTrador sessions file ({exc})") from None
+        db.execute("PRAGMA synchronous = NORMAL")
+        return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            tables = {
+                row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            if tables and "meta" not in tables:
+                raise StorageError(
+                    f"{self.path} is another program's SQLite database (tables: "
+                    f"{', '.join(sorted(tables))}), not a SimuTrador sessions file"
+                )
+            version = SCHEMA_VERSION
+            if "meta" in tables:
+                row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                version = int(row[0]) if row is not None else SCHEMA_VERSION
+            if version > SCHEMA_VERSION:
+                raise StorageError(
+                    f"{self.path} was written by a newer SimuTrador (sessions schema {version}; "
+                    f"this version reads schema {SCHEMA_VERSION}). Upgrade SimuTrador, or "
+                    "point SIMUTRADOR_HOME elsewhere (or set SIMUTRADOR_STORAGE=memory)"
+                )
+            while version < SCHEMA_VERSION:
+                step = _MIGRATIONS.get(version)
+                if step is None:
+                    raise StorageError(
+                        f"{self.path} holds sessions schema {version}, which this version "
+                        f"(schema {SCHEMA_VERSION}) cannot migrate; move the file away to "
+                        "start afresh"
+                    )
+                step(db)
+                version += 1
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        except sqlite3.DatabaseError as exc:
+            db.execute("ROLLBACK")
+            raise StorageError(f"{self.path}: not a usable sessions file ({exc})") from None
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
+def _database(where: SqliteDatabase | Path | str) -> SqliteDatabase:
+    return where if isinstance(where, SqliteDatabase) else SqliteDatabase(where)
+
+
+# ---------------------------------------------------------------------- sessions
+
+
+class _Times(msgspec.Struct):
+    """The two fields `SimulationSession.__post_init__` recomputes on decoding."""
+
+    updated_at: datetime
+    expires_at: datetime
+
+
+_session_encoder = msgspec.json.Encoder()
+_session_decoder = msgspec.json.Decoder(SimulationSession)
+_times_decoder = msgspec.json.Decoder(_Times)
+
+
+def encode_session(session: SimulationSession) -> bytes:
+    return _session_encoder.encode(session)
+
+
+def decode_session(data: bytes) -> SimulationSession:
+    try:
+        session = _session_decoder.decode(data)
+        times = _times_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise StorageError(f"a stored session cannot be read ({exc})") from None
+    session.updated_at = times.updated_at
+    session.expires_at = times.expires_at
+    return session
+
+
+TOUCH_COALESCE_US = 1_000_000
+"""A save that only moves a session's idle clock by less than this (and less than a tenth of
+its idle timeout) is not written: a busy session is touched on every request, and its
+stored expiry lagging that little behind is harmless."""
+
+
+class SqliteSessionRepository:
+    """`SessionRepository` over the sessions file: get by a unique index, a per-owner index
+    for the list (and a per-owner count for the limit); the expiry sweep scans the table in
+    a worker thread, so that a touch updates no index."""
+
+    def __init__(self, database: SqliteDatabase | Path | str) -> None:
+        self.database = _database(database)
+        self._written: dict[str, tuple[SessionState, str | None, int]] = {}
+        """Per session stored by this process: its state, error and expiry as last written."""
+
+    def _remember(self, session: SimulationSession) -> None:
+        self._written[session.id] = (
+            session.state,
+            session.error_reason,
+            _micros(session.expires_at),
+        )
+
+    async def add_if_under_limit(
+        self, session: SimulationSession, max_active: int, now: datetime
+    ) -> bool:
+        if max_active <= 0:
+            return False
+        data = encode_session(session)
+        owner = session.owner
+        with self.database.writing() as db:
+            row = db.execute("SELECT stored FROM owners WHERE owner = ?", (owner,)).fetchone()
+            # Counting walks the owner's sessions; skip it when even counting every stored
+            # one (finished and expired included) stays under the limit.
+            if row is not None and row[0] >= max_active:
+                (active,) = db.execute(
+                    "SELECT count(*) FROM (SELECT 1 FROM sessions WHERE owner = ? AND "
+                    "active = 1 AND expires_us > ? LIMIT ?)",
+                    (owner, _micros(now), max_active),
+                ).fetchone()
+                if active >= max_active:
+                    return False
+            db.execute(
+                "INSERT INTO sessions (id, owner, active, expires_us, data) VALUES (?, ?, ?, ?, ?)",
+                (session.id, owner, session.is_active, _micros(session.expires_at), data),
+            )
+            db.execute(
+                "INSERT INTO owners (owner, stored) VALUES (?, 1) "
+                "ON CONFLICT (owner) DO UPDATE SET stored = stored + 1",
+                (owner,),
+            )
+        self._remember(session)
+        return True
+
+    async def get(self, session_id: str) -> SimulationSession | None:
+        row = (
+            self.database.connection()
+            .execute("SELECT data FROM sessions WHERE id = ?", (session_id,))
+            .fetchone()
+        )
+        return decode_session(row[0]) if row is not None else None
+
+    async def save(self, session: SimulationSession) -> bool:
+        expires = _micros(session.expires_at)
+        written = self._written.get(session.id)
+        if (
+            written is not None
+            and written[0] is session.state
+            and written[1] == session.error_reason
+            and 0 <= expires - written[2] < min(TOUCH_COALESCE_US, session.idle_timeout // _TENTH)
+        ):
+            return True  # only a touch, a moment after the last one written
+        data = encode_session(session)
+        with self.database.writing() as db:
+            cursor = db.execute(
+                "UPDATE sessions SET active = ?, expires_us = ?, data = ? WHERE id = ?",
+                (session.is_active, expires, data, session.id),
+            )
+            stored = cursor.rowcount > 0
+        if stored:
+            self._remember(session)
+        else:
+            self._written.pop(session.id, None)
+        return stored
+
+    async def remove(self, session_id: str) -> SimulationSession | None:
+        with self.database.writing() as db:
+            row = db.execute(
+                "DELETE FROM sessions WHERE id = ? RETURNING owner, data", (session_id,)
+            ).fetchone()
+            if row is not None:
+                _forget_owned(db, [row[0]])
+        self._written.pop(session_id, None)
+        return decode_session(row[1]) if row is not None else None
+
+    async def list_by_owner(self, owner: str) -> Sequence[SimulationSession]:
+        rows = (
+            self.database.connection()
+            .execute("SELECT data FROM sessions WHERE owner = ? ORDER BY seq", (owner,))
+            .fetchall()
+        )
+        return [decode_session(data) for (data,) in rows]
+
+    async def remove_expired(self, now: datetime) -> Sequence[SimulationSession]:
+        # A scan of the table (no expiry index to update on every touch), in a worker thread.
+        return await asyncio.to_thread(self._remove_expired, now)
+
+    def _remove_expired(self, now: datetime) -> list[SimulationSession]:
+        with self.database.writing() as db:
+            rows = db.execute(
+                "DELETE FROM sessions WHERE expires_us <= ? RETURNING owner, data", (_micros(now),)
+            ).fetchall()
+            _forget_owned(db, [owner for owner, _ in rows])
+        removed = [decode_session(data) for _, data in rows]
+        for session in removed:
+            self._written.pop(session.id, None)
+        return removed
+
+    async def count(self) -> int:
+        (count,) = self.database.connection().execute("SELECT count(*) FROM sessions").fetchone()
+        return int(count)
+
+
+def _forget_owned(db: sqlite3.Connection, owners: Sequence[str]) -> None:
+    """Keep `owners.stored` equal to each owner's stored sessions after deletes."""
+    counts: dict[str, int] = {}
+    for owner in owners:
+        counts[owner] = counts.get(owner, 0) + 1
+    db.executemany(
+        "UPDATE owners SET stored = stored - ? WHERE owner = ?",
+        [(n, owner) for owner, n in counts.items()],
+    )
+    db.executemany(
+        "DELETE FROM owners WHERE owner = ? AND stored <= 0", [(owner,) for owner in counts]
+    )
+
+
+# ---------------------------------------------------------------------- rate limits
+
+
+class SqliteRateLimiter:
+    """`RateLimiter` whose windows outlive the process. The port's `now` is monotonic
+    time, which starts afresh after a reboot; each event is stored at the wall-clock
+    instant it stands for (`clock` relates the two), in whole microseconds, so a restart
+    resets no window.
+
+    The windows are decided in memory (a key's events are read from the file the first time
+    it is used: one server process per home) and each slot taken is written with the next
+    write transaction, which is the insert of the session it was taken for."""
+
+    def __init__(self, database: SqliteDatabase | Path | str, clock: Clock) -> None:
+        self.database = _database(database)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._windows: dict[str, deque[int]] = {}
+
+    def _wall_us(self, now: float) -> int:
+        clock = self._clock
+        offset = _micros(clock.now()) - round(clock.monotonic() * 1e6)
+        return round(now * 1e6) + offset
+
+    def _window(self, key: str) -> deque[int]:
+        window = self._windows.get(key)
+        if window is None:
+            rows = (
+                self.database.connection()
+                .execute("SELECT at FROM rate_events WHERE key = ? ORDER BY at", (key,))
+                .fetchall()
+            )
+            window = self._windows[key] = deque(at for (at,) in rows)
+        return window
+
+    def try_acquire(self, key: str, limit: int, window_seconds: float, now: float) -> float:
+        at = self._wall_us(now)
+        horizon = at - round(window_seconds * 1e6)
+        with self._lock:
+            window = self._window(key)
+            expired = False
+            while window and window[0] <= horizon:
+                window.popleft()
+                expired = True
+            if expired:
+                self.database.defer(
+                    "DELETE FROM rate_events WHERE key = ? AND at <= ?", (key, horizon)
+                )
+            if len(window) >= limit:
+                return (window[0] - horizon) / 1e6 if window else window_seconds
+            window.append(at)
+            # Written with the next transaction: the session insert this slot is taken for,
+            # so that both are committed together, or neither.
+            self.database.defer("INSERT INTO rate_events (key, at) VALUES (?, ?)", (key, at))
+            return 0.0
+
+    def release(self, key: str, now: float) -> None:
+        with self._lock:
+            window = self._window(key)
+            if not window:
+                return
+            at = window.pop()
+            self.database.defer(
+                "DELETE FROM rate_events WHERE rowid = (SELECT rowid FROM rate_events "
+                "WHERE key = ? AND at = ? ORDER BY rowid DESC LIMIT 1)",
+                (key, at),
+            )
+
+
+# ---------------------------------------------------------------------- simulations
+
+_encoder = msgspec.json.Encoder()
+_input_decoder = msgspec.json.Decoder(SimulationInput)
+_checkpoint_decoder = msgspec.json.Decoder(Checkpoint)
+_completed_decoder = msgspec.json.Decoder(CompletedRun)
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, what: str) -> Any:
+    try:
+        return decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise StorageError(f"a stored {what} cannot be read ({exc})") from None
+
+
+class SqliteSimulationCheckpoints:
+    """`SimulationCheckpoints` in the sessions file (see the module docstring)."""
+
+    def __init__(self, database: SqliteDatabase | Path | str) -> None:
+        self.database = _database(database)
+
+    def append(self, session_id: str, entry: SimulationInput) -> None:
+        data = _encoder.encode(entry)
+        with self.database.writing() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO journal (session_id, position, data) VALUES (?, ?, ?)",
+                (session_id, entry.position, data),
+            )
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        await asyncio.to_thread(self.save_sync, checkpoint)
+
+    def save_sync(self, checkpoint: Checkpoint) -> None:
+        data = _encoder.encode(checkpoint)  # outside the lock: the encode is the long part
+        sid = checkpoint.session_id
+        with self.database.writing() as db:
+            db.execute(
+                "INSERT INTO checkpoints (session_id, position, sequence, data) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
+                "position = excluded.position, sequence = excluded.sequence, "
+                "data = excluded.data WHERE excluded.position >= checkpoints.position",
+                (sid, checkpoint.position, checkpoint.state.sequence, data),
+            )
+            db.execute(
+                "DELETE FROM journal WHERE session_id = ? AND position <= ?",
+                (sid, checkpoint.position),
+            )
+
+    async def complete(self, run: CompletedRun) -> None:
+        await asyncio.to_thread(self._complete, run)
+
+    def _complete(self, run: CompletedRun) -> None:
+        data = _encoder.encode(run)
+        sid = run.session_id
+        with self.database.writing() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO results (session_id, data) VALUES (?, ?)", (sid, data)
+            )
+            db.execute("DELETE FROM checkpoints WHERE session_id = ?", (sid,))
+            db.execute("DELETE FROM journal WHERE session_id = ?", (sid,))
+
+    async def list(self) -> Sequence[str]:
+        rows = (
+            self.database.connection()
+            .execute(
+                "SELECT session_id FROM checkpoints UNION SELECT session_id FROM results "
+                "ORDER BY session_id"
+            )
+            .fetchall()
+        )
+        return [sid for (sid,) in rows]
+
+    async def load(self, session_id: str) -> StoredRun | CompletedRun | None:
+        return await asyncio.to_thread(self.load_sync, session_id)
+
+    def load_sync(self, session_id: str) -> StoredRun | CompletedRun | None:
+        db = self.database.connection()
+        db.execute("BEGIN")  # one snapshot: a checkpoint and the journal after it
+        try:
+            done = db.execute(
+                "SELECT data FROM results WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            if done is not None:
+                completed: CompletedRun = _decode(_completed_decoder, done[0], "result")
+                return completed
+            row = db.execute(
+                "SELECT position, data FROM checkpoints WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            entries = db.execute(
+                "SELECT data FROM journal WHERE session_id = ? AND position > ? ORDER BY position",
+                (session_id, row[0]),
+            ).fetchall()
+        finally:
+            db.execute("COMMIT")
+        checkpoint: Checkpoint = _decode(_checkpoint_decoder, row[1], "checkpoint")
+        journal = tuple(_decode(_input_decoder, data, "journal entry") for (data,) in entries)
+        return StoredRun(checkpoint, journal)
+
+    def delete(self, session_id: str) -> None:
+        with self.database.writing() as db:
+            for table in ("checkpoints", "journal", "results"):
+                db.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))
