@@ -10,6 +10,7 @@ import contextvars
 import math
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import msgspec
@@ -294,3 +295,25 @@ def _refresh_login(cache: TokenCache, auth: AuthClient, seeded: Token | None) ->
         # Best effort: the command itself succeeded; an unwritable cache only costs a renewal.
         with contextlib.suppress(OSError):
             cache.save(CachedLogin(login.server_url, login.key_fingerprint, renewed))
+
+
+def parse_amount(value: str) -> Decimal:
+    """A number option (`--capital 100_000`): exact, finite, or a usage error."""
+    try:
+        amount = Decimal(value.replace("_", "").strip())
+    except InvalidOperation:
+        raise typer.BadParameter(f"{value!r} is not a number") from None
+    if not amount.is_finite():
+        raise typer.BadParameter(f"{value!r} is not a finite number")
+    return amount
+
+
+def key_values(pairs: list[str], option: str) -> dict[str, str]:
+    """`KEY=VALUE` options (repeatable) as a dict, or a usage error naming the option."""
+    found: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=option)
+        found[key.strip()] = value
+    return found

@@ -21,7 +21,9 @@ from entrypoints.cli.common import (
     err,
     fail,
     fail_with,
+    key_values,
     out,
+    parse_amount,
     print_json,
 )
 from entrypoints.cli.results_view import print_results
@@ -30,16 +32,6 @@ from entrypoints.report import write_report
 from entrypoints.sdk import ServerAddress, SimuTradorError, run_backtest
 from entrypoints.sdk.loading import load_strategy
 from entrypoints.settings import SettingsError
-
-
-def _amount(value: str) -> Decimal:
-    try:
-        amount = Decimal(value.replace("_", "").strip())
-    except InvalidOperation:
-        raise typer.BadParameter(f"{value!r} is not a number") from None
-    if not amount.is_finite():
-        raise typer.BadParameter(f"{value!r} is not a finite number")
-    return amount
 
 
 def _param_value(text: str) -> Any:
@@ -53,16 +45,7 @@ def _param_value(text: str) -> Any:
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
-        params[key.strip()] = _param_value(value.strip())
-    return params
-
-
-AmountOption = Annotated[Decimal | None, typer.Option(parser=_amount, metavar="AMOUNT")]
+    return {k: _param_value(v.strip()) for k, v in key_values(pairs, "--param").items()}
 
 
 def run(
@@ -73,7 +56,7 @@ def run(
     start: Annotated[str, typer.Option("--start", help="First day (YYYY-MM-DD).")],
     end: Annotated[str, typer.Option("--end", help="Last day, inclusive (YYYY-MM-DD).")],
     capital: Annotated[
-        Decimal, typer.Option("--capital", parser=_amount, metavar="AMOUNT", help="Cash.")
+        Decimal, typer.Option("--capital", parser=parse_amount, metavar="AMOUNT", help="Cash.")
     ],
     strategy: Annotated[
         str | None,
@@ -84,23 +67,27 @@ def run(
     ] = "1d",
     commission_per_share: Annotated[
         Decimal | None,
-        typer.Option(parser=_amount, metavar="AMOUNT", help="Commission per share or unit."),
+        typer.Option(parser=parse_amount, metavar="AMOUNT", help="Commission per share or unit."),
     ] = None,
     commission_pct: Annotated[
         Decimal | None,
-        typer.Option(parser=_amount, metavar="FRACTION", help="Commission, e.g. 0.001 = 0.1 %."),
+        typer.Option(
+            parser=parse_amount, metavar="FRACTION", help="Commission, e.g. 0.001 = 0.1 %."
+        ),
     ] = None,
     commission_min: Annotated[
         Decimal | None,
-        typer.Option(parser=_amount, metavar="AMOUNT", help="Minimum commission per fill."),
+        typer.Option(parser=parse_amount, metavar="AMOUNT", help="Minimum commission per fill."),
     ] = None,
     slippage_bps: Annotated[
         Decimal | None,
-        typer.Option(parser=_amount, metavar="BPS", help="Slippage in basis points."),
+        typer.Option(parser=parse_amount, metavar="BPS", help="Slippage in basis points."),
     ] = None,
     max_volume_pct: Annotated[
         Decimal | None,
-        typer.Option(parser=_amount, metavar="FRACTION", help="Most of a bar's volume to take."),
+        typer.Option(
+            parser=parse_amount, metavar="FRACTION", help="Most of a bar's volume to take."
+        ),
     ] = None,
     allow_short: Annotated[bool, typer.Option(help="Allow short selling.")] = False,
     warmup: Annotated[

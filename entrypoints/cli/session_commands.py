@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +21,9 @@ from entrypoints.cli.common import (
     TimeoutOption,
     confirm_or_keep,
     fail,
+    key_values,
     out,
+    parse_amount,
     print_json,
     with_sessions,
 )
@@ -49,26 +51,6 @@ STATE_STYLE = {
 }
 
 
-def _amount(value: str) -> Decimal:
-    try:
-        amount = Decimal(value.replace("_", "").strip())
-    except InvalidOperation:
-        raise typer.BadParameter(f"{value!r} is not a number") from None
-    if not amount.is_finite():
-        raise typer.BadParameter(f"{value!r} is not a finite number")
-    return amount
-
-
-def _metadata(pairs: list[str]) -> dict[str, str]:
-    metadata: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--metadata")
-        metadata[key.strip()] = value
-    return metadata
-
-
 def _symbols(values: list[str]) -> list[str]:
     return [s.strip() for value in values for s in value.split(",") if s.strip()]
 
@@ -85,7 +67,7 @@ def create(
     start: Annotated[str, typer.Option("--start", help="First day (YYYY-MM-DD) or datetime.")],
     end: Annotated[str, typer.Option("--end", help="Last day (YYYY-MM-DD) or datetime.")],
     capital: Annotated[
-        Decimal, typer.Option("--capital", parser=_amount, metavar="AMOUNT", help="Cash.")
+        Decimal, typer.Option("--capital", parser=parse_amount, metavar="AMOUNT", help="Cash.")
     ],
     metadata: Annotated[
         list[str] | None,
@@ -94,7 +76,7 @@ def create(
     commission: Annotated[
         Decimal | None,
         typer.Option(
-            parser=_amount,
+            parser=parse_amount,
             metavar="AMOUNT",
             help="Commission per share (per unit for forex and crypto, per contract for "
             "commodities), in the instrument's currency.",
@@ -102,7 +84,7 @@ def create(
     ] = None,
     slippage_bps: Annotated[
         Decimal | None,
-        typer.Option(parser=_amount, metavar="BPS", help="Slippage in basis points."),
+        typer.Option(parser=parse_amount, metavar="BPS", help="Slippage in basis points."),
     ] = None,
     timeframe: Annotated[
         str, typer.Option("--timeframe", "-t", help="Bar length: 1d, 1h, 5m or 1m.")
@@ -113,7 +95,7 @@ def create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a session (state `ready`) and print it."""
-    labels = _metadata(metadata or [])
+    labels = key_values(metadata or [], "--metadata")
     session = with_sessions(
         server_url,
         api_key,

@@ -364,16 +364,7 @@ class SessionClient:
                 async with self._send_lock:  # send order == registration order
                     self._pending[rid] = future
                     self._unanswered.append(rid)
-                    try:
-                        await ws.send(frame)
-                    except ConnectionClosed as exc:
-                        code, reason = _close_of(exc)
-                        raise ConnectionLostError(
-                            f"Connection to {self.auth.ws_url} lost before the request was "
-                            f"sent (close code {code}); the next call reconnects",
-                            close_code=code,
-                            reason=reason,
-                        ) from None
+                    await self._send(ws, frame)
                 reply = await future
         except TimeoutError:
             raise RequestTimeoutError(
@@ -389,6 +380,18 @@ class SessionClient:
                 f"got {reply.__struct_config__.tag}"
             )
         return reply
+
+    async def _send(self, ws: ClientConnection, frame: str) -> None:
+        try:
+            await ws.send(frame)
+        except ConnectionClosed as exc:
+            code, reason = _close_of(exc)
+            raise ConnectionLostError(
+                f"Connection to {self.auth.ws_url} lost before the request was "
+                f"sent (close code {code}); the next call reconnects",
+                close_code=code,
+                reason=reason,
+            ) from None
 
     async def exchange(
         self,
@@ -411,16 +414,7 @@ class SessionClient:
         try:
             async with asyncio.timeout(wait):
                 async with self._send_lock:
-                    try:
-                        await ws.send(frame)
-                    except ConnectionClosed as exc:
-                        code, reason = _close_of(exc)
-                        raise ConnectionLostError(
-                            f"Connection to {self.auth.ws_url} lost before the request was "
-                            f"sent (close code {code}); the next call reconnects",
-                            close_code=code,
-                            reason=reason,
-                        ) from None
+                    await self._send(ws, frame)
                 while True:
                     item = await stream.get()
                     if isinstance(item, SimuTradorError):
