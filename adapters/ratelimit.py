@@ -11,7 +11,7 @@ class InMemoryRateLimiter:
         self._windows: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def try_acquire(self, key: str, limit: int, window_seconds: float, now: float) -> float:
+    async def try_acquire(self, key: str, limit: int, window_seconds: float, now: float) -> float:
         with self._lock:
             window = self._windows.setdefault(key, deque())
             horizon = now - window_seconds
@@ -22,7 +22,7 @@ class InMemoryRateLimiter:
                 return 0.0
             return window[0] - horizon if window else window_seconds
 
-    def release(self, key: str, now: float) -> None:
+    async def release(self, key: str, now: float) -> None:
         with self._lock:
             window = self._windows.get(key)
             if window:

@@ -54,6 +54,12 @@ class SessionRepository(Protocol):
         """Persist changes to a stored session; False if it is no longer stored."""
         ...
 
+    async def touch(self, session: SimulationSession) -> bool:
+        """Persist only the idle clock of `session` (`updated_at`, `expires_at`), never its
+        state: a touch from one process cannot undo a state change made by another.
+        False if it is no longer stored."""
+        ...
+
     async def remove(self, session_id: str) -> SimulationSession | None: ...
 
     async def list_by_owner(self, owner: str) -> Sequence[SimulationSession]:
@@ -67,14 +73,37 @@ class SessionRepository(Protocol):
     async def count(self) -> int: ...
 
 
+class SimulationHoldLost(Exception):
+    """A write for a simulation that another server process has taken over (shared storage:
+    this process was taken for dead); its copy here is stale and must be dropped."""
+
+
 class SimulationCheckpoints(Protocol):
     """Where running simulations and finished results outlive the process: per session, a
     checkpoint (a whole `SimulationState`) plus a journal of the client requests applied
-    since, or, once completed, its results. Safe under threads and tasks."""
+    since, or, once completed, its results. Safe under threads and tasks.
 
-    def append(self, session_id: str, entry: SimulationInput) -> None:
+    When `shared`, several server processes use the store at once: a simulation is driven
+    by the one process that `claim`ed it, and the writes of any other (`append`, `save`,
+    `complete`) raise `SimulationHoldLost`."""
+
+    @property
+    def shared(self) -> bool:
+        """True when other server processes use this store at the same time."""
+        ...
+
+    async def claim(self, session_id: str) -> bool:
+        """Hold the simulation of `session_id` in this process: True unless another live
+        process holds it. Always True for a store of one process."""
+        ...
+
+    async def release(self, session_id: str) -> None:
+        """Let go of a simulation this process holds (it is paused; any process may take it)."""
+        ...
+
+    async def append(self, session_id: str, entry: SimulationInput) -> None:
         """Journal one applied request, durably (a process kill after the return loses
-        nothing). Synchronous and fast: it runs before every reply that changes a simulation."""
+        nothing). Fast: it runs before every reply that changes a simulation."""
         ...
 
     async def save(self, checkpoint: Checkpoint) -> None:
@@ -92,7 +121,13 @@ class SimulationCheckpoints(Protocol):
 
     async def load(self, session_id: str) -> StoredRun | CompletedRun | None: ...
 
-    def delete(self, session_id: str) -> None:
+    async def progress(self, session_id: str) -> tuple[int, int, datetime | None] | None:
+        """(ticks delivered, total ticks, simulated time) as of the session's checkpoint,
+        without reading it whole: for a process showing a simulation another one holds
+        (None when not `shared`: the process holds every simulation it shows)."""
+        ...
+
+    async def delete(self, session_id: str) -> None:
         """Drop everything kept for a session (deleted, expired or failed)."""
         ...
 
@@ -116,14 +151,33 @@ class SymbolCatalog(Protocol):
 
 
 class RateLimiter(Protocol):
-    """Sliding-window counters shared by every connection of the process."""
+    """Sliding-window counters shared by every connection of the process (of every process,
+    with shared storage). `now` is the caller's monotonic clock, in seconds."""
 
-    def try_acquire(self, key: str, limit: int, window_seconds: float, now: float) -> float:
+    async def try_acquire(self, key: str, limit: int, window_seconds: float, now: float) -> float:
         """Take one slot; 0.0 when granted, otherwise seconds until one frees up."""
         ...
 
-    def release(self, key: str, now: float) -> None:
+    async def release(self, key: str, now: float) -> None:
         """Give back the most recent slot (the action it guarded did not happen)."""
+        ...
+
+
+class ConnectionRegistry(Protocol):
+    """Open connections per user, so that the per-plan connection limit holds across every
+    connection of the process (of every process, with shared storage)."""
+
+    async def try_open(self, user_id: str, max_connections: int) -> bool:
+        """Count a new connection for `user_id` unless it already has `max_connections`."""
+        ...
+
+    async def close(self, user_id: str) -> None:
+        """One of the user's connections closed (never below zero)."""
+        ...
+
+    async def count(self, user_id: str | None = None) -> int:
+        """The user's open connections (in every process sharing the registry); without a
+        user, every connection open on this process."""
         ...
 
 

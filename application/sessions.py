@@ -47,7 +47,7 @@ class SessionService:
         market.result.raise_first()
 
         rate_key = f"sessions-created:{principal.user_id}"
-        wait = self._rate_limiter.try_acquire(
+        wait = await self._rate_limiter.try_acquire(
             rate_key, limits.sessions_per_hour, HOUR_SECONDS, self._clock.monotonic()
         )
         if wait > 0:
@@ -79,7 +79,7 @@ class SessionService:
         )
         session.mark_ready()
         if not await self._repository.add_if_under_limit(session, limits.max_active_sessions, now):
-            self._rate_limiter.release(rate_key, self._clock.monotonic())
+            await self._rate_limiter.release(rate_key, self._clock.monotonic())
             raise SessionLimitExceeded(
                 f"You already have {limits.max_active_sessions} active session"
                 f"{'s' if limits.max_active_sessions != 1 else ''}, the most your plan allows; "
@@ -91,7 +91,7 @@ class SessionService:
     async def get(self, principal: Principal, session_id: str) -> SimulationSession:
         """The caller's session, touched (any request on a session counts as activity)."""
         session = await self._own(principal, session_id)
-        return await self._touch_and_save(session)
+        return await self._touch(session)
 
     async def list(
         self, principal: Principal, state: SessionState | None = None
@@ -116,7 +116,7 @@ class SessionService:
         return await self._touch_and_save(session)
 
     async def touch(self, principal: Principal, session_id: str) -> SimulationSession:
-        return await self._touch_and_save(await self._own(principal, session_id))
+        return await self._touch(await self._own(principal, session_id))
 
     async def delete(self, principal: Principal, session_id: str) -> SimulationSession:
         await self._own(principal, session_id)
@@ -143,5 +143,12 @@ class SessionService:
     async def _touch_and_save(self, session: SimulationSession) -> SimulationSession:
         session.touch(self._clock.now())
         if not await self._repository.save(session):
+            raise SessionNotFound(session.id)
+        return session
+
+    async def _touch(self, session: SimulationSession) -> SimulationSession:
+        """Activity on a session whose state this request does not change."""
+        session.touch(self._clock.now())
+        if not await self._repository.touch(session):
             raise SessionNotFound(session.id)
         return session

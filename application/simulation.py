@@ -12,7 +12,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from application.ports import BarStore, Clock, SimulationCheckpoints, SymbolCatalog
+from application.ports import (
+    BarStore,
+    Clock,
+    SimulationCheckpoints,
+    SimulationHoldLost,
+    SymbolCatalog,
+)
 from application.principal import Principal
 from application.sessions import SessionService
 from domain.bars import Bar, BarSeries, from_epoch, merge_series, union_times
@@ -712,7 +718,14 @@ class SimulationService:
     order batch, cancel) is journaled before its reply leaves, a whole checkpoint is taken
     at start, every `checkpoint_every_ticks` ticks and on each pause, and results are kept
     at completion; `recover` brings it all back after a restart, even a `kill -9`, to
-    exactly the state the clients last saw (see `adapters/storage/sqlite.py`)."""
+    exactly the state the clients last saw (see `adapters/storage/sqlite.py`).
+
+    With shared checkpoints (several server processes on one store, Redis), a process holds
+    only the simulations it drives: it claims one to start or resume it and lets go of it
+    when it pauses, so that the next `resume_session` may reach any process, which builds
+    it again from the store. A simulation whose process died while it ran is taken up the
+    same way once that process's claim lapses, as after a restart (`paused`, `restart`).
+    Nothing is recovered at start-up: each simulation is adopted when a client asks."""
 
     def __init__(
         self,
@@ -728,6 +741,7 @@ class SimulationService:
         self._store = store
         self._clock = clock
         self._checkpoints = checkpoints
+        self._shared = checkpoints is not None and checkpoints.shared
         self._every = max(1, checkpoint_every_ticks)
         self._running: dict[str, RunningSimulation] = {}
         self._results: dict[str, SimulationResults] = {}
@@ -749,15 +763,22 @@ class SimulationService:
                 "warmup_bars", f"warmup_bars must be between 0 and {MAX_WARMUP_BARS}"
             )
         most = principal.limits.max_running_simulations
-        running = sum(1 for r in self._running.values() if r.principal.user_id == principal.user_id)
+        running = await self._running_count(principal)
         if running >= most:
             raise SessionLimitExceeded(
                 f"You already run {running} simulation{'s' if running != 1 else ''}, the most "
                 "your plan allows; finish or delete one first",
                 {"limit": "running_simulations", "max": most},
             )
-        simulation = await self.build(session, warmup_bars, account_updates)
-        await self._sessions.change_state(principal, session_id, SessionState.RUNNING)
+        if self._shared and not await self._stored.claim(session_id):
+            raise SessionBusy(session_id)  # being started by another process right now
+        try:
+            simulation = await self.build(session, warmup_bars, account_updates)
+            await self._sessions.change_state(principal, session_id, SessionState.RUNNING)
+        except BaseException:
+            if self._shared:
+                await self._stored.release(session_id)
+            raise
         run = RunningSimulation(
             simulation,
             principal,
@@ -771,6 +792,21 @@ class SimulationService:
         if self._checkpoints is not None:
             await self._checkpoint(session_id, run)
         return simulation
+
+    async def _running_count(self, principal: Principal) -> int:
+        """The user's started, unfinished simulations: those held here, or with shared
+        storage, every running or paused session of theirs (held by any process)."""
+        if self._shared:
+            active = (SessionState.RUNNING, SessionState.PAUSED)
+            return sum(1 for s in await self._sessions.list(principal) if s.state in active)
+        user = principal.user_id
+        return sum(1 for r in self._running.values() if r.principal.user_id == user)
+
+    @property
+    def _stored(self) -> SimulationCheckpoints:
+        """The checkpoint store (only called where there is one)."""
+        assert self._checkpoints is not None
+        return self._checkpoints
 
     async def build(
         self,
@@ -835,6 +871,8 @@ class SimulationService:
             return run  # its owner, seen a moment ago: the session is there and is theirs
         session = await self._sessions.get(principal, session_id)  # ownership, and a touch
         run = self._running.get(session_id)
+        if run is None and self._shared:
+            run = await self._adopt(principal, session, hold=False)
         if run is not None:
             run.touched_at = now
         if run is None:
@@ -842,6 +880,44 @@ class SimulationService:
                 session_id, session.state.value, "drive the simulation of", ["running", "paused"]
             )
         return run
+
+    async def _adopt(
+        self, principal: Principal, session: SimulationSession, *, hold: bool
+    ) -> RunningSimulation | None:
+        """Shared storage: the simulation of `session`, which this process does not hold,
+        built from the store (checkpoint + journal) once no live process holds it: paused,
+        it was let go of; running, its process died (it comes back paused, `restart`, as
+        after a restart). With `hold` it stays held here (a driver resumes it); otherwise
+        it is a copy to read and the claim is let go of at once. SESSION_BUSY while
+        another process drives it."""
+        session_id = session.id
+        if session.state not in (SessionState.RUNNING, SessionState.PAUSED):
+            return None
+        store = self._stored
+        if not await store.claim(session_id):
+            raise SessionBusy(session_id)
+        run: RunningSimulation | None = None
+        try:
+            if session.state is SessionState.RUNNING:
+                await self._recover(session_id)  # paused, or completed if it had finished
+                run = self._running.get(session_id)
+            else:
+                stored = await store.load(session_id)
+                if isinstance(stored, StoredRun):
+                    simulation = await self._rebuild(session, stored)
+                    run = self._restored_run(simulation, stored)
+                    self._running[session_id] = run
+        finally:
+            if not hold or run is None:
+                self._running.pop(session_id, None)
+                await store.release(session_id)
+        return run
+
+    async def _let_go(self, session_id: str) -> None:
+        """Shared storage: a paused simulation leaves this process; any process may take
+        it up from the checkpoint just taken."""
+        if self._shared and self._running.pop(session_id, None) is not None:
+            await self._stored.release(session_id)
 
     def progress(self, session_id: str) -> tuple[int, int, datetime | None] | None:
         """(ticks delivered, total ticks, simulated time) of a started simulation."""
@@ -852,6 +928,21 @@ class SimulationService:
         results = self._results.get(session_id)
         if results is not None:
             return results.total_ticks, results.total_ticks, results.last_sim_time
+        return None
+
+    async def progress_of(
+        self, session: SimulationSession
+    ) -> tuple[int, int, datetime | None] | None:
+        """`progress`, and with shared storage also of a simulation held by another process
+        or by none (paused): as of its last checkpoint, exact once paused or completed."""
+        found = self.progress(session.id)
+        if found is not None or not self._shared:
+            return found
+        if session.state is SessionState.COMPLETED:
+            await self._load_results(session.id)
+            return self.progress(session.id)
+        if session.state in (SessionState.RUNNING, SessionState.PAUSED):
+            return await self._stored.progress(session.id)
         return None
 
     def run_of_any(self, session_id: str) -> RunningSimulation | None:
@@ -933,10 +1024,19 @@ class SimulationService:
         store = self._checkpoints
         if store is None:
             return
-        store.append(session_id, entry)
+        try:
+            await store.append(session_id, entry)
+        except SimulationHoldLost:
+            raise self._lost(session_id) from None
         run.journaled = entry.position
         if run.simulation.sequence - run.checkpointed >= self._every:
             await self._checkpoint(session_id, run)
+
+    def _lost(self, session_id: str) -> SessionBusy:
+        """Another process took the simulation over (this one was taken for dead): the copy
+        here is stale; the client resumes it where it is held now."""
+        self._running.pop(session_id, None)
+        return SessionBusy(session_id)
 
     async def _checkpoint(self, session_id: str, run: RunningSimulation) -> None:
         """A whole checkpoint of the state now; the journal up to here becomes redundant."""
@@ -944,17 +1044,19 @@ class SimulationService:
             return
         simulation = run.simulation
         run.checkpointed = simulation.sequence
-        await self._checkpoints.save(
-            Checkpoint(
-                session_id,
-                run.principal,
-                run.warmup_bars,
-                run.account_updates,
-                simulation.total_ticks,
-                run.journaled,
-                simulation.state(),
-            )
+        checkpoint = Checkpoint(
+            session_id,
+            run.principal,
+            run.warmup_bars,
+            run.account_updates,
+            simulation.total_ticks,
+            run.journaled,
+            simulation.state(),
         )
+        try:
+            await self._checkpoints.save(checkpoint)
+        except SimulationHoldLost:
+            raise self._lost(session_id) from None
 
     async def pause(
         self, principal: Principal, session_id: str, reason: PauseReason, driver: str | None = None
@@ -967,12 +1069,22 @@ class SimulationService:
             run.paused = reason
             if self._checkpoints is not None and run.checkpointed != run.simulation.sequence:
                 await self._checkpoint(session_id, run)
+        if self._running.get(session_id) is run:
+            await self._let_go(session_id)
         return run
 
     async def resume(self, principal: Principal, session_id: str, driver: str) -> Simulation:
         """A paused simulation runs again, driven by `driver` (SESSION_BUSY if another
         connection still drives it)."""
         run = await self.run_of(principal, session_id)
+        if self._shared and self._running.get(session_id) is not run:
+            # A copy read from the store: hold it, built afresh (another process may have
+            # driven it between that read and this claim).
+            session = await self._sessions.get(principal, session_id)
+            taken = await self._adopt(principal, session, hold=True)
+            if taken is None:
+                raise InvalidState(session_id, session.state.value, "resume", ["paused"])
+            run = taken
         self._claim(run, session_id, driver)
         if run.paused is None:
             raise InvalidState(session_id, "running", "resume", ["paused"])
@@ -1010,9 +1122,12 @@ class SimulationService:
         )
         if self._checkpoints is not None:  # before the state change, so a crash between
             # the two still finds the results (recovery then completes the session)
-            await self._checkpoints.complete(
-                CompletedRun(session_id, run.principal, results, finished)
-            )
+            try:
+                await self._checkpoints.complete(
+                    CompletedRun(session_id, run.principal, results, finished)
+                )
+            except SimulationHoldLost:
+                raise self._lost(session_id) from None
         await self._sessions.change_state(principal, session_id, SessionState.COMPLETED)
         self._results[session_id] = results
         self._finished[session_id] = finished
@@ -1022,6 +1137,29 @@ class SimulationService:
     def finished(self, session_id: str) -> FinishedSimulation | None:
         return self._finished.get(session_id)
 
+    async def finished_of(self, principal: Principal, session_id: str) -> FinishedSimulation | None:
+        """What is kept of a completed simulation (with shared storage, completed by any
+        process); None while it has not completed."""
+        found = self._finished.get(session_id)
+        if found is not None or not self._shared or session_id in self._running:
+            return found
+        session = await self._sessions.get(principal, session_id)
+        if session.state is SessionState.RUNNING:
+            # Held by no live process, its process died; maybe after the last ack was
+            # journaled: taking it up completes it then (SESSION_BUSY while one drives it).
+            await self._adopt(principal, session, hold=False)
+            if session_id in self._finished:
+                return self._finished[session_id]
+        if session.state is SessionState.COMPLETED:
+            await self._load_results(session_id)
+        return self._finished.get(session_id)
+
+    async def _load_results(self, session_id: str) -> None:
+        stored = await self._stored.load(session_id)
+        if isinstance(stored, CompletedRun):
+            self._results[session_id] = stored.results
+            self._finished[session_id] = stored.finished
+
     def wall_time_ms(self, session_id: str) -> int:
         run = self._running.get(session_id)
         return int((self._now() - run.started_at) * 1000) if run is not None else 0
@@ -1029,38 +1167,41 @@ class SimulationService:
     async def fail(self, principal: Principal, session_id: str, reason: str) -> None:
         self._running.pop(session_id, None)
         if self._checkpoints is not None:
-            self._checkpoints.delete(session_id)
+            await self._checkpoints.delete(session_id)
         await self._sessions.fail(principal, session_id, reason)
 
     async def results(self, principal: Principal, session_id: str) -> SimulationResults:
         session = await self._sessions.get(principal, session_id)
         found = self._results.get(session_id)
+        if found is None and self._shared and session.state is SessionState.COMPLETED:
+            await self._load_results(session_id)  # completed by another process
+            found = self._results.get(session_id)
         if found is None:
             raise InvalidState(session_id, session.state.value, "get results of", ["completed"])
         return found
 
-    def forget(self, session_id: str) -> None:
+    async def forget(self, session_id: str) -> None:
         """Drop whatever is held for a deleted or expired session (a running simulation
         stops: nothing of it is kept)."""
         self._running.pop(session_id, None)
         self._results.pop(session_id, None)
         self._finished.pop(session_id, None)
         if self._checkpoints is not None:
-            self._checkpoints.delete(session_id)
+            await self._checkpoints.delete(session_id)
 
     async def recover(self) -> Recovery:
         """At start-up, before any client: bring back every simulation durable storage
         holds. A running one comes back `paused` (`reason: restart`) exactly as its client
         last saw it (checkpoint + journal); completed ones keep their results."""
         found = Recovery()
-        if self._checkpoints is None:
-            return found
+        if self._checkpoints is None or self._shared:
+            return found  # shared: other processes run these; each is adopted when asked
         for session_id in await self._checkpoints.list():
             try:
                 outcome = await self._recover(session_id)
             except Exception as exc:  # one broken record must not keep the server down
                 found.failed[session_id] = f"{type(exc).__name__}: {exc}"
-                self._checkpoints.delete(session_id)
+                await self._checkpoints.delete(session_id)
                 self._running.pop(session_id, None)
                 continue
             getattr(found, outcome).append(session_id)
@@ -1077,7 +1218,7 @@ class SimulationService:
         try:
             session = await self._sessions.get(principal, session_id)
         except DomainError:  # deleted or expired while the server was down
-            self._checkpoints.delete(session_id)
+            await self._checkpoints.delete(session_id)
             return "dropped"
         if isinstance(stored, CompletedRun):
             if session.state is not SessionState.COMPLETED:
@@ -1086,8 +1227,23 @@ class SimulationService:
             self._finished[session_id] = stored.finished
             return "completed"
         if session.state not in (SessionState.RUNNING, SessionState.PAUSED):
-            self._checkpoints.delete(session_id)
+            await self._checkpoints.delete(session_id)
             return "dropped"
+        simulation = await self._rebuild(session, stored)
+        run = self._restored_run(simulation, stored)
+        self._running[session_id] = run
+        if simulation.done_stepping:  # the last ack was journaled, the completion was not
+            await self.complete(principal, session_id)
+            return "completed"
+        if session.state is SessionState.RUNNING:
+            await self._sessions.change_state(principal, session_id, SessionState.PAUSED)
+        await self._checkpoint(session_id, run)  # the journal folds into it
+        return "paused"
+
+    async def _rebuild(self, session: SimulationSession, stored: StoredRun) -> Simulation:
+        """The simulation exactly as its client last saw it: the checkpoint, restored over
+        the same bars, then the journal after it, applied again (the engine is
+        deterministic). When that fails the session moves to `error`, with the reason."""
         checkpoint = stored.checkpoint
         try:
             simulation = await self.build(
@@ -1106,15 +1262,19 @@ class SimulationService:
                 _apply(simulation, entry)
         except Exception as exc:
             await self._sessions.fail(
-                principal,
-                session_id,
+                checkpoint.principal,
+                session.id,
                 f"the simulation could not be restored after a server restart ({exc})",
             )
             raise
+        return simulation
+
+    def _restored_run(self, simulation: Simulation, stored: StoredRun) -> RunningSimulation:
+        checkpoint = stored.checkpoint
         now = self._now()
-        run = RunningSimulation(
+        return RunningSimulation(
             simulation,
-            principal,
+            checkpoint.principal,
             None,
             PauseReason.RESTART,
             now,
@@ -1123,14 +1283,6 @@ class SimulationService:
             checkpoint.account_updates,
             stored.journal[-1].position if stored.journal else checkpoint.position,
         )
-        self._running[session_id] = run
-        if simulation.done_stepping:  # the last ack was journaled, the completion was not
-            await self.complete(principal, session_id)
-            return "completed"
-        if session.state is SessionState.RUNNING:
-            await self._sessions.change_state(principal, session_id, SessionState.PAUSED)
-        await self._checkpoint(session_id, run)  # the journal folds into it
-        return "paused"
 
     def running_count(self) -> int:
         return len(self._running)

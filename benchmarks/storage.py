@@ -1,11 +1,13 @@
-"""Durable storage measured: the same server, once with `SIMUTRADOR_STORAGE=memory` and once
-with `sqlite`, in the same run, on one connection (create_session, get_session, and a
-`tick_ack` round trip, which with sqlite commits one journal row); then, in process, what a
-restart costs for a session 10,000 ticks in (checkpoint size and save time, and the time
-from a fresh process to the resumed simulation's next tick).
+"""Durable and shared storage measured: the same server with `SIMUTRADOR_STORAGE=memory`,
+`sqlite` and `redis` (a redis-server of its own on loopback), in the same run, on one
+connection (create_session, get_session, and a `tick_ack` round trip, which with sqlite
+commits one journal row and with redis appends one in a round trip to Redis); then, in
+process, what a restart costs for a session 10,000 ticks in (checkpoint size and save time,
+and the time from a fresh process to the resumed simulation's next tick).
 
 The servers are `benchmarks.server`'s (a spawned process, raw WebSocket frames, each block
-of requests interleaved with as many echo round trips); only the storage setting differs."""
+of requests interleaved with as many echo round trips); only the storage setting differs.
+Without redis-server on the PATH the redis figures are left out, and a note says so."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import dataclasses
 import multiprocessing
 import secrets
 import shutil
+import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +58,7 @@ from entrypoints.sdk.backtest import session_request
 from entrypoints.settings import Settings
 
 RATIO_TARGET = 1.5
+REDIS_RATIO_TARGET = 2.0
 CHECKPOINTED_TICKS = 10_000
 SYMBOL = "BTC-USD"
 """Trades around the clock: 10,000 hourly bars are 417 days of it."""
@@ -93,21 +98,26 @@ def seed(home: Path) -> None:
 @dataclass(frozen=True)
 class StorageSpec(ServerSpec):
     storage: str = "sqlite"
+    redis_url: str = ""
 
     def settings(self) -> Settings:
-        return dataclasses.replace(super().settings(), storage=self.storage)
+        settings = dataclasses.replace(super().settings(), storage=self.storage)
+        if self.redis_url:
+            settings = dataclasses.replace(settings, redis_url=self.redis_url)
+        return settings
 
 
 class StorageServer(BenchServer):
     """`BenchServer` with the storage setting chosen."""
 
-    def __init__(self, home: Path, storage: str) -> None:
+    def __init__(self, home: Path, storage: str, redis_url: str = "") -> None:
         spec = StorageSpec(
             home=home,
             jwt_secret=secrets.token_urlsafe(32),
             plan_limits={**PLAN_DEFAULTS, Plan.ENTERPRISE: ROOMY},
             users=((USER, Plan.ENTERPRISE),),
             storage=storage,
+            redis_url=redis_url,
         )
         context = multiprocessing.get_context("spawn")
         self._control, child_end = context.Pipe()
@@ -180,12 +190,48 @@ async def measure_server(server: BenchServer) -> dict[str, Sample]:
 
 
 @contextlib.contextmanager
-def running(home: Path, storage: str) -> Iterator[BenchServer]:
-    server = StorageServer(home, storage)
+def running(home: Path, storage: str, redis_url: str = "") -> Iterator[BenchServer]:
+    server = StorageServer(home, storage, redis_url)
     try:
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def redis_server(directory: Path) -> Iterator[str | None]:
+    """A redis-server of the benchmark's own on a free loopback port (persisting nothing),
+    as the tests start one; None when redis-server is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    process = subprocess.Popen(
+        [
+            binary,
+            *("--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+            *("--dir", str(directory), "--logfile", str(directory / "redis.log")),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 # ------------------------------------------------------------------------------ restart
@@ -254,10 +300,10 @@ async def restart_figures(home: Path) -> list[Figure]:
 
     def appends() -> None:
         for _ in range(200):
-            store.append("bench-journal", entry)
+            store.append_sync("bench-journal", entry)
 
     append = best_of(5, appends) / 200
-    store.delete("bench-journal")
+    store.delete_sync("bench-journal")
     # The process is gone (nothing closed); a new one starts on the same home.
     started = time.perf_counter()
     second = container_for(home, every=500)
@@ -307,8 +353,9 @@ def ratio(
     memory: Sample,
     target: float | None,
     echoes: tuple[Sample, Sample] | None = None,
+    storage: str = "sqlite",
 ) -> Figure:
-    """sqlite's p50 over memory's; with `echoes` (the round trips interleaved with each),
+    """`storage`'s p50 over memory's; with `echoes` (the round trips interleaved with each),
     each p50 is first divided by its echo's, so that a neighbour's load during one run
     weighs on neither side alone."""
     value = sqlite.p50_ms / memory.p50_ms
@@ -316,7 +363,7 @@ def ratio(
     if echoes is not None:
         value = (sqlite.p50_ms / echoes[0].p50_ms) / (memory.p50_ms / echoes[1].p50_ms)
         note += f"; echo {echoes[0].p50_ms * 1000:.0f} vs {echoes[1].p50_ms * 1000:.0f} µs"
-    label = "sqlite / memory (p50, each / its echo)" if echoes else "sqlite / memory (p50)"
+    label = f"{storage} / memory (p50" + (", each / its echo)" if echoes else ")")
     return Figure(
         f"{name}: {label}",
         value,
@@ -328,19 +375,29 @@ def ratio(
 
 
 def run() -> list[Figure]:
-    with tempfile.TemporaryDirectory(prefix="simutrador-bench-storage-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="simutrador-bench-storage-") as tmp,
+        redis_server(Path(tmp)) as redis_url,
+    ):
         root = Path(tmp)
         seed(root / "memory")
         shutil.copytree(root / "memory", root / "sqlite")
         shutil.copytree(root / "memory", root / "restart")
+        storages = ("memory", "sqlite") + (("redis",) if redis_url else ())
         # Each storage twice, alternating, keeping the better run of each operation: drift
         # on a shared machine (a neighbour's burst) then hits neither side alone.
         samples: dict[str, dict[str, Sample]] = {}
-        for round_, storage in enumerate(("memory", "sqlite") * ROUNDS):
+        for round_, storage in enumerate(storages * ROUNDS):
             home = root / f"{storage}{round_}"
             if not home.exists():
                 shutil.copytree(root / "memory", home)
-            with running(home, storage) as server:
+            # A database of its own per server run (the URL ends in /0).
+            url = (
+                f"{redis_url.rsplit('/', 1)[0]}/{round_}"
+                if redis_url and storage == "redis"
+                else ""
+            )
+            with running(home, storage, url) as server:
                 got = asyncio.run(measure_server(server))
             best = samples.setdefault(storage, got)
             for op in ("create", "get"):
@@ -367,6 +424,31 @@ def run() -> list[Figure]:
             ),
             ratio("tick_ack round trip", sqlite["ack"], memory["ack"], None),
         ]
+        if redis_url:
+            shared = samples["redis"]
+            figures += [
+                ratio(
+                    f"{op}_session",
+                    shared[op],
+                    memory[op],
+                    REDIS_RATIO_TARGET,
+                    (shared[f"{op}_echo"], memory[f"{op}_echo"]),
+                    storage="redis",
+                )
+                for op in ("create", "get")
+            ]
+            figures.append(
+                ratio("tick_ack round trip", shared["ack"], memory["ack"], None, None, "redis")
+            )
+        else:
+            figures.append(
+                Figure(
+                    "redis / memory: not measured",
+                    0.0,
+                    "",
+                    note="redis-server is not installed (apt-get install redis-server)",
+                )
+            )
         for storage, got in samples.items():
             for op in ("create", "get"):
                 paired = got[f"{op}_echo"]

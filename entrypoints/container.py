@@ -8,13 +8,22 @@ from dependency_injector import containers, providers
 
 from adapters.auth.file_store import FileApiKeyStore, load_or_create_secret
 from adapters.auth.jwt_codec import JwtTokenCodec
+from adapters.auth.redis_store import RedisApiKeyStore
 from adapters.bars.sqlite_store import SqliteBarStore
 from adapters.bars.synthetic import RandomWalkBarGenerator
 from adapters.catalog.yaml_catalog import LayeredSymbolCatalog
 from adapters.clock import SystemClock
+from adapters.connections import InMemoryConnectionRegistry
 from adapters.ids import SecureIdGenerator
 from adapters.ratelimit import InMemoryRateLimiter
 from adapters.storage.memory import InMemorySessionRepository
+from adapters.storage.redis import (
+    RedisConnectionRegistry,
+    RedisDatabase,
+    RedisRateLimiter,
+    RedisSessionRepository,
+    RedisSimulationCheckpoints,
+)
 from adapters.storage.sqlite import (
     SqliteDatabase,
     SqliteRateLimiter,
@@ -23,7 +32,6 @@ from adapters.storage.sqlite import (
 )
 from application.auth import AuthService
 from application.bars import MarketDataService
-from application.connections import ConnectionRegistry
 from application.market_data import MarketDataValidator
 from application.sessions import SessionService
 from application.simulation import SimulationService
@@ -33,7 +41,15 @@ from entrypoints.version import __version__
 
 
 def _jwt_secret(settings: Settings) -> str:
-    return settings.jwt_secret or load_or_create_secret(settings.home)
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    if settings.storage == "redis":  # every process must verify the others' tokens
+        return _redis(settings).shared_secret("jwt")
+    return load_or_create_secret(settings.home)
+
+
+def _redis(settings: Settings) -> RedisDatabase:
+    return RedisDatabase(settings.redis_url, lease_seconds=settings.redis_lease_seconds)
 
 
 class Container(containers.DeclarativeContainer):
@@ -48,22 +64,33 @@ class Container(containers.DeclarativeContainer):
     )
     bar_store = providers.Singleton(SqliteBarStore, settings.provided.bars_path)
     bar_generator = providers.Singleton(RandomWalkBarGenerator)
-    # SIMUTRADOR_STORAGE picks where sessions, limits and simulations live.
+    # SIMUTRADOR_STORAGE picks where sessions, limits and simulations live (and, with
+    # redis, the API keys and the open connections: what several processes must share).
     sessions_database = providers.Singleton(SqliteDatabase, settings.provided.sessions_path)
+    redis_database = providers.Singleton(_redis, settings)
+    shared_storage = providers.Selector(
+        settings.provided.storage,
+        sqlite=providers.Object(None),
+        memory=providers.Object(None),
+        redis=redis_database,
+    )
     session_repository = providers.Selector(
         settings.provided.storage,
         sqlite=providers.Singleton(SqliteSessionRepository, sessions_database),
         memory=providers.Singleton(InMemorySessionRepository),
+        redis=providers.Singleton(RedisSessionRepository, redis_database),
     )
     rate_limiter = providers.Selector(
         settings.provided.storage,
         sqlite=providers.Singleton(SqliteRateLimiter, sessions_database, clock),
         memory=providers.Singleton(InMemoryRateLimiter),
+        redis=providers.Singleton(RedisRateLimiter, redis_database, clock),
     )
     checkpoints = providers.Selector(
         settings.provided.storage,
         sqlite=providers.Singleton(SqliteSimulationCheckpoints, sessions_database),
         memory=providers.Object(None),
+        redis=providers.Singleton(RedisSimulationCheckpoints, redis_database),
     )
 
     market_data_validator = providers.Singleton(
@@ -101,7 +128,13 @@ class Container(containers.DeclarativeContainer):
         checkpoint_every_ticks=settings.provided.checkpoint_every_ticks,
     )
 
-    api_key_store = providers.Singleton(FileApiKeyStore, settings.provided.api_keys_path)
+    file_api_key_store = providers.Singleton(FileApiKeyStore, settings.provided.api_keys_path)
+    api_key_store = providers.Selector(
+        settings.provided.storage,
+        sqlite=file_api_key_store,
+        memory=file_api_key_store,
+        redis=providers.Singleton(RedisApiKeyStore, redis_database),
+    )
     token_codec = providers.Singleton(
         JwtTokenCodec, secret=providers.Callable(_jwt_secret, settings)
     )
@@ -114,7 +147,13 @@ class Container(containers.DeclarativeContainer):
         plan_limits=settings.provided.plan_limits,
         token_ttl_seconds=settings.provided.token_ttl_seconds,
     )
-    connection_registry = providers.Singleton(ConnectionRegistry)
+    local_connections = providers.Singleton(InMemoryConnectionRegistry)
+    connection_registry = providers.Selector(
+        settings.provided.storage,
+        sqlite=local_connections,
+        memory=local_connections,
+        redis=providers.Singleton(RedisConnectionRegistry, redis_database),
+    )
     dispatcher = providers.Singleton(
         Dispatcher,
         sessions=session_service,

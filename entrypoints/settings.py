@@ -27,7 +27,8 @@ class SettingsError(Exception):
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 MIN_JWT_SECRET_BYTES = 32
 MAX_PORT = 65535
-STORAGES = ("sqlite", "memory")
+STORAGES = ("sqlite", "memory", "redis")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _LOWERED = ("log_level", "storage")
 
 
@@ -54,7 +55,12 @@ class Settings:
     tick_timeout_seconds: float = 300.0
     storage: str = "sqlite"
     """Where sessions, limits and simulations live: `sqlite` (SIMUTRADOR_HOME/sessions.db,
-    survives restarts) or `memory` (nothing survives)."""
+    survives restarts), `memory` (nothing survives) or `redis` (shared by every server
+    process on `redis_url`, with the API keys and the open connections)."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_lease_seconds: float = 10.0
+    """How long a killed process's connections still count, and its running simulations
+    wait before another process may take them up (a live one renews it every third)."""
     checkpoint_every_ticks: int = 500
     jwt_secret: str = ""
     token_ttl_seconds: int = 3600
@@ -179,9 +185,14 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "tick_timeout_seconds": (_positive, "allowed: a number above 0"),
     "storage": (
         lambda v: v.lower() in STORAGES,
-        "allowed: sqlite (durable, the default) or memory (nothing survives a restart); "
-        "redis is not supported yet",
+        "allowed: sqlite (durable, the default), memory (nothing survives a restart) or "
+        "redis (shared by several server processes; see SIMUTRADOR_REDIS_URL)",
     ),
+    "redis_url": (
+        lambda v: v.startswith(REDIS_SCHEMES),
+        "allowed: redis://[:password@]host[:port][/db], rediss://… (TLS) or unix:///path",
+    ),
+    "redis_lease_seconds": (_positive, "allowed: a number above 0"),
     "checkpoint_every_ticks": (_positive, "allowed: a whole number above 0"),
     "token_ttl_seconds": (_positive, "allowed: a whole number above 0"),
     "auth_recheck_seconds": (_positive, "allowed: a number above 0"),

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from adapters.catalog.yaml_catalog import YamlSymbolCatalog
 from adapters.storage.memory import InMemorySessionRepository
+from adapters.storage.redis import RedisDatabase
 from application.sessions import SessionService
 from tests.fakes import FakeClock, make_service
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -30,3 +36,20 @@ def service(clock: FakeClock, repository: InMemorySessionRepository) -> SessionS
 def shipped_catalog() -> YamlSymbolCatalog:
     """The real `adapters/catalog/market_data.yaml`, loaded once (it is immutable)."""
     return YamlSymbolCatalog.from_file()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real `redis-server` on a free loopback port, in a temporary directory, persisting
+    nothing; one for the whole run. Missing, it fails the tests that need it (it is not
+    skipped: `.ci/run` installs it)."""
+    server = RedisServer(Path(tmp_path_factory.mktemp("redis")))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_database(redis_server: RedisServer) -> RedisDatabase:
+    """A `RedisDatabase` of its own: keys under a fresh prefix, so tests never meet."""
+    return RedisDatabase(redis_server.url(0), prefix=f"t{secrets.token_hex(6)}:")

@@ -54,6 +54,9 @@ class InMemorySessionRepository:
             self._by_owner[session.owner][session.id] = session
             return True
 
+    async def touch(self, session: SimulationSession) -> bool:
+        return await self.save(session)  # the stored object is the session itself
+
     async def remove(self, session_id: str) -> SimulationSession | None:
         with self._lock:
             return self._remove_locked(session_id)

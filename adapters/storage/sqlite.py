@@ -36,15 +36,33 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
+from adapters.storage.codec import (
+    TENTH,
+    StorageError,
+    decode_checkpoint,
+    decode_completed,
+    decode_input,
+    decode_session,
+    encode_record,
+    encode_session,
+    micros,
+)
 from application.ports import Clock
 from application.simulation import Checkpoint, CompletedRun, SimulationInput, StoredRun
 from domain.session import SessionState, SimulationSession
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SqliteDatabase",
+    "SqliteRateLimiter",
+    "SqliteSessionRepository",
+    "SqliteSimulationCheckpoints",
+    "StorageError",
+]
 
 SCHEMA_VERSION = 1
 
@@ -79,19 +97,6 @@ CREATE TABLE IF NOT EXISTS results (session_id TEXT PRIMARY KEY, data BLOB NOT N
 
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 """schema version n → the statements that bring a file from n to n + 1 (none yet)."""
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-_TENTH = timedelta(microseconds=10)
-"""`timeout // _TENTH`: a tenth of `timeout`, in microseconds."""
-
-
-class StorageError(Exception):
-    """The sessions file cannot be used: another program's, another version's, or damaged."""
-
-
-def _micros(at: datetime) -> int:
-    return (at - _EPOCH) // _MICROSECOND
 
 
 class SqliteDatabase:
@@ -217,33 +222,6 @@ def _database(where: SqliteDatabase | Path | str) -> SqliteDatabase:
 # ---------------------------------------------------------------------- sessions
 
 
-class _Times(msgspec.Struct):
-    """The two fields `SimulationSession.__post_init__` recomputes on decoding."""
-
-    updated_at: datetime
-    expires_at: datetime
-
-
-_session_encoder = msgspec.json.Encoder()
-_session_decoder = msgspec.json.Decoder(SimulationSession)
-_times_decoder = msgspec.json.Decoder(_Times)
-
-
-def encode_session(session: SimulationSession) -> bytes:
-    return _session_encoder.encode(session)
-
-
-def decode_session(data: bytes) -> SimulationSession:
-    try:
-        session = _session_decoder.decode(data)
-        times = _times_decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        raise StorageError(f"a stored session cannot be read ({exc})") from None
-    session.updated_at = times.updated_at
-    session.expires_at = times.expires_at
-    return session
-
-
 TOUCH_COALESCE_US = 1_000_000
 """A save that only moves a session's idle clock by less than this (and less than a tenth of
 its idle timeout) is not written: a busy session is touched on every request, and its
@@ -264,7 +242,7 @@ class SqliteSessionRepository:
         self._written[session.id] = (
             session.state,
             session.error_reason,
-            _micros(session.expires_at),
+            micros(session.expires_at),
         )
 
     async def add_if_under_limit(
@@ -282,13 +260,13 @@ class SqliteSessionRepository:
                 (active,) = db.execute(
                     "SELECT count(*) FROM (SELECT 1 FROM sessions WHERE owner = ? AND "
                     "active = 1 AND expires_us > ? LIMIT ?)",
-                    (owner, _micros(now), max_active),
+                    (owner, micros(now), max_active),
                 ).fetchone()
                 if active >= max_active:
                     return False
             db.execute(
                 "INSERT INTO sessions (id, owner, active, expires_us, data) VALUES (?, ?, ?, ?, ?)",
-                (session.id, owner, session.is_active, _micros(session.expires_at), data),
+                (session.id, owner, session.is_active, micros(session.expires_at), data),
             )
             db.execute(
                 "INSERT INTO owners (owner, stored) VALUES (?, 1) "
@@ -307,13 +285,13 @@ class SqliteSessionRepository:
         return decode_session(row[0]) if row is not None else None
 
     async def save(self, session: SimulationSession) -> bool:
-        expires = _micros(session.expires_at)
+        expires = micros(session.expires_at)
         written = self._written.get(session.id)
         if (
             written is not None
             and written[0] is session.state
             and written[1] == session.error_reason
-            and 0 <= expires - written[2] < min(TOUCH_COALESCE_US, session.idle_timeout // _TENTH)
+            and 0 <= expires - written[2] < min(TOUCH_COALESCE_US, session.idle_timeout // TENTH)
         ):
             return True  # only a touch, a moment after the last one written
         data = encode_session(session)
@@ -328,6 +306,9 @@ class SqliteSessionRepository:
         else:
             self._written.pop(session.id, None)
         return stored
+
+    async def touch(self, session: SimulationSession) -> bool:
+        return await self.save(session)  # a touch alone is coalesced by `save`
 
     async def remove(self, session_id: str) -> SimulationSession | None:
         with self.database.writing() as db:
@@ -354,7 +335,7 @@ class SqliteSessionRepository:
     def _remove_expired(self, now: datetime) -> list[SimulationSession]:
         with self.database.writing() as db:
             rows = db.execute(
-                "DELETE FROM sessions WHERE expires_us <= ? RETURNING owner, data", (_micros(now),)
+                "DELETE FROM sessions WHERE expires_us <= ? RETURNING owner, data", (micros(now),)
             ).fetchall()
             _forget_owned(db, [owner for owner, _ in rows])
         removed = [decode_session(data) for _, data in rows]
@@ -402,7 +383,7 @@ class SqliteRateLimiter:
 
     def _wall_us(self, now: float) -> int:
         clock = self._clock
-        offset = _micros(clock.now()) - round(clock.monotonic() * 1e6)
+        offset = micros(clock.now()) - round(clock.monotonic() * 1e6)
         return round(now * 1e6) + offset
 
     def _window(self, key: str) -> deque[int]:
@@ -416,7 +397,7 @@ class SqliteRateLimiter:
             window = self._windows[key] = deque(at for (at,) in rows)
         return window
 
-    def try_acquire(self, key: str, limit: int, window_seconds: float, now: float) -> float:
+    async def try_acquire(self, key: str, limit: int, window_seconds: float, now: float) -> float:
         at = self._wall_us(now)
         horizon = at - round(window_seconds * 1e6)
         with self._lock:
@@ -437,7 +418,7 @@ class SqliteRateLimiter:
             self.database.defer("INSERT INTO rate_events (key, at) VALUES (?, ?)", (key, at))
             return 0.0
 
-    def release(self, key: str, now: float) -> None:
+    async def release(self, key: str, now: float) -> None:
         with self._lock:
             window = self._window(key)
             if not window:
@@ -452,27 +433,28 @@ class SqliteRateLimiter:
 
 # ---------------------------------------------------------------------- simulations
 
-_encoder = msgspec.json.Encoder()
-_input_decoder = msgspec.json.Decoder(SimulationInput)
-_checkpoint_decoder = msgspec.json.Decoder(Checkpoint)
-_completed_decoder = msgspec.json.Decoder(CompletedRun)
-
-
-def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, what: str) -> Any:
-    try:
-        return decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        raise StorageError(f"a stored {what} cannot be read ({exc})") from None
-
 
 class SqliteSimulationCheckpoints:
-    """`SimulationCheckpoints` in the sessions file (see the module docstring)."""
+    """`SimulationCheckpoints` in the sessions file (see the module docstring). One server
+    process per file: every claim succeeds."""
+
+    shared = False
 
     def __init__(self, database: SqliteDatabase | Path | str) -> None:
         self.database = _database(database)
 
-    def append(self, session_id: str, entry: SimulationInput) -> None:
-        data = _encoder.encode(entry)
+    async def claim(self, session_id: str) -> bool:
+        return True
+
+    async def release(self, session_id: str) -> None:
+        return None
+
+    async def append(self, session_id: str, entry: SimulationInput) -> None:
+        # On the calling thread: one small commit costs less than a hop to a worker thread.
+        self.append_sync(session_id, entry)
+
+    def append_sync(self, session_id: str, entry: SimulationInput) -> None:
+        data = encode_record(entry)
         with self.database.writing() as db:
             db.execute(
                 "INSERT OR REPLACE INTO journal (session_id, position, data) VALUES (?, ?, ?)",
@@ -483,7 +465,7 @@ class SqliteSimulationCheckpoints:
         await asyncio.to_thread(self.save_sync, checkpoint)
 
     def save_sync(self, checkpoint: Checkpoint) -> None:
-        data = _encoder.encode(checkpoint)  # outside the lock: the encode is the long part
+        data = encode_record(checkpoint)  # outside the lock: the encode is the long part
         sid = checkpoint.session_id
         with self.database.writing() as db:
             db.execute(
@@ -502,7 +484,7 @@ class SqliteSimulationCheckpoints:
         await asyncio.to_thread(self._complete, run)
 
     def _complete(self, run: CompletedRun) -> None:
-        data = _encoder.encode(run)
+        data = encode_record(run)
         sid = run.session_id
         with self.database.writing() as db:
             db.execute(
@@ -533,8 +515,7 @@ class SqliteSimulationCheckpoints:
                 "SELECT data FROM results WHERE session_id = ?", (session_id,)
             ).fetchone()
             if done is not None:
-                completed: CompletedRun = _decode(_completed_decoder, done[0], "result")
-                return completed
+                return decode_completed(done[0])
             row = db.execute(
                 "SELECT position, data FROM checkpoints WHERE session_id = ?", (session_id,)
             ).fetchone()
@@ -546,11 +527,16 @@ class SqliteSimulationCheckpoints:
             ).fetchall()
         finally:
             db.execute("COMMIT")
-        checkpoint: Checkpoint = _decode(_checkpoint_decoder, row[1], "checkpoint")
-        journal = tuple(_decode(_input_decoder, data, "journal entry") for (data,) in entries)
-        return StoredRun(checkpoint, journal)
+        journal = tuple(decode_input(data) for (data,) in entries)
+        return StoredRun(decode_checkpoint(row[1]), journal)
 
-    def delete(self, session_id: str) -> None:
+    async def progress(self, session_id: str) -> tuple[int, int, datetime | None] | None:
+        return None  # one process per file: it holds every simulation, with its progress
+
+    async def delete(self, session_id: str) -> None:
+        self.delete_sync(session_id)
+
+    def delete_sync(self, session_id: str) -> None:
         with self.database.writing() as db:
             for table in ("checkpoints", "journal", "results"):
                 db.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))

@@ -31,7 +31,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-keys_app = typer.Typer(help="Manage API keys (admin; acts on SIMUTRADOR_HOME directly).")
+keys_app = typer.Typer(
+    help="Manage API keys (admin; acts on SIMUTRADOR_HOME directly, or on Redis with "
+    "SIMUTRADOR_STORAGE=redis)."
+)
 app.add_typer(keys_app, name="keys")
 app.add_typer(auth_app, name="auth")
 app.add_typer(session_app, name="session")

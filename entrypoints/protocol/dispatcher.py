@@ -282,7 +282,7 @@ class Dispatcher:
             reply = await self.dispatch(context.principal, message)
             # A running simulation stops with its session.
             if isinstance(reply, m.SessionDeleted) and self._engine is not None:
-                self._engine.forget(context.engine, reply.data.session_id)
+                await self._engine.forget(context.engine, reply.data.session_id)
             return [reply]
         rid = message.request_id
         if self._engine is None:
@@ -329,13 +329,14 @@ class Dispatcher:
                     )
                 case m.GetSession(data=ref):
                     found = await self._sessions.get(principal, ref.session_id)
-                    return m.SessionInfo(request_id=rid, timestamp=now(), data=self._view(found))
+                    view = await self._view(found)
+                    return m.SessionInfo(request_id=rid, timestamp=now(), data=view)
                 case m.ListSessions(data=query):
                     listed = await self._sessions.list(principal, parse_state(query.state))
                     return m.SessionList(
                         request_id=rid,
                         timestamp=now(),
-                        data=m.SessionListData(sessions=[self._view(s) for s in listed]),
+                        data=m.SessionListData(sessions=[await self._view(s) for s in listed]),
                     )
                 case m.DeleteSession(data=ref):
                     removed = await self._sessions.delete(principal, ref.session_id)
@@ -359,11 +360,11 @@ class Dispatcher:
             )
         raise AssertionError(f"unhandled message {type(message).__name__}")  # pragma: no cover
 
-    def _view(self, session: SimulationSession) -> m.SessionData:
+    async def _view(self, session: SimulationSession) -> m.SessionData:
         """The session object, with its simulation's progress once started."""
         if self._engine is None:
             return session_data(session)
-        return session_data(session, self._engine.simulations.progress(session.id))
+        return session_data(session, await self._engine.simulations.progress_of(session))
 
     def _session_error(self, exc: DomainError, request_id: str | None) -> m.SessionError:
         return m.SessionError(

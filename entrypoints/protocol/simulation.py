@@ -151,10 +151,10 @@ class SimulationProtocol:
             connection.watchdog = None
         await self._simulations.disconnect(connection.connection_id)
 
-    def forget(self, connection: EngineConnection, session_id: str) -> None:
+    async def forget(self, connection: EngineConnection, session_id: str) -> None:
         """A session was deleted: its simulation stops."""
         connection.cancel_timer(session_id)
-        self._simulations.forget(session_id)
+        await self._simulations.forget(session_id)
 
     # ------------------------------------------------------------------ requests
 
@@ -252,7 +252,7 @@ class SimulationProtocol:
         self, principal: Principal, connection: EngineConnection, data: m.ResumeSessionData
     ) -> Reply:
         sid = data.session_id
-        finished = self._simulations.finished(sid)
+        finished = await self._simulations.finished_of(principal, sid)
         if finished is not None:
             results = await self._simulations.results(principal, sid)  # checks the owner
             return self._completed_sync(sid, finished, results, data.last_sequence_id)

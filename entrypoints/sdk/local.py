@@ -101,7 +101,7 @@ class LocalDriver:
 
     async def close(self) -> None:
         if self._session_id:
-            self._container.simulation_service().forget(self._session_id)
+            await self._container.simulation_service().forget(self._session_id)
 
     def _running(self) -> Simulation:
         if self._simulation is None:

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from litestar import Litestar, Request, Response, WebSocket, get, post, websocket
 from litestar.openapi import OpenAPIConfig
@@ -31,6 +31,18 @@ from entrypoints.version import __version__
 log = logging.getLogger("simutrador.server")
 
 
+class SharedStorage(Protocol):
+    """Storage other server processes use too (Redis): this process's presence in it."""
+
+    async def keep_alive(self) -> None:
+        """Renew the presence for as long as the server runs."""
+        ...
+
+    async def vanish(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 async def sweep_expired(
     sessions: SessionService, simulations: SimulationService, interval_seconds: float
 ) -> None:
@@ -44,7 +56,7 @@ async def sweep_expired(
             log.exception("session sweep failed; retrying next interval")
             continue
         for session in removed:
-            simulations.forget(session.id)
+            await simulations.forget(session.id)
         if removed:
             log.info("expired %d idle session(s)", len(removed))
 
@@ -73,6 +85,7 @@ def create_app(container: Container) -> Litestar:
     market_data = container.market_data_service()
     simulations = container.simulation_service()
     registry = container.connection_registry()
+    shared: SharedStorage | None = container.shared_storage()
     live = LiveSockets()
 
     @post("/auth/token", status_code=200, summary="Exchange an API key for a bearer token")
@@ -101,7 +114,7 @@ def create_app(container: Container) -> Litestar:
             status="ok",
             version=__version__,
             active_sessions=await sessions.stored_count(),
-            active_connections=registry.count(),
+            active_connections=await registry.count(),
         )
 
     @get("/symbols", summary="Instruments and the bars stored for each (Bearer token)")
@@ -131,6 +144,7 @@ def create_app(container: Container) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        presence = asyncio.create_task(shared.keep_alive()) if shared is not None else None
         await recover_simulations(simulations)
         sweeper = asyncio.create_task(
             sweep_expired(sessions, simulations, settings.sweep_interval_seconds)
@@ -147,10 +161,16 @@ def create_app(container: Container) -> Litestar:
             yield
         finally:
             await live.close_all("server shutting down")
-            for task in (guard, sweeper):
+            for task in (guard, sweeper, presence):
+                if task is None:
+                    continue
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if shared is not None:  # its connections are closed, its simulations let go
+                with contextlib.suppress(Exception):
+                    await shared.vanish()
+                await shared.aclose()
 
     app = Litestar(
         route_handlers=[issue_token, health, symbols, simulate],

@@ -13,7 +13,7 @@ from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
 from application.auth import AuthService
-from application.connections import ConnectionRegistry
+from application.ports import ConnectionRegistry
 from application.principal import Principal
 from domain.errors import AuthenticationFailed
 from entrypoints.protocol.dispatcher import ConnectionContext, Dispatcher
@@ -24,6 +24,8 @@ CLOSE_UNAUTHORIZED = 4001
 """Missing, malformed, forged, expired or revoked token (PROTOCOL.md §2)."""
 CLOSE_TOO_MANY_CONNECTIONS = 4029
 """The user already has as many open connections as the plan allows (PROTOCOL.md §3)."""
+CLOSE_INTERNAL_ERROR = 1011
+"""The server could not admit the connection (its shared storage did not answer)."""
 CLOSE_GOING_AWAY = 1001
 CLOSE_NORMAL = 1000
 """Sent, with the reason "Idle for N s", to a connection silent for the idle timeout."""
@@ -164,7 +166,13 @@ async def serve_connection(
         await socket.close(CLOSE_GOING_AWAY, "server shutting down")
         return
     limit = principal.limits.max_connections
-    if not registry.try_open(principal.user_id, limit):
+    try:
+        admitted = await registry.try_open(principal.user_id, limit)
+    except Exception:
+        log.exception("counting the connections of %s failed", principal.user_id)
+        await socket.close(CLOSE_INTERNAL_ERROR, "server storage unavailable; try again")
+        return
+    if not admitted:
         await socket.close(
             CLOSE_TOO_MANY_CONNECTIONS,
             f"Connection limit reached: the {principal.plan.value} plan allows {limit} "
@@ -195,7 +203,10 @@ async def serve_connection(
         log.debug("connection of %s dropped: %s", principal.user_id, exc)
     finally:
         live.discard(connection)
-        registry.close(principal.user_id)
+        try:
+            await registry.close(principal.user_id)
+        except Exception:
+            log.exception("uncounting a closed connection of %s failed", principal.user_id)
         try:
             await dispatcher.close(context)  # its simulations pause, waiting for a resume
         except Exception:

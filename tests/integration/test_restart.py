@@ -6,17 +6,10 @@ uninterrupted in-process run on the same home."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-import httpx
 import pytest
 from dependency_injector import providers
 
@@ -27,90 +20,20 @@ from entrypoints.sdk import AuthClient, Bar, Context, SessionClient, Strategy, r
 from entrypoints.sdk.errors import SessionError
 from entrypoints.settings import Settings
 from tests.integration.conftest import TEST_JWT_SECRET
+from tests.integration.processes import ServerProcess
 
-SIMUTRADOR = Path(sys.executable).parent / "simutrador"
 KILL_AT = 97
 """The tick after which the server is killed (mid-run of a ~250-tick year)."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
-    """`simutrador serve` in a child process over one home; `kill()` is SIGKILL."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.env = {
-            **os.environ,
-            "SIMUTRADOR_HOME": str(home),
-            "SIMUTRADOR_STORAGE": "sqlite",
-            "SIMUTRADOR_JWT_SECRET": TEST_JWT_SECRET,
-            "SIMUTRADOR_CHECKPOINT_EVERY_TICKS": "40",
-            "SIMUTRADOR_FREE_SESSIONS_PER_HOUR": "2",
-            "SIMUTRADOR_FREE_MAX_ACTIVE_SESSIONS": "5",
-            "SIMUTRADOR_LOG_LEVEL": "warning",
-        }
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [str(SIMUTRADOR), "serve", "--port", str(self.port), "--no-sample"],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    self.process.stderr.read().decode() if self.process.stderr else ""
-                )
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("the server did not come up")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process is not None and self.process.stderr is not None:
-            self.process.stderr.close()
-
-
 class Swing(Strategy):
     """Trades often enough for every kind of record: buys, sells, a resting limit order and
-    its cancel. `on_tick` (when set) runs after the strategy on a given tick."""
+    its cancel. `crash` (when set) runs on tick `kill_at`, after the strategy."""
 
-    def __init__(self, kill_at: int | None = None, server: ServerProcess | None = None) -> None:
+    def __init__(self, kill_at: int | None = None, crash: Callable[[], None] | None = None) -> None:
         self.ticks = 0
         self.resting: str | None = None
-        self.kill_at, self.server = kill_at, server
+        self.kill_at, self.crash = kill_at, crash
         self.restarted = False
 
     def on_bar(self, ctx: Context, bars: Mapping[str, Bar]) -> None:
@@ -123,10 +46,10 @@ class Swing(Strategy):
             self.resting = ctx.buy("MSFT", 3, type="limit", limit_price="1.00")
         if self.ticks % 40 == 25 and self.resting is not None:
             ctx.cancel(self.resting)
-        if self.ticks == self.kill_at and self.server is not None:
+        if self.ticks == self.kill_at and self.crash is not None:
             # Killed while this tick's ack (with its orders) has not been sent: the driver
             # finds the connection gone, reconnects to the new process and resumes.
-            self.server.restart()
+            self.crash()
             self.restarted = True
 
 
@@ -140,7 +63,14 @@ def home(tmp_path: Path, sample_bars: Path) -> Path:
 
 @pytest.fixture
 def server(home: Path) -> Iterator[ServerProcess]:
-    process = ServerProcess(home)
+    process = ServerProcess(
+        home,
+        SIMUTRADOR_STORAGE="sqlite",
+        SIMUTRADOR_JWT_SECRET=TEST_JWT_SECRET,
+        SIMUTRADOR_CHECKPOINT_EVERY_TICKS="40",
+        SIMUTRADOR_FREE_SESSIONS_PER_HOUR="2",
+        SIMUTRADOR_FREE_MAX_ACTIVE_SESSIONS="5",
+    )
     yield process
     process.stop()
 
@@ -170,7 +100,7 @@ def test_kill_9_mid_run_loses_nothing(
             ]
 
     carols = asyncio.run(before())
-    swing = Swing(KILL_AT, server)
+    swing = Swing(KILL_AT, server.restart)
     run = run_backtest(
         swing,
         ["AAPL", "MSFT"],

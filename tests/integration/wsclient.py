@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
@@ -22,6 +22,15 @@ from websockets.frames import Close
 from entrypoints.server.embedded import EmbeddedServer
 
 Message = dict[str, Any]
+
+
+class Reachable(Protocol):
+    """A server to connect to: an `EmbeddedServer`, or a `simutrador serve` process."""
+
+    @property
+    def ws_url(self) -> str: ...
+
+
 RECV_TIMEOUT = 5.0
 """No reply in this long means the server lost the request: fail instead of hanging."""
 
@@ -71,7 +80,7 @@ class WsClient:
         self._request_ids = itertools.count(1)
 
     @classmethod
-    async def connect(cls, server: EmbeddedServer, token: str, **options: Any) -> WsClient:
+    async def connect(cls, server: Reachable, token: str, **options: Any) -> WsClient:
         """Connect with `token` and read the `connection_ready` the server must send first.
         `options` go to `websockets.connect` (e.g. a longer `open_timeout` under load)."""
         options.setdefault("open_timeout", 5)
@@ -156,7 +165,7 @@ def frame(
     return message
 
 
-def token_url(server: EmbeddedServer, token: str) -> str:
+def token_url(server: Reachable, token: str) -> str:
     return f"{server.ws_url}?token={token}"
 
 

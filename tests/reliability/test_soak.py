@@ -210,7 +210,7 @@ def server_counts(server: EmbeddedServer, users: list[str]) -> dict[str, tuple[i
         return {
             user: (
                 sum(1 for s in await repository.list_by_owner(user) if s.is_active),
-                registry.count(user),
+                await registry.count(user),
             )
             for user in users
         }

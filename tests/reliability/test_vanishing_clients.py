@@ -135,7 +135,7 @@ async def test_reset_connections_leak_nothing(server_factory: ServerFactory) -> 
         lambda: health(server)["active_connections"] == 0, SETTLE_SECONDS, what="0 connections"
     )
     registry = server.container.connection_registry()
-    assert all(registry.count(user) == 0 for user in users)
+    assert [await registry.count(user) for user in users] == [0] * len(users)
     await wait_for(
         lambda: server_tasks(server) <= baseline_tasks,
         SETTLE_SECONDS,

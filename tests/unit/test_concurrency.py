@@ -1,5 +1,6 @@
 """One user, one service, a hundred simultaneous creates from threads and tasks: the active
-limit holds exactly and nothing is lost, in memory and in SQLite (one connection a thread)."""
+limit holds exactly and nothing is lost, in memory, in SQLite (one connection a thread) and
+in Redis (one client an event loop, with its rate limiter too)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from adapters.storage.memory import InMemorySessionRepository
+from adapters.storage.redis import RedisDatabase, RedisRateLimiter, RedisSessionRepository
 from adapters.storage.sqlite import SqliteSessionRepository
 from application.ports import SessionRepository
 from application.sessions import SessionService
 from domain.errors import SessionLimitExceeded
 from domain.limits import Plan
-from tests.fakes import limits_for, make_service, principal, session_params
+from tests.fakes import FakeClock, limits_for, make_service, principal, session_params
 
 THREADS = 50
 TASKS = 50
@@ -32,17 +34,26 @@ USER = principal(
 
 # A lost update needs a thread switch inside a few microseconds of code, so one race may not
 # show it; five independent rounds give a missing lock several chances to be caught.
-@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+@pytest.mark.parametrize("storage", ["memory", "sqlite", "redis"])
 @pytest.mark.parametrize("round_", range(5))
 def test_threads_and_tasks_racing_for_the_active_limit(
-    round_: int, storage: str, tmp_path: Path
+    round_: int, storage: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    repository: SessionRepository = (
-        InMemorySessionRepository()
-        if storage == "memory"
-        else SqliteSessionRepository(tmp_path / "sessions.db")
-    )
-    service = make_service(repository=repository)
+    repository: SessionRepository
+    if storage == "redis":
+        database: RedisDatabase = request.getfixturevalue("redis_database")
+        repository = RedisSessionRepository(database)
+        clock = FakeClock()
+        service = make_service(
+            repository=repository, clock=clock, rate_limiter=RedisRateLimiter(database, clock)
+        )
+    else:
+        repository = (
+            InMemorySessionRepository()
+            if storage == "memory"
+            else SqliteSessionRepository(tmp_path / "sessions.db")
+        )
+        service = make_service(repository=repository)
     # Everyone (the threads, the loop hosting the tasks, and this thread) meets at the
     # barrier, then spins on `go`: spinning threads are all runnable at the moment it flips,
     # so they enter the service together instead of waking one by one.

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -19,6 +20,7 @@ from adapters.storage.sqlite import (
     SqliteSessionRepository,
     SqliteSimulationCheckpoints,
 )
+from application.sessions import SessionService
 from application.simulation import (
     PauseReason,
     SimulationResults,
@@ -99,6 +101,13 @@ def orders_for(sequence: int) -> tuple[list[OrderRequest], list[str], dict[str, 
     return orders, cancels, refused
 
 
+class Services(Protocol):
+    """What the helpers below drive: the services of one server process."""
+
+    sessions: SessionService
+    simulations: SimulationService
+
+
 class World:
     """The services of one server process over `home/sessions.db`."""
 
@@ -151,13 +160,13 @@ def boot(worlds: list[World], home: Path, bars: InMemoryBarStore, every: int = 2
     return world
 
 
-async def start(world: World) -> tuple[str, int]:
+async def start(world: Services) -> tuple[str, int]:
     session = await world.sessions.create(ALICE, session_params(("AAPL",), START, END))
     simulation = await world.simulations.start(ALICE, session.id, driver=DRIVER)
     return session.id, simulation.advance().tick.sequence_id
 
 
-async def drive(world: World, sid: str, sequence: int, stop_after: int | None = None) -> int:
+async def drive(world: Services, sid: str, sequence: int, stop_after: int | None = None) -> int:
     """Ack ticks from `sequence` on, as the strategy would; stop once tick `stop_after` was
     delivered (a crash), or at the end. Returns the last tick delivered."""
     while stop_after is None or sequence < stop_after:
@@ -171,7 +180,7 @@ async def drive(world: World, sid: str, sequence: int, stop_after: int | None = 
     return sequence
 
 
-async def finish(world: World, sid: str) -> tuple[SimulationResults, SimulationState]:
+async def finish(world: Services, sid: str) -> tuple[SimulationResults, SimulationState]:
     simulation = await world.simulations.simulation(ALICE, sid)
     simulation.finish()
     results = await world.simulations.complete(ALICE, sid)
@@ -314,7 +323,7 @@ async def test_what_is_gone_is_dropped_and_a_deleted_session_leaves_nothing(
     session = await first.sessions.create(ALICE, session_params(("AAPL",), START, END))
     await first.simulations.start(ALICE, session.id, driver="conn_2")
     await first.sessions.delete(ALICE, session.id)
-    first.simulations.forget(session.id)
+    await first.simulations.forget(session.id)
     assert await first.checkpoints.list() == [kept]
 
     second = boot(worlds, tmp_path, bars)

@@ -1,6 +1,6 @@
 """The session repositories against one contract (atomic limited insert, per-owner list,
-expiry): in memory and in SQLite. Then what only the in-memory one does (its heap, its
-counts of visited sessions)."""
+expiry): in memory, in SQLite and in Redis. Then what only the in-memory one does (its heap,
+its counts of visited sessions)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from adapters.storage.memory import InMemorySessionRepository
+from adapters.storage.redis import RedisSessionRepository
 from adapters.storage.sqlite import SqliteDatabase, SqliteSessionRepository
 from application.ports import SessionRepository
 from domain.bars import Timeframe
@@ -51,10 +52,13 @@ def make(
     )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionRepository]:
     if request.param == "memory":
         yield InMemorySessionRepository()
+        return
+    if request.param == "redis":
+        yield RedisSessionRepository(request.getfixturevalue("redis_database"))
         return
     database = SqliteDatabase(tmp_path / "sessions.db")
     yield SqliteSessionRepository(database)

@@ -1,5 +1,5 @@
 """The per-connection token bucket and the process-wide sliding-window limiter (in memory,
-and in the sessions file, against the same cases)."""
+in the sessions file, and in Redis, shared by processes, against the same cases)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.ratelimit import InMemoryRateLimiter
+from adapters.storage.redis import RedisRateLimiter
 from adapters.storage.sqlite import SqliteRateLimiter
 from application.ports import RateLimiter
 from domain.ratelimit import TokenBucket
@@ -55,53 +56,55 @@ def test_bucket_rate() -> None:
 # --- RateLimiter adapters ---------------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def limiter(request: pytest.FixtureRequest, tmp_path: Path) -> RateLimiter:
     if request.param == "memory":
         return InMemoryRateLimiter()
+    if request.param == "redis":
+        return RedisRateLimiter(request.getfixturevalue("redis_database"), FakeClock())
     return SqliteRateLimiter(tmp_path / "sessions.db", FakeClock())
 
 
-def test_limiter_grants_up_to_the_limit_then_says_when(limiter: RateLimiter) -> None:
-    assert limiter.try_acquire("k", 3, 60.0, 0.0) == 0.0
-    assert limiter.try_acquire("k", 3, 60.0, 10.0) == 0.0
-    assert limiter.try_acquire("k", 3, 60.0, 20.0) == 0.0
+async def test_limiter_grants_up_to_the_limit_then_says_when(limiter: RateLimiter) -> None:
+    assert await limiter.try_acquire("k", 3, 60.0, 0.0) == 0.0
+    assert await limiter.try_acquire("k", 3, 60.0, 10.0) == 0.0
+    assert await limiter.try_acquire("k", 3, 60.0, 20.0) == 0.0
     # The oldest slot (t=0) leaves the window at t=60.
-    assert limiter.try_acquire("k", 3, 60.0, 25.0) == pytest.approx(35.0)
-    assert limiter.try_acquire("k", 3, 60.0, 59.9) == pytest.approx(0.1)
-    assert limiter.try_acquire("k", 3, 60.0, 60.0) == 0.0
-    assert limiter.try_acquire("k", 3, 60.0, 60.0) == pytest.approx(10.0)  # next: t=10's
+    assert await limiter.try_acquire("k", 3, 60.0, 25.0) == pytest.approx(35.0)
+    assert await limiter.try_acquire("k", 3, 60.0, 59.9) == pytest.approx(0.1)
+    assert await limiter.try_acquire("k", 3, 60.0, 60.0) == 0.0
+    assert await limiter.try_acquire("k", 3, 60.0, 60.0) == pytest.approx(10.0)  # next: t=10's
 
 
-def test_refused_attempts_take_no_slot(limiter: RateLimiter) -> None:
-    limiter.try_acquire("k", 1, 10.0, 0.0)
+async def test_refused_attempts_take_no_slot(limiter: RateLimiter) -> None:
+    await limiter.try_acquire("k", 1, 10.0, 0.0)
     for t in range(1, 10):
-        assert limiter.try_acquire("k", 1, 10.0, float(t)) > 0.0
-    assert limiter.try_acquire("k", 1, 10.0, 10.0) == 0.0
+        assert await limiter.try_acquire("k", 1, 10.0, float(t)) > 0.0
+    assert await limiter.try_acquire("k", 1, 10.0, 10.0) == 0.0
 
 
-def test_keys_are_independent(limiter: RateLimiter) -> None:
-    assert limiter.try_acquire("alice", 1, 60.0, 0.0) == 0.0
-    assert limiter.try_acquire("alice", 1, 60.0, 0.0) > 0.0
-    assert limiter.try_acquire("bob", 1, 60.0, 0.0) == 0.0
+async def test_keys_are_independent(limiter: RateLimiter) -> None:
+    assert await limiter.try_acquire("alice", 1, 60.0, 0.0) == 0.0
+    assert await limiter.try_acquire("alice", 1, 60.0, 0.0) > 0.0
+    assert await limiter.try_acquire("bob", 1, 60.0, 0.0) == 0.0
 
 
-def test_release_gives_the_latest_slot_back(limiter: RateLimiter) -> None:
-    limiter.try_acquire("k", 2, 60.0, 0.0)
-    limiter.try_acquire("k", 2, 60.0, 30.0)
-    limiter.release("k", 30.0)
-    assert limiter.try_acquire("k", 2, 60.0, 31.0) == 0.0
+async def test_release_gives_the_latest_slot_back(limiter: RateLimiter) -> None:
+    await limiter.try_acquire("k", 2, 60.0, 0.0)
+    await limiter.try_acquire("k", 2, 60.0, 30.0)
+    await limiter.release("k", 30.0)
+    assert await limiter.try_acquire("k", 2, 60.0, 31.0) == 0.0
     # The t=0 slot was kept: it is still the one that frees up first.
-    assert limiter.try_acquire("k", 2, 60.0, 31.0) == pytest.approx(29.0)
+    assert await limiter.try_acquire("k", 2, 60.0, 31.0) == pytest.approx(29.0)
 
 
-def test_release_of_an_unknown_or_empty_key_is_harmless(limiter: RateLimiter) -> None:
-    limiter.release("never-used", 0.0)
-    limiter.try_acquire("k", 1, 60.0, 0.0)
-    limiter.release("k", 0.0)
-    limiter.release("k", 0.0)
-    assert limiter.try_acquire("k", 1, 60.0, 0.0) == 0.0
+async def test_release_of_an_unknown_or_empty_key_is_harmless(limiter: RateLimiter) -> None:
+    await limiter.release("never-used", 0.0)
+    await limiter.try_acquire("k", 1, 60.0, 0.0)
+    await limiter.release("k", 0.0)
+    await limiter.release("k", 0.0)
+    assert await limiter.try_acquire("k", 1, 60.0, 0.0) == 0.0
 
 
-def test_a_zero_limit_always_refuses(limiter: RateLimiter) -> None:
-    assert limiter.try_acquire("k", 0, 60.0, 0.0) == 60.0
+async def test_a_zero_limit_always_refuses(limiter: RateLimiter) -> None:
+    assert await limiter.try_acquire("k", 0, 60.0, 0.0) == 60.0

@@ -11,10 +11,19 @@ from pathlib import Path
 import pytest
 from dependency_injector import providers
 
+from adapters.auth.file_store import FileApiKeyStore
+from adapters.auth.redis_store import RedisApiKeyStore
 from adapters.bars.sqlite_store import SqliteBarStore
 from adapters.clock import SystemClock
+from adapters.connections import InMemoryConnectionRegistry
 from adapters.ratelimit import InMemoryRateLimiter
 from adapters.storage.memory import InMemorySessionRepository
+from adapters.storage.redis import (
+    RedisConnectionRegistry,
+    RedisRateLimiter,
+    RedisSessionRepository,
+    RedisSimulationCheckpoints,
+)
 from adapters.storage.sqlite import (
     SqliteRateLimiter,
     SqliteSessionRepository,
@@ -26,6 +35,7 @@ from domain.limits import PLAN_DEFAULTS, Plan
 from entrypoints.container import Container, in_process_container
 from entrypoints.settings import Settings, SettingsError
 from tests.fakes import FakeClock, FakeIds, principal, session_params
+from tests.redis_server import RedisServer
 
 # --- settings ---------------------------------------------------------------------------------
 
@@ -202,11 +212,23 @@ def test_storage_picks_the_adapters(tmp_path: Path) -> None:
     durable = built("sqlite")
     assert isinstance(durable.rate_limiter(), SqliteRateLimiter)
     assert isinstance(durable.checkpoints(), SqliteSimulationCheckpoints)
+    assert isinstance(durable.api_key_store(), FileApiKeyStore)
+    assert isinstance(durable.connection_registry(), InMemoryConnectionRegistry)
+    assert durable.shared_storage() is None
     memory = built("memory")
     assert isinstance(memory.session_repository(), InMemorySessionRepository)
     assert isinstance(memory.rate_limiter(), InMemoryRateLimiter)
     assert memory.checkpoints() is None
     assert not (tmp_path / "memory" / "sessions.db").exists()
+    # Built without connecting: Redis is first reached by the first request.
+    shared = built("redis")
+    assert isinstance(shared.session_repository(), RedisSessionRepository)
+    assert isinstance(shared.rate_limiter(), RedisRateLimiter)
+    assert isinstance(shared.checkpoints(), RedisSimulationCheckpoints)
+    assert isinstance(shared.connection_registry(), RedisConnectionRegistry)
+    assert isinstance(shared.api_key_store(), RedisApiKeyStore)
+    assert shared.shared_storage() is shared.session_repository().database
+    assert not (tmp_path / "redis").exists()
 
 
 def test_the_in_process_runner_keeps_sessions_in_memory(
@@ -220,9 +242,46 @@ def test_the_in_process_runner_keeps_sessions_in_memory(
     assert container.settings().home == tmp_path
 
 
-def test_redis_storage_is_refused_for_now() -> None:
-    with pytest.raises(SettingsError, match="redis is not supported yet"):
-        Settings.from_env({"SIMUTRADOR_STORAGE": "redis"})
+def test_redis_settings() -> None:
+    settings = Settings.from_env(
+        {
+            "SIMUTRADOR_STORAGE": "Redis",
+            "SIMUTRADOR_REDIS_URL": "redis://cache.internal:6380/2",
+            "SIMUTRADOR_REDIS_LEASE_SECONDS": "3",
+        }
+    )
+    assert settings.storage == "redis"
+    assert settings.redis_url == "redis://cache.internal:6380/2"
+    assert settings.redis_lease_seconds == 3.0
+    assert Settings.from_env({}).redis_url == "redis://127.0.0.1:6379/0"
+    with pytest.raises(SettingsError, match=r"SIMUTRADOR_REDIS_URL='http://x' is refused"):
+        Settings.from_env({"SIMUTRADOR_REDIS_URL": "http://x"})
+    with pytest.raises(SettingsError, match=r"SIMUTRADOR_STORAGE='postgres' is refused.*redis"):
+        Settings.from_env({"SIMUTRADOR_STORAGE": "postgres"})
+    with pytest.raises(SettingsError, match="SIMUTRADOR_REDIS_LEASE_SECONDS"):
+        Settings.from_env({"SIMUTRADOR_REDIS_LEASE_SECONDS": "0"})
+
+
+def test_processes_on_one_redis_share_a_jwt_secret_unless_one_is_set(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    def secret(home: str, jwt_secret: str = "") -> str:
+        container = Container()
+        settings = Settings(
+            home=tmp_path / home,
+            storage="redis",
+            redis_url=redis_server.url(3),
+            jwt_secret=jwt_secret,
+        )
+        container.settings.override(providers.Object(settings))
+        codec = container.token_codec()
+        return str(codec.encode({"sub": "x"}))
+
+    redis_server.flush(3)
+    # Two homes (two machines): one secret, made by the first to ask; none written to a home.
+    assert secret("a") == secret("b")
+    assert not (tmp_path / "a" / "jwt_secret").exists()
+    assert secret("c", jwt_secret="s" * 40) != secret("a")
 
 
 async def test_settings_drive_the_wiring(container: Container, tmp_path: Path) -> None:

@@ -262,7 +262,7 @@ async def test_fail_moves_to_error_with_the_reason_and_drops_the_simulation(
 async def test_forget_drops_a_running_simulation(world: World) -> None:
     session_id = await world.ready_session()
     await world.simulations.start(ALICE, session_id)
-    world.simulations.forget(session_id)
+    await world.simulations.forget(session_id)
     with pytest.raises(InvalidState):
         await world.simulations.simulation(ALICE, session_id)
 
@@ -271,9 +271,9 @@ async def test_forget_drops_kept_results(world: World) -> None:
     session_id = await world.ready_session()
     step_through(await world.simulations.start(ALICE, session_id))
     await world.simulations.complete(ALICE, session_id)
-    world.simulations.forget(session_id)
+    await world.simulations.forget(session_id)
     with pytest.raises(InvalidState) as refused:
         await world.simulations.results(ALICE, session_id)
     assert refused.value.details["state"] == "completed"
-    world.simulations.forget(session_id)  # forgetting twice is harmless
-    world.simulations.forget("sess_never_existed")
+    await world.simulations.forget(session_id)  # forgetting twice is harmless
+    await world.simulations.forget("sess_never_existed")

@@ -1,16 +1,18 @@
 """The sessions file itself: its schema version (a file from another version is refused with
 a message, never misread), rate-limit windows that outlive the process and its monotonic
-clock, and the checkpoint store's ordering rules."""
+clock; and the checkpoint stores' ordering rules (SQLite and Redis, one contract)."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from adapters.storage.redis import RedisSimulationCheckpoints
 from adapters.storage.sqlite import (
     SCHEMA_VERSION,
     SqliteDatabase,
@@ -19,16 +21,21 @@ from adapters.storage.sqlite import (
     SqliteSimulationCheckpoints,
     StorageError,
 )
+from application.ports import SimulationCheckpoints
 from application.simulation import (
     AccountUpdates,
     Checkpoint,
+    CompletedRun,
+    FinishedSimulation,
     InputKind,
     SimulationInput,
+    SimulationResults,
     SimulationState,
     StoredRun,
 )
-from domain.broker import BrokerState
+from domain.broker import AccountView, BrokerState
 from domain.limits import Plan
+from domain.metrics import compute_metrics
 from domain.trades import LedgerState
 from tests.fakes import EPOCH, FakeClock, principal
 from tests.unit.test_memory_repository import make
@@ -87,22 +94,22 @@ def test_a_second_opening_keeps_the_data(tmp_path: Path) -> None:
     second.close()
 
 
-def test_rate_windows_outlive_the_process_and_its_monotonic_clock(tmp_path: Path) -> None:
+async def test_rate_windows_outlive_the_process_and_its_monotonic_clock(tmp_path: Path) -> None:
     path = tmp_path / "sessions.db"
     clock = FakeClock(EPOCH, monotonic_start=5_000.0)
     limiter = SqliteRateLimiter(path, clock)
-    assert limiter.try_acquire("k", 2, 3600.0, clock.monotonic()) == 0.0
+    assert await limiter.try_acquire("k", 2, 3600.0, clock.monotonic()) == 0.0
     clock.advance(minutes=10)
-    assert limiter.try_acquire("k", 2, 3600.0, clock.monotonic()) == 0.0
+    assert await limiter.try_acquire("k", 2, 3600.0, clock.monotonic()) == 0.0
     limiter.database.close()
 
     # The machine rebooted: the monotonic clock starts again near 0, the wall clock went on.
     later = FakeClock(EPOCH + timedelta(minutes=20), monotonic_start=12.0)
     again = SqliteRateLimiter(path, later)
-    wait = again.try_acquire("k", 2, 3600.0, later.monotonic())
+    wait = await again.try_acquire("k", 2, 3600.0, later.monotonic())
     assert wait == pytest.approx(40 * 60)  # the first slot frees an hour after it was taken
     later.advance(minutes=40)
-    assert again.try_acquire("k", 2, 3600.0, later.monotonic()) == 0.0
+    assert await again.try_acquire("k", 2, 3600.0, later.monotonic()) == 0.0
     again.database.close()
 
 
@@ -135,12 +142,23 @@ def checkpoint(position: int, sequence: int) -> Checkpoint:
     )
 
 
-async def test_a_checkpoint_drops_the_journal_it_includes_and_never_goes_back(
-    tmp_path: Path,
-) -> None:
+@pytest.fixture(params=["sqlite", "redis"])
+def checkpoints(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SimulationCheckpoints]:
+    if request.param == "redis":
+        yield RedisSimulationCheckpoints(request.getfixturevalue("redis_database"))
+        return
     store = SqliteSimulationCheckpoints(tmp_path / "sessions.db")
+    yield store
+    store.database.close()
+
+
+async def test_a_checkpoint_drops_the_journal_it_includes_and_never_goes_back(
+    checkpoints: SimulationCheckpoints,
+) -> None:
+    store = checkpoints
+    assert await store.claim("s1")  # the one process driving it (always, with SQLite)
     for position in range(1, 6):
-        store.append("s1", SimulationInput(position, InputKind.ACK, position))
+        await store.append("s1", SimulationInput(position, InputKind.ACK, position))
     await store.save(checkpoint(3, 4))
     loaded = await store.load("s1")
     assert isinstance(loaded, StoredRun)
@@ -151,10 +169,48 @@ async def test_a_checkpoint_drops_the_journal_it_includes_and_never_goes_back(
     assert isinstance(loaded, StoredRun)
     assert loaded.checkpoint.state.sequence == 4
     assert await store.list() == ["s1"]
-    store.delete("s1")
+    await store.delete("s1")
     assert await store.load("s1") is None
     assert await store.list() == []
-    store.database.close()
+
+
+async def test_results_replace_the_checkpoint_and_journal(
+    checkpoints: SimulationCheckpoints,
+) -> None:
+    store = checkpoints
+    assert await store.claim("s1")
+    await store.save(checkpoint(2, 3))
+    await store.append("s1", SimulationInput(3, InputKind.ACK, 3))
+    finished = await store.load("s1")
+    assert isinstance(finished, StoredRun)
+    done = CompletedRun(
+        "s1",
+        finished.checkpoint.principal,
+        SimulationResults(
+            compute_metrics(
+                [Decimal(100), Decimal(101)],
+                [],
+                bars_total=3,
+                bars_with_position=0,
+                total_commission=ZERO,
+                total_slippage=ZERO,
+            ),
+            (),
+            (),
+            0,
+            3,
+        ),
+        FinishedSimulation(
+            finished.checkpoint.state,
+            AccountView(ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, (), ()),
+            12,
+        ),
+    )
+    await store.complete(done)
+    assert await store.load("s1") == done
+    assert await store.list() == ["s1"]
+    await store.delete("s1")
+    assert await store.load("s1") is None
 
 
 async def test_touches_a_moment_apart_are_written_once(tmp_path: Path) -> None:

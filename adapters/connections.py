@@ -1,18 +1,19 @@
-"""Live connections per user, so the per-plan connection limit holds across a process."""
+"""Open connections per user, counted in the server process (memory and sqlite storage)."""
 
 from __future__ import annotations
 
 import threading
 
 
-class ConnectionRegistry:
+class InMemoryConnectionRegistry:
+    """`ConnectionRegistry` of one process."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_user: dict[str, int] = {}
         self._total = 0
 
-    def try_open(self, user_id: str, max_connections: int) -> bool:
-        """Count a new connection for `user_id` unless it already has `max_connections`."""
+    async def try_open(self, user_id: str, max_connections: int) -> bool:
         with self._lock:
             current = self._by_user.get(user_id, 0)
             if current >= max_connections:
@@ -21,7 +22,7 @@ class ConnectionRegistry:
             self._total += 1
             return True
 
-    def close(self, user_id: str) -> None:
+    async def close(self, user_id: str) -> None:
         with self._lock:
             current = self._by_user.get(user_id, 0)
             if current <= 0:
@@ -32,6 +33,6 @@ class ConnectionRegistry:
                 self._by_user[user_id] = current - 1
             self._total -= 1
 
-    def count(self, user_id: str | None = None) -> int:
+    async def count(self, user_id: str | None = None) -> int:
         with self._lock:
             return self._total if user_id is None else self._by_user.get(user_id, 0)
