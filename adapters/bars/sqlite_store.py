@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from adapters.sqlite_files import open_wal, prepare_schema
 from domain.bars import (
     BarSeries,
     Coverage,
@@ -252,13 +253,7 @@ class SqliteBarStore:
     # ------------------------------------------------------------------ plumbing
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60.0)
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            raise BarStoreError(f"{self.path}: not a SimuTrador bar store ({exc})") from None
-        db.execute("PRAGMA synchronous = NORMAL")
+        db = open_wal(self.path, BarStoreError, "bar store")
         db.execute("PRAGMA foreign_keys = ON")
         return db
 
@@ -292,37 +287,14 @@ class SqliteBarStore:
             db.execute("COMMIT")
 
     def _migrate(self, db: sqlite3.Connection) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            tables = {
-                row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            }
-            if tables and "meta" not in tables:
-                raise BarStoreError(
-                    f"{self.path} is another program's SQLite database (tables: "
-                    f"{', '.join(sorted(tables))}), not a SimuTrador bar store"
-                )
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif row[0] != str(SCHEMA_VERSION):
-                raise BarStoreError(
-                    f"{self.path} was written by a version of SimuTrador with bar-store "
-                    f"schema {row[0]}; this version reads schema {SCHEMA_VERSION}"
-                )
-        except sqlite3.DatabaseError as exc:
-            db.execute("ROLLBACK")
-            raise BarStoreError(f"{self.path}: not a usable bar store ({exc})") from None
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        prepare_schema(
+            db,
+            self.path,
+            schema=_SCHEMA,
+            version=SCHEMA_VERSION,
+            error=BarStoreError,
+            what="bar store",
+        )
 
 
 def _chunks(series: BarSeries) -> Iterator[tuple[int, BarSeries]]:

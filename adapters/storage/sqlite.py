@@ -40,6 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from adapters.sqlite_files import open_wal, prepare_schema
 from adapters.storage.codec import (
     TENTH,
     StorageError,
@@ -159,60 +160,19 @@ class SqliteDatabase:
         self._local = threading.local()
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60.0)
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            raise StorageError(f"{self.path}: not a SimuTrador sessions file ({exc})") from None
-        db.execute("PRAGMA synchronous = NORMAL")
-        return db
+        return open_wal(self.path, StorageError, "sessions file")
 
     def _migrate(self, db: sqlite3.Connection) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            tables = {
-                row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            }
-            if tables and "meta" not in tables:
-                raise StorageError(
-                    f"{self.path} is another program's SQLite database (tables: "
-                    f"{', '.join(sorted(tables))}), not a SimuTrador sessions file"
-                )
-            version = SCHEMA_VERSION
-            if "meta" in tables:
-                row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                version = int(row[0]) if row is not None else SCHEMA_VERSION
-            if version > SCHEMA_VERSION:
-                raise StorageError(
-                    f"{self.path} was written by a newer SimuTrador (sessions schema {version}; "
-                    f"this version reads schema {SCHEMA_VERSION}). Upgrade SimuTrador, or "
-                    "point SIMUTRADOR_HOME elsewhere (or set SIMUTRADOR_STORAGE=memory)"
-                )
-            while version < SCHEMA_VERSION:
-                step = _MIGRATIONS.get(version)
-                if step is None:
-                    raise StorageError(
-                        f"{self.path} holds sessions schema {version}, which this version "
-                        f"(schema {SCHEMA_VERSION}) cannot migrate; move the file away to "
-                        "start afresh"
-                    )
-                step(db)
-                version += 1
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-        except sqlite3.DatabaseError as exc:
-            db.execute("ROLLBACK")
-            raise StorageError(f"{self.path}: not a usable sessions file ({exc})") from None
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        prepare_schema(
+            db,
+            self.path,
+            schema=_SCHEMA,
+            version=SCHEMA_VERSION,
+            error=StorageError,
+            what="sessions file",
+            migrations=_MIGRATIONS,
+            elsewhere="point SIMUTRADOR_HOME elsewhere (or set SIMUTRADOR_STORAGE=memory)",
+        )
 
 
 def _database(where: SqliteDatabase | Path | str) -> SqliteDatabase:
