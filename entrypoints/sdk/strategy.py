@@ -117,6 +117,10 @@ class Context:
     def history(self, symbol: str, n: int, field: str = "close") -> list[Decimal]:
         """The last `n` values of `field` up to and including the current bar (warm-up bars
         included); fewer at the start of the data."""
+        column = self._check_history(symbol, n, field)
+        return column[-n:] if n > 0 else []
+
+    def _check_history(self, symbol: str, n: int, field: str) -> list[Decimal]:
         columns = self._bars_of(symbol)
         try:
             column = columns[_FIELD_INDEX[field]]
@@ -127,7 +131,7 @@ class Context:
                 f"history keeps the last {self._history_size} bars; pass a larger "
                 "history_size to run_backtest to look further back"
             )
-        return column[-n:] if n > 0 else []
+        return column
 
     # ------------------------------------------------------------------ what it does
 
