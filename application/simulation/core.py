@@ -5,6 +5,7 @@ orders sent since, live from the bar after. Bars are held columnar; state snapsh
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -117,6 +118,7 @@ class Simulation:
         self._present: tuple[str, ...] = self.symbols if len(self.symbols) == 1 else ()
         """The symbols with a bar on the last tick delivered."""
         self._only = self.symbols[0] if len(self.symbols) == 1 else None
+        self._total = len(self.ticks)
         self._times = tuple((symbol, s.times) for symbol, s in self.series.items())
 
     # ------------------------------------------------------------------ progress
@@ -191,50 +193,60 @@ class Simulation:
         reports of its fills. What the tick shows is read from the simulation."""
         book = self._book
         sequence = book.sequence + 1
-        if book.in_flight is not None or sequence > len(self.ticks) or book.finished:
+        if book.in_flight is not None or sequence > self._total or book.finished:
             raise InvalidState(self.session_id, self._phase(), "advance", ["tick acknowledged"])
         broker = self._broker
-        working = broker.has_open_orders
-        if working:
-            self._mark()  # as of the bars before this one, as the fill rules see them
-        cursors = self._cursors
-        only = self._only
-        if only is not None:  # one symbol: every tick is its next bar
-            cursors[only] += 1
-        else:
-            t = self.ticks[sequence - 1]
-            present: list[str] = []
-            for symbol, times in self._times:
-                i = cursors[symbol]
-                if i < len(times) and times[i] == t:
-                    cursors[symbol] = i + 1
-                    present.append(symbol)
-            self._present = self.symbols if len(present) == len(self.symbols) else tuple(present)
         reports: tuple[ExecutionReport, ...] = ()
-        if working:
-            ordered = broker.order_symbols
-            quotes = {
-                symbol: self._quote(symbol, cursors[symbol] - 1)
-                for symbol in self._present
-                if symbol in ordered
-            }
-            if quotes:
-                sim_time = from_epoch(self.ticks[sequence - 1])
-                reports = tuple(broker.process_bar(sequence, sim_time, quotes))
-                self._record(reports)
-        book.sequence = sequence
-        book.in_flight = sequence
+        only = self._only
+        if broker.has_open_orders:
+            reports = self._work(sequence)
+        elif only is not None:  # one symbol: every tick is its next bar
+            self._cursors[only] += 1
+        else:
+            self._advance_cursors(sequence)
+        book.sequence = book.in_flight = sequence
         book.report_marks.append(len(book.reports))
+        day = self._day_closes.get(sequence - 1)
         if broker.has_positions:
             book.ticks_with_position += 1
-            day = self._day_closes.get(sequence - 1)
             if day is not None:
                 self._mark()
                 book.equity_curve.append((day, broker.equity))
+        elif day is not None:
+            book.equity_curve.append((day, broker.cash))
+        return reports
+
+    def _advance_cursors(self, sequence: int) -> None:
+        t = self.ticks[sequence - 1]
+        cursors = self._cursors
+        present: list[str] = []
+        for symbol, times in self._times:
+            i = cursors[symbol]
+            if i < len(times) and times[i] == t:
+                cursors[symbol] = i + 1
+                present.append(symbol)
+        self._present = self.symbols if len(present) == len(self.symbols) else tuple(present)
+
+    def _work(self, sequence: int) -> tuple[ExecutionReport, ...]:
+        """Bar `sequence` with open orders: fill them under the fill rules (§4.5)."""
+        self._mark()  # as of the bars before this one, as the fill rules see them
+        if self._only is not None:
+            self._cursors[self._only] += 1
         else:
-            day = self._day_closes.get(sequence - 1)
-            if day is not None:
-                book.equity_curve.append((day, broker.cash))
+            self._advance_cursors(sequence)
+        broker = self._broker
+        ordered = broker.order_symbols
+        cursors = self._cursors
+        quotes = {
+            symbol: self._quote(symbol, cursors[symbol] - 1)
+            for symbol in self._present
+            if symbol in ordered
+        }
+        if not quotes:
+            return ()
+        sim_time = from_epoch(self.ticks[sequence - 1])
+        reports = tuple(broker.process_bar(sequence, sim_time, quotes))
+        self._record(reports)
         return reports
 
     def _tick(self, sequence: int) -> Tick:
@@ -267,6 +279,10 @@ class Simulation:
     def last(self, symbol: str, name: str = "close") -> Decimal:
         """The value of a column on the symbol's last bar delivered."""
         return self._column(symbol, name).at(self._cursors[symbol] - 1)
+
+    def column(self, symbol: str, name: str) -> DecodedColumn:
+        """Column `name` of a symbol's bars (warm-up first), decoded when read."""
+        return self._column(symbol, name)
 
     def _column(self, symbol: str, name: str) -> DecodedColumn:
         key = (symbol, name)
@@ -316,9 +332,10 @@ class Simulation:
         accepted: list[str] = []
         rejected: dict[str, DomainError] = {}
         live_from = self._book.sequence + 1
+        broker = self._broker  # taking orders reads neither marks nor the clock
         for request in orders:
             try:
-                self.broker.submit(request, live_from)
+                broker.submit(request, live_from)
             except DomainError as exc:
                 rejected[request.order_id] = exc
             else:
@@ -467,6 +484,17 @@ class Simulation:
 
     def bar(self, symbol: str, i: int) -> Bar:
         """Bar `i` of a symbol's series (warm-up bars first), exact."""
+        return self._decoded[symbol].at(i)
+
+    def bar_at(self, symbol: str, sequence: int) -> Bar:
+        """The symbol's bar on tick `sequence` (delivered already; KeyError if it has none)."""
+        if sequence == self._book.sequence:
+            i = self._cursors[symbol] - 1
+        else:
+            times = self.series[symbol].times
+            i = bisect_left(times, self.ticks[sequence - 1])
+            if i == len(times) or times[i] != self.ticks[sequence - 1]:
+                raise KeyError(symbol)
         return self._decoded[symbol].at(i)
 
     def _record(self, reports: Sequence[ExecutionReport]) -> None:

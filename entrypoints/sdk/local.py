@@ -23,6 +23,7 @@ from dependency_injector import providers
 
 from application.principal import Principal
 from application.simulation import Simulation, SimulationResults, Step
+from application.simulation.columns import DecodedColumn
 from domain.bars import Bar
 from domain.broker import ExecutionReport
 from domain.errors import DomainError
@@ -188,21 +189,17 @@ def shared_container() -> Container:
 class TickBars(Mapping[str, Bar]):
     """symbol → bar of the symbols with a bar on a tick, each decoded when read."""
 
-    __slots__ = ("_rows", "_simulation", "_symbols")
+    __slots__ = ("_sequence", "_simulation", "_symbols")
 
-    def __init__(self, simulation: Simulation) -> None:
+    def __init__(self, simulation: Simulation, sequence: int) -> None:
         self._simulation = simulation
+        self._sequence = sequence
         self._symbols = simulation.present
-        self._rows: dict[str, int] | None = None
 
     def __getitem__(self, symbol: str) -> Bar:
         if symbol not in self._symbols:
             raise KeyError(symbol)
-        rows = self._rows
-        if rows is None:
-            simulation = self._simulation
-            rows = self._rows = {s: simulation.cursor(s) - 1 for s in self._symbols}
-        return self._simulation.bar(symbol, rows[symbol])
+        return self._simulation.bar_at(symbol, self._sequence)
 
     def __contains__(self, symbol: object) -> bool:
         return symbol in self._symbols
@@ -226,6 +223,7 @@ class LocalContext(Context):
     ) -> None:
         super().__init__(simulation.symbols, params, history_size)
         self._simulation = simulation
+        self._columns: dict[tuple[str, str], DecodedColumn] = {}
 
     @property
     def cash(self) -> Decimal:
@@ -242,8 +240,13 @@ class LocalContext(Context):
         return self._simulation.sim_time
 
     def history(self, symbol: str, n: int, field: str = "close") -> list[Decimal]:
-        self._check_history(symbol, n, field)
-        return self._simulation.bar_window(symbol, n, field)
+        column = self._columns.get((symbol, field))
+        if column is None:
+            self._check_history(symbol, 0, field)
+            column = self._columns[symbol, field] = self._simulation.column(symbol, field)
+        if n > self._history_size:
+            self._check_history(symbol, n, field)
+        return column.window(self._simulation.cursor(symbol), n) if n > 0 else []
 
 
 def run_in_process(
@@ -333,7 +336,7 @@ def _loop(
     while True:
         if reports:
             deliver(reports)
-        on_bar(ctx, TickBars(simulation))
+        on_bar(ctx, TickBars(simulation, sequence))
         if on_progress is not None and sequence % progress_every == 0:
             sim_time = simulation.sim_time
             assert sim_time is not None
