@@ -113,6 +113,8 @@ class Simulation:
         self._decoded = {sym: DecodedBars(s, chunk) for sym, s in self.series.items()}
         self._columns: dict[tuple[str, str], DecodedColumn] = {}
         self._units = {sym: unit(s.price_scale) for sym, s in self.series.items()}
+        self._volume_units = {sym: unit(s.volume_scale) for sym, s in self.series.items()}
+        self._closes = {sym: column(s, "close") for sym, s in self.series.items()}
         self._cursors = dict(self.first_tradable)
         self._book = _Book()
         self._present: tuple[str, ...] = self.symbols if len(self.symbols) == 1 else ()
@@ -178,6 +180,11 @@ class Simulation:
     def present(self) -> tuple[str, ...]:
         """The symbols with a bar on the last tick delivered."""
         return self._present
+
+    @property
+    def cursors(self) -> Mapping[str, int]:
+        """symbol → bars delivered (warm-up included), live: read, never written."""
+        return self._cursors
 
     def cursor(self, symbol: str) -> int:
         """How many bars of `symbol` were delivered (warm-up bars included)."""
@@ -272,9 +279,9 @@ class Simulation:
             return
         self._marked = sequence
         broker = self._broker
-        held = broker.held_symbols
-        if held:
-            broker.mark({s: self.last(s) for s in held})
+        if broker.has_positions:
+            closes, cursors = self._closes, self._cursors
+            broker.mark({s: closes[s].at(cursors[s] - 1) for s in broker.held_symbols})
 
     def last(self, symbol: str, name: str = "close") -> Decimal:
         """The value of a column on the symbol's last bar delivered."""
@@ -288,7 +295,9 @@ class Simulation:
         key = (symbol, name)
         decoded = self._columns.get(key)
         if decoded is None:
-            decoded = self._columns[key] = column(self.series[symbol], name)
+            decoded = self._columns[key] = (
+                self._closes[symbol] if name == "close" else column(self.series[symbol], name)
+            )
         return decoded
 
     def pending_tick(self) -> Tick | None:
@@ -441,7 +450,8 @@ class Simulation:
         self._broker = Broker.restore(state.broker, self._lot_sizes, self.settings)
         self._synced = self._marked = state.sequence
         self.ledger = TradeLedger.restore(state.ledger)
-        self._cursors = dict(state.cursors)
+        self._cursors.clear()  # in place: views of the simulation hold this mapping
+        self._cursors.update(state.cursors)
         self._book = _Book(
             state.sequence,
             state.in_flight,
@@ -478,7 +488,7 @@ class Simulation:
             exact(s.highs[i]) * p,
             exact(s.lows[i]) * p,
             exact(s.closes[i]) * p,
-            exact(s.volumes[i]) * unit(s.volume_scale),
+            exact(s.volumes[i]) * self._volume_units[symbol],
             day_ends is None or i in day_ends,
         )
 

@@ -45,6 +45,7 @@ async def drive(
     executions: list[ExecutionReportData] = []
     prices = {symbol: PriceTrack() for symbol in started.symbols}
     strategy.on_start(ctx)
+    ctx._declaring = False
     while True:
         for order_id, (code, message) in outcome.rejected.items():
             strategy.on_reject(ctx, order_id, code, message)
@@ -76,6 +77,7 @@ async def drive(
         total_ticks=started.total_ticks,
         wall_time_ms=int((time.perf_counter() - began) * 1000),
         prices=prices,
+        indicators=ctx._indicator_tracks({s: track.times for s, track in prices.items()}),
     )
     strategy.on_finish(ctx, results)
     return results

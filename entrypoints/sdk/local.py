@@ -23,7 +23,7 @@ from dependency_injector import providers
 
 from application.principal import Principal
 from application.simulation import Simulation, SimulationResults, Step
-from application.simulation.columns import DecodedColumn
+from application.simulation.columns import COLUMNS, DecodedColumn
 from domain.bars import Bar
 from domain.broker import ExecutionReport
 from domain.errors import DomainError
@@ -39,6 +39,13 @@ from entrypoints.sdk.driver import (
     Started,
     TickView,
     session_request,
+)
+from entrypoints.sdk.indicators import (
+    Indicator,
+    IndicatorFunction,
+    check_causal,
+    evaluate,
+    fields_of,
 )
 from entrypoints.sdk.results import BacktestResults, PriceTrack
 from entrypoints.sdk.strategy import DEFAULT_HISTORY_SIZE, Context, Strategy
@@ -239,6 +246,28 @@ class LocalContext(Context):
     def time(self) -> datetime | None:
         return self._simulation.sim_time
 
+    def _make_indicator(
+        self,
+        name: str,
+        symbol: str,
+        function: IndicatorFunction,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> Indicator:
+        """In process: computed once over every bar of the run, after a check that the
+        function does not look ahead."""
+        import numpy as np
+
+        series = self._simulation.series[symbol]
+        inputs = {}
+        for name_of_field in fields_of(args, kwargs):
+            raw = np.frombuffer(getattr(series, COLUMNS[name_of_field]), dtype=np.int64)
+            scale = series.volume_scale if name_of_field == "volume" else series.price_scale
+            inputs[name_of_field] = raw / float(10**scale)  # correctly rounded, as float(Decimal)
+        whole = evaluate(name, function, args, kwargs, inputs, len(series))
+        check_causal(name, function, args, kwargs, inputs, whole)
+        return Indicator(name, symbol, self._simulation.cursors, whole)
+
     def history(self, symbol: str, n: int, field: str = "close") -> list[Decimal]:
         column = self._columns.get((symbol, field))
         if column is None:
@@ -293,6 +322,7 @@ def run_in_process(
         final = results_data(session_id, run(complete(session_id)))
     finally:
         run(forget(session_id))
+    prices = _prices(simulation)
     results = BacktestResults(
         session_id=session_id,
         metrics=final.metrics,
@@ -301,7 +331,8 @@ def run_in_process(
         executions=executions,
         total_ticks=simulation.total_ticks,
         wall_time_ms=int((time.perf_counter() - began) * 1000),
-        prices=_prices(simulation),
+        prices=prices,
+        indicators=ctx._indicator_tracks({s: track.times for s, track in prices.items()}),
     )
     strategy.on_finish(ctx, results)
     return results
@@ -331,6 +362,7 @@ def _loop(
 
     ctx.session_id = session_id
     strategy.on_start(ctx)
+    ctx._declaring = False
     reports: Sequence[ExecutionReport] = step() if total else ()
     sequence = 1
     while True:
