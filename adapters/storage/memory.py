@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from domain.session import SimulationSession
+from domain.session import SessionState, SimulationSession
 
 
 class InMemorySessionRepository:
@@ -86,6 +87,10 @@ class InMemorySessionRepository:
 
     async def count(self) -> int:
         return len(self._by_id)
+
+    async def count_by_state(self) -> Mapping[SessionState, int]:
+        with self._lock:
+            return Counter(s.state for s in self._by_id.values())
 
     def _remove_locked(self, session_id: str) -> SimulationSession | None:
         session = self._by_id.pop(session_id, None)

@@ -34,7 +34,7 @@ import asyncio
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -306,6 +306,22 @@ class SqliteSessionRepository:
     async def count(self) -> int:
         (count,) = self.database.connection().execute("SELECT count(*) FROM sessions").fetchone()
         return int(count)
+
+    async def count_by_state(self) -> Mapping[SessionState, int]:
+        # The state is read out of each record's JSON by SQLite itself: no column (and no
+        # schema change) for a figure read once per scrape.
+        rows = (
+            self.database.connection()
+            .execute(
+                "SELECT json_extract(CAST(data AS TEXT), '$.state'), count(*) FROM sessions "
+                "GROUP BY 1"
+            )
+            .fetchall()
+        )
+        return {SessionState(state): int(n) for state, n in rows if state in _STATES}
+
+
+_STATES = frozenset(s.value for s in SessionState)
 
 
 def _forget_owned(db: sqlite3.Connection, owners: Sequence[str]) -> None:
