@@ -135,6 +135,23 @@ class SimulationCheckpoints(Protocol):
         ...
 
 
+class ResultsStore(Protocol):
+    """Where completed simulations' results live, out of the server's memory: the process
+    keeps nothing of a completed simulation but a few numbers, and reads its results back
+    from here when asked (`get_results`, a resume after completion, the dashboard).
+
+    With durable checkpoints, `SimulationCheckpoints.complete` writes the same record (with
+    the checkpoint dropped in the same step); `put` is for storage without checkpoints."""
+
+    async def put(self, run: CompletedRun) -> None: ...
+
+    async def get(self, session_id: str) -> CompletedRun | None:
+        """The session's results, or None when none are kept."""
+        ...
+
+    async def delete(self, session_id: str) -> None: ...
+
+
 class SymbolCatalog(Protocol):
     """The server's authoritative list of instruments, loaded at start-up."""
 

@@ -16,17 +16,19 @@ from adapters.clock import SystemClock
 from adapters.connections import InMemoryConnectionRegistry
 from adapters.ids import SecureIdGenerator
 from adapters.ratelimit import InMemoryRateLimiter
-from adapters.storage.memory import InMemorySessionRepository
+from adapters.storage.memory import InMemoryResultsStore, InMemorySessionRepository
 from adapters.storage.redis import (
     RedisConnectionRegistry,
     RedisDatabase,
     RedisRateLimiter,
+    RedisResultsStore,
     RedisSessionRepository,
     RedisSimulationCheckpoints,
 )
 from adapters.storage.sqlite import (
     SqliteDatabase,
     SqliteRateLimiter,
+    SqliteResultsStore,
     SqliteSessionRepository,
     SqliteSimulationCheckpoints,
 )
@@ -105,6 +107,13 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Object(None),
         redis=providers.Singleton(RedisSimulationCheckpoints, redis_database),
     )
+    # Completed simulations' results: in the storage, never held by the process.
+    results_store = providers.Selector(
+        settings.provided.storage,
+        sqlite=providers.Singleton(SqliteResultsStore, sessions_database),
+        memory=providers.Singleton(InMemoryResultsStore),
+        redis=providers.Singleton(RedisResultsStore, redis_database),
+    )
 
     market_data_validator = providers.Singleton(
         MarketDataValidator,
@@ -141,6 +150,8 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         checkpoints=checkpoints,
         checkpoint_every_ticks=settings.provided.checkpoint_every_ticks,
+        results=results_store,
+        metrics=metrics,
     )
 
     file_api_key_store = providers.Singleton(FileApiKeyStore, settings.provided.api_keys_path)

@@ -752,3 +752,31 @@ class RedisSimulationCheckpoints:
             pipe.delete(*self._keys(session_id))
             pipe.srem(db.key("simulations"), session_id)
             await pipe.execute()
+
+
+class RedisResultsStore:
+    """`ResultsStore` on Redis, in the key `RedisSimulationCheckpoints.complete` writes:
+    every process reads any completed simulation's results from there when asked, and
+    none holds them."""
+
+    def __init__(self, database: RedisDatabase) -> None:
+        self.database = database
+
+    def _key(self, session_id: str) -> str:
+        return self.database.key("result", session_id)
+
+    async def put(self, run: CompletedRun) -> None:
+        db = self.database
+        async with db.client().pipeline(transaction=True) as pipe:
+            pipe.set(self._key(run.session_id), encode_record(run))
+            pipe.sadd(db.key("simulations"), run.session_id)
+            await pipe.execute()
+
+    async def get(self, session_id: str) -> CompletedRun | None:
+        data = await self.database.client().get(self._key(session_id))
+        if data is None:
+            return None
+        return decode_completed(data.encode() if isinstance(data, str) else data)
+
+    async def delete(self, session_id: str) -> None:
+        await self.database.client().delete(self._key(session_id))
