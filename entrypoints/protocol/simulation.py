@@ -433,11 +433,16 @@ class SimulationProtocol:
         period = min(1.0, self._tick_timeout / 2)
         while connection.deadlines:
             await asyncio.sleep(period)
-            now = loop.time()
-            for sid, deadline in list(connection.deadlines.items()):
-                if deadline.due <= now and connection.deadlines.get(sid) is deadline:
-                    del connection.deadlines[sid]
-                    await self._timed_out(connection, sid, deadline)
+            await self._expire(connection, loop.time())
+
+    async def _expire(self, connection: EngineConnection, now: float) -> None:
+        """Time out the deadlines due at `now`. A function of its own so that no deadline
+        (and the whole simulation it refers to) outlives the check in a local variable
+        while the watchdog sleeps: a completed simulation must leave memory at once."""
+        for sid, deadline in list(connection.deadlines.items()):
+            if deadline.due <= now and connection.deadlines.get(sid) is deadline:
+                del connection.deadlines[sid]
+                await self._timed_out(connection, sid, deadline)
 
     async def _timed_out(
         self, connection: EngineConnection, sid: str, deadline: AckDeadline
