@@ -5,6 +5,9 @@ service keeps only their progress, and forgets them with their session."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import weakref
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +22,8 @@ from application.records import CompletedRun
 from application.simulation import Simulation, SimulationService
 from domain.orders import OrderRequest, OrderSide, OrderType
 from domain.session import SessionState
+from entrypoints.protocol import messages as m
+from entrypoints.protocol.simulation import EngineConnection, SimulationProtocol
 from tests.fakes import (
     FakeClock,
     InMemoryBarStore,
@@ -157,3 +162,34 @@ async def test_memory_keeps_a_compact_record() -> None:
     store = InMemoryResultsStore()
     await store.put(kept)
     assert store.stored_bytes() * 4 < len(encode_record(kept))
+
+
+# ---------------------------------------------------------------- nothing else keeps it
+
+
+async def test_a_completed_simulation_is_not_kept_by_its_connections_watchdog() -> None:
+    world = World(InMemoryResultsStore())
+    protocol = SimulationProtocol(world.simulations, FakeClock().now, tick_timeout_seconds=2.0)
+    pushed: list[bytes] = []
+
+    async def push(frame: bytes) -> None:
+        pushed.append(frame)
+
+    connection = EngineConnection("conn_1", push)
+    session = await world.sessions.create(ALICE, session_params(("AAPL",), START, "2023-01-13"))
+    replies = await protocol.handle(
+        ALICE, connection, m.StartSimulation(data=m.StartSimulationData(session_id=session.id))
+    )
+    alive = weakref.ref(await world.simulations.simulation(ALICE, session.id))
+    await asyncio.sleep(1.2)  # the watchdog (every second here) looks at the tick in flight
+    while not isinstance(replies[-1], m.SimulationComplete):
+        tick = replies[-1]
+        assert isinstance(tick, m.TickOut), replies
+        data = m.TickAckData(session_id=session.id, sequence_id=tick.data.sequence_id)
+        replies = await protocol.handle(ALICE, connection, m.TickAck(data=data))
+    gc.collect()
+
+    assert connection.watchdog is not None
+    assert not connection.watchdog.done()  # still asleep: it must not hold the simulation
+    assert alive() is None
+    assert pushed == []  # no tick timed out
