@@ -8,7 +8,8 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-CENT = Decimal("0.01")
+from domain.money import divide_places, exact, ratio
+
 _ZERO = Decimal(0)
 _HUNDRED = Decimal(100)
 
@@ -73,14 +74,15 @@ class LedgerState:
     trades: list[ClosedTradeRecord] = field(default_factory=list)
 
 
+@exact
 def return_pct(side: TradeSide, entry_price: Decimal, exit_price: Decimal) -> float:
     """A round trip's gross return, in percent.
 
     (exit/entry - 1)*100 for a long, (entry/exit - 1)*100 for a short.
     """
     if side == "long":
-        return float((exit_price / entry_price - 1) * _HUNDRED)
-    return float((entry_price / exit_price - 1) * _HUNDRED)
+        return ratio(_HUNDRED * (exit_price - entry_price), entry_price)
+    return ratio(_HUNDRED * (entry_price - exit_price), exit_price)
 
 
 def split_pro_rata(amount: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
@@ -100,7 +102,7 @@ def split_pro_rata(amount: Decimal, weights: Sequence[Decimal]) -> list[Decimal]
     allocated = _ZERO
     for weight in weights[:-1]:
         running += weight
-        rounded_total = (amount * running / total).quantize(CENT, rounding=ROUND_HALF_UP)
+        rounded_total = divide_places(amount * running, total, 2, ROUND_HALF_UP)
         shares.append(rounded_total - allocated)
         allocated = rounded_total
     shares.append(amount - allocated)
@@ -163,6 +165,7 @@ class TradeLedger:
         net = sum((lot.quantity for lot in lots), _ZERO)
         return -net if lots and lots[0].side == "short" else net
 
+    @exact
     def record_fill(
         self,
         symbol: str,
@@ -212,9 +215,7 @@ class TradeLedger:
             if taken < lot.quantity:  # only the last piece can be partial
                 entry_share = min(
                     lot.entry_commission,
-                    (lot.entry_commission * taken / lot.quantity).quantize(
-                        CENT, rounding=ROUND_HALF_UP
-                    ),
+                    divide_places(lot.entry_commission * taken, lot.quantity, 2, ROUND_HALF_UP),
                 )
                 leftover.append(
                     OpenLot(

@@ -15,14 +15,22 @@ from domain.broker import AccountView, ExecutionReport
 from domain.dates import format_instant
 from domain.errors import InvalidOrder
 from domain.metrics import Metrics
-from domain.orders import OrderRequest, OrderSide, OrderSnapshot, OrderType, TimeInForce
+from domain.orders import (
+    OrderRequest,
+    OrderSide,
+    OrderSnapshot,
+    OrderType,
+    TimeInForce,
+    check_numbers,
+)
 from domain.trades import ClosedTrade
 from entrypoints.protocol import messages as m
 
 
 def order_request(data: m.OrderData) -> OrderRequest:
-    """Wire order → domain request; an unknown enum value is INVALID_ORDER on its field."""
-    return OrderRequest(
+    """Wire order → domain request; an unknown enum value, or a number outside its bound
+    (`domain.money.ORDER_BOUNDS`), is INVALID_ORDER on its field."""
+    request = OrderRequest(
         order_id=data.order_id,
         symbol=data.symbol,
         side=_enum(OrderSide, data.side, "side"),
@@ -35,6 +43,8 @@ def order_request(data: m.OrderData) -> OrderRequest:
         stop_loss=data.stop_loss,
         take_profit=data.take_profit,
     )
+    check_numbers(request)
+    return request
 
 
 E = TypeVar("E", OrderSide, OrderType, TimeInForce)
