@@ -434,9 +434,15 @@ class Broker:
 
     @classmethod
     def restore(
-        cls, state: BrokerState, lot_sizes: Mapping[str, Decimal], settings: EngineSettings
+        cls,
+        state: BrokerState,
+        lot_sizes: Mapping[str, Decimal],
+        settings: EngineSettings,
+        tick_sizes: Mapping[str, Decimal] | None = None,
+        *,
+        session_id: str = "",
     ) -> Broker:
-        broker = cls(state.cash, lot_sizes, settings)
+        broker = cls(state.cash, lot_sizes, settings, tick_sizes, session_id=session_id)
         broker._realized_pnl = state.realized_pnl
         broker._total_commission = state.total_commission
         broker._total_slippage = state.total_slippage

@@ -60,6 +60,7 @@ class Simulation:
         initial_capital: Decimal,
         settings: EngineSettings,
         account_updates: AccountUpdates = AccountUpdates.ON_FILL,
+        tick_sizes: Mapping[str, Decimal] | None = None,
     ) -> None:
         self.session_id = session_id
         self.series = dict(series)
@@ -68,9 +69,12 @@ class Simulation:
         self.initial_capital = initial_capital
         self.settings = settings
         self.account_updates = account_updates
-        self.broker = Broker(initial_capital, lot_sizes, settings)
-        self.ledger = TradeLedger()
         self._lot_sizes = dict(lot_sizes)
+        self._tick_sizes = None if tick_sizes is None else dict(tick_sizes)
+        self.broker = Broker(
+            initial_capital, lot_sizes, settings, self._tick_sizes, session_id=session_id
+        )
+        self.ledger = TradeLedger()
         self.ticks = array(
             "q",
             union_times(
@@ -343,7 +347,13 @@ class Simulation:
 
     def restore(self, state: SimulationState) -> None:
         """Continue from `state` (taken from a simulation over the same bars and settings)."""
-        self.broker = Broker.restore(state.broker, self._lot_sizes, self.settings)
+        self.broker = Broker.restore(
+            state.broker,
+            self._lot_sizes,
+            self.settings,
+            self._tick_sizes,
+            session_id=self.session_id,
+        )
         self.ledger = TradeLedger.restore(state.ledger)
         self._cursors = dict(state.cursors)
         self._book = _Book(
