@@ -1,5 +1,5 @@
 """Exact money: the bounds of every number a client sends, and the one decimal context the
-engine computes in (docs/protocol.md §7.14 proves the precision below is enough).
+engine computes in (docs/protocol.md §7.5, *Exact money*, proves the precision enough).
 
 Every amount the engine forms from bounded inputs is a sum of products with at most
 `BASIS_PLACES` decimal places and fewer than `MONEY_PRECISION` digits, so no operation of

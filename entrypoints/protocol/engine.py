@@ -13,7 +13,7 @@ from application.simulation import SimulationResults
 from domain.bars import Bar
 from domain.broker import AccountView, ExecutionReport
 from domain.dates import format_instant
-from domain.errors import InvalidOrder
+from domain.errors import InvalidOrder, ValidationFailed
 from domain.metrics import Metrics
 from domain.orders import (
     OrderRequest,
@@ -45,6 +45,17 @@ def order_request(data: m.OrderData) -> OrderRequest:
     )
     check_numbers(request)
     return request
+
+
+def check_batch_size(orders: Sequence[m.OrderData]) -> None:
+    """At most MAX_BATCH_ORDERS orders per request, in an `order_batch` or a `tick_ack`."""
+    if len(orders) > m.MAX_BATCH_ORDERS:
+        raise ValidationFailed(
+            "orders",
+            f"An order batch holds at most {m.MAX_BATCH_ORDERS} orders",
+            max=m.MAX_BATCH_ORDERS,
+            count=len(orders),
+        )
 
 
 E = TypeVar("E", OrderSide, OrderType, TimeInForce)

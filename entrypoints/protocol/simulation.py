@@ -31,6 +31,7 @@ from entrypoints.protocol import messages as m
 from entrypoints.protocol.engine import (
     account_data,
     bars_json,
+    check_batch_size,
     history_json,
     metrics_data,
     order_request,
@@ -199,7 +200,7 @@ class SimulationProtocol:
         self, principal: Principal, connection: EngineConnection, data: m.TickAckData
     ) -> Reply:
         sid = data.session_id
-        _check_batch_size(data.orders)
+        check_batch_size(data.orders)
         requests, refused = _parse_orders(sid, data.orders) if data.orders else ([], {})
         simulation, batch, step = await self._simulations.acknowledge(
             principal,
@@ -236,7 +237,7 @@ class SimulationProtocol:
     async def _batch(
         self, principal: Principal, connection: EngineConnection, data: m.OrderBatchData
     ) -> Reply:
-        _check_batch_size(data.orders)
+        check_batch_size(data.orders)
         requests, refused = _parse_orders(data.session_id, data.orders)
         batch = await self._simulations.submit(
             principal, data.session_id, connection.connection_id, requests, refused
@@ -445,17 +446,6 @@ class SimulationProtocol:
             await connection.push(frame)
         except Exception:  # the connection may be closing; the pause itself stands
             log.debug("ack timeout of %s not delivered", sid, exc_info=True)
-
-
-def _check_batch_size(orders: Sequence[m.OrderData]) -> None:
-    """At most MAX_BATCH_ORDERS orders per request, in an `order_batch` or a `tick_ack`."""
-    if len(orders) > m.MAX_BATCH_ORDERS:
-        raise ValidationFailed(
-            "orders",
-            f"An order batch holds at most {m.MAX_BATCH_ORDERS} orders",
-            max=m.MAX_BATCH_ORDERS,
-            count=len(orders),
-        )
 
 
 def _parse_orders(
