@@ -217,6 +217,19 @@ def divide_places(
     return _from_ratio(a * d, b * c, places, rounding)
 
 
+def budget(notional: Decimal) -> Decimal:
+    """A notional within the NOTIONAL maximum cut down (toward zero) to its places, so
+    `cash / 3` makes a valid budget: never more money than given. Anything else is
+    returned as is, for `check_bound` to judge."""
+    if not notional.is_finite() or not 0 < notional <= NOTIONAL.maximum:
+        return notional
+    if places_of(notional) <= NOTIONAL.places:
+        return notional
+    numerator, denominator = notional.as_integer_ratio()
+    units = numerator * 10**NOTIONAL.places // denominator
+    return Decimal(units).scaleb(-NOTIONAL.places, MONEY_CONTEXT)
+
+
 def ratio(dividend: Decimal, divisor: Decimal) -> float:
     """dividend / divisor as the nearest float (for percentages and other ratios)."""
     a, b = dividend.as_integer_ratio()

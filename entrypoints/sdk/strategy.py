@@ -11,7 +11,7 @@ from typing import Any
 
 from domain.bars import Bar as Bar  # the one pure value the SDK shares with the engine
 from domain.errors import InvalidOrder
-from domain.money import ORDER_BOUNDS, check_bound
+from domain.money import ORDER_BOUNDS, budget, check_bound
 from entrypoints.protocol.messages import ExecutionReportData, OrderData
 from entrypoints.sdk.errors import SimuTradorError
 from entrypoints.sdk.results import BacktestResults
@@ -68,6 +68,11 @@ def _decimal(name: str, value: Number | None) -> Decimal | None:
         return Decimal(repr(value) if isinstance(value, float) else str(value).strip())
     except InvalidOperation:
         raise StrategyUsageError(f"{name}={value!r} is not a number") from None
+
+
+def _budget(notional: Decimal | None) -> Decimal | None:
+    """A notional is a budget: the SDK cuts it down to 8 places (`ctx.cash / 3` is fine)."""
+    return None if notional is None else budget(notional)
 
 
 def _out_of_bounds(order: OrderData) -> InvalidOrder | None:
@@ -235,7 +240,7 @@ class Context:
             side=side,
             type=type,
             quantity=_decimal("quantity", quantity),
-            notional=_decimal("notional", notional),
+            notional=_budget(_decimal("notional", notional)),
             limit_price=_decimal("limit_price", limit_price),
             stop_price=_decimal("stop_price", stop_price),
             time_in_force=time_in_force,

@@ -22,6 +22,7 @@ from domain.money import (
     NOTIONAL,
     PRICE,
     QUANTITY,
+    budget,
     check_bound,
     check_step,
     divide_places,
@@ -215,3 +216,17 @@ def test_a_fault_while_filling_rejects_that_order_and_the_bar_goes_on(
     assert broker.position_quantity("AAPL") == 5
     assert len(caplog.records) == 1
     assert "boom" in caplog.records[0].getMessage()
+
+
+@given(st.decimals(min_value=D("0.00000001"), max_value=NOTIONAL.maximum, allow_nan=False))
+def test_a_budget_is_the_largest_eight_place_amount_not_above_the_notional(
+    notional: Decimal,
+) -> None:
+    cut = budget(notional)
+    assert places_of(cut) <= 8
+    assert Fraction(cut) <= Fraction(notional) < Fraction(cut) + Fraction(1, 10**8)
+
+
+@pytest.mark.parametrize("value", [D("NaN"), D(0), D(-5), D("1e13"), D("1E+9999")])
+def test_a_budget_leaves_values_out_of_bounds_to_the_bound_check(value: Decimal) -> None:
+    assert budget(value).compare_total(value) == 0

@@ -286,3 +286,12 @@ def test_positions_follow_fills_partial_fills_and_flips(ctx: Context) -> None:
     assert ctx.position("AAPL") == 0
     assert ctx.close("AAPL") is None  # flat again: nothing to close
     assert ctx.position("MSFT") == D("-2.5")
+
+
+def test_a_notional_is_cut_down_to_eight_places_as_a_budget(ctx: Context) -> None:
+    """`ctx.cash / 3` has 28 digits; as a budget it is cut (never rounded up) to 8 places."""
+    ctx.buy("AAPL", notional=D("100000.01") / 3)
+    ctx.sell("AAPL", notional="2.999999999999")
+    orders, _ = ctx._take_orders()
+    assert [o.notional for o in orders] == [D("33333.33666666"), D("2.99999999")]
+    assert ctx._take_refused() == {}
