@@ -286,6 +286,15 @@ def _deep(depth: int) -> str:
             "$.x" + "[0]" * 31,
             3002,
         ),
+        (  # the typed decode fails first on data; the deep part was once called "not JSON"
+            '{"type": "tick_ack", "request_id": "deep-3", "data": {"session_id": 1}, "x": '
+            + "[" * 3000
+            + "]" * 3000
+            + "}",
+            "deep-3",
+            "$.x" + "[0]" * 31,
+            3001,
+        ),
         (  # too deep and not even closed: no request_id to read
             "[" * 5000,
             None,
