@@ -270,7 +270,12 @@ class Broker:
         order = self._open_orders.get(order_id)
         if order is None:
             raise OrderNotFound(order_id)
-        return self._end(order, OrderStatus.CANCELLED, ReportReason.CANCELLED)
+        try:
+            return self._end(order, OrderStatus.CANCELLED, ReportReason.CANCELLED)
+        except Exception as exc:  # a fault of ours costs this cancel, not the simulation
+            self._fault(order_id, exc)
+            self._open_orders.pop(order_id, None)
+            raise OrderFailed(order_id) from None
 
     def process_bar(
         self, sequence_id: int, sim_time: datetime, quotes: Mapping[str, BarQuote]

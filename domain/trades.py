@@ -85,6 +85,7 @@ def return_pct(side: TradeSide, entry_price: Decimal, exit_price: Decimal) -> fl
     return ratio(_HUNDRED * (entry_price - exit_price), exit_price)
 
 
+@exact
 def split_pro_rata(amount: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
     """Split `amount` by `weights` into cent-rounded (half-up) shares summing exactly to it.
 
@@ -159,6 +160,7 @@ class TradeLedger:
         """The open lots of `symbol`, oldest first (all on one side)."""
         return list(self._lots.get(symbol, ()))
 
+    @exact
     def position(self, symbol: str) -> Decimal:
         """The net open quantity of `symbol`: positive long, negative short."""
         lots = self._lots.get(symbol, [])

@@ -11,7 +11,7 @@ from typing import Any
 
 from domain.bars import Bar as Bar  # the one pure value the SDK shares with the engine
 from domain.errors import InvalidOrder
-from domain.money import ORDER_BOUNDS, budget, check_bound
+from domain.money import MONEY_CONTEXT, ORDER_BOUNDS, budget, check_bound
 from entrypoints.protocol.messages import ExecutionReportData, OrderData
 from entrypoints.sdk.errors import SimuTradorError
 from entrypoints.sdk.results import BacktestResults
@@ -298,7 +298,8 @@ class Context:
     def _apply_report(self, report: ExecutionReportData) -> None:
         if report.fill_quantity:
             signed = report.fill_quantity if report.side == "buy" else -report.fill_quantity
-            held = self._positions.get(report.symbol, Decimal(0)) + signed
+            # In the engine's context: a position may outgrow the caller's 28 digits.
+            held = MONEY_CONTEXT.add(self._positions.get(report.symbol, Decimal(0)), signed)
             if held:
                 self._positions[report.symbol] = held
             else:
