@@ -87,9 +87,6 @@ class Bound:
     def digits(self) -> int:
         return len(str(int(self.maximum))) + self.places
 
-    def describe(self) -> str:
-        return f"above 0, at most {self.maximum:,} with at most {self.places} decimal places"
-
 
 QUANTITY = Bound(CLIENT_PLACES, Decimal(10) ** 10)
 PRICE = Bound(CLIENT_PLACES, Decimal(10) ** 10)
