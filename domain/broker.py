@@ -308,9 +308,13 @@ class Broker:
             except Exception as exc:  # a fault of ours costs this order, not the simulation
                 self._fault(order.order_id, exc)
                 if order.order_id in self._open_orders:
-                    reports.append(
-                        self._end(order, OrderStatus.REJECTED, ReportReason.INTERNAL_ERROR)
-                    )
+                    self._reject_after_fault(order, reports)
+
+    def _reject_after_fault(self, order: Order, reports: list[ExecutionReport]) -> None:
+        try:
+            reports.append(self._end(order, OrderStatus.REJECTED, ReportReason.INTERNAL_ERROR))
+        except Exception:  # not even that: the order leaves the book without a report
+            self._open_orders.pop(order.order_id, None)
 
     def _fault(self, order_id: str, exc: Exception) -> None:
         log.error(
