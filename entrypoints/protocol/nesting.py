@@ -39,10 +39,9 @@ class _Level:
         if not self.is_object:
             return f"[{self.index}]"
         key = self.key or ""
-        if _IDENTIFIER.match(key):
-            return f".{key}"
-        shown = key if len(key) <= _SHOWN_KEY else key[:_SHOWN_KEY] + "…"
-        return f"[{json.dumps(shown)}]"
+        if len(key) > _SHOWN_KEY:  # a long key is cut, and then no longer a plain name
+            return f"[{json.dumps(key[:_SHOWN_KEY] + '…')}]"
+        return f".{key}" if _IDENTIFIER.match(key) else f"[{json.dumps(key)}]"
 
 
 def scan(frame: str) -> Nesting:
