@@ -294,7 +294,6 @@ class Broker:
                 position.mark = quote.close
         return reports
 
-    @exact
     def _work_orders(
         self, sequence_id: int, quotes: Mapping[str, BarQuote], reports: list[ExecutionReport]
     ) -> None:
@@ -486,6 +485,7 @@ class Broker:
             time_in_force is TimeInForce.DAY and quote.last_of_day
         )
 
+    @exact  # entered only when an order matches: a resting order costs no context switch
     def _try_fill(
         self, order: Order, match: PriceMatch, quote: BarQuote, reports: list[ExecutionReport]
     ) -> None:

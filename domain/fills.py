@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
-from domain.money import QUANTITY, round_places
+from domain.money import MONEY_CONTEXT, QUANTITY, round_places
 from domain.orders import ExitRole, Order, OrderSide, OrderType
 from domain.session import EngineSettings
 
@@ -99,8 +99,12 @@ def slipped_price(price: Decimal, side: OrderSide, slippage_bps: Decimal) -> Dec
     """The price after slippage: a buy pays more, a sell receives less."""
     if not slippage_bps:
         return price
-    fraction = slippage_bps.scaleb(-4)  # basis points → a fraction, exactly
-    return price * (ONE + fraction) if side is OrderSide.BUY else price * (ONE - fraction)
+    # Basis points → a fraction, then the product: exact in MONEY_CONTEXT (domain.money),
+    # given explicitly because a resting order is matched outside the broker's context.
+    ctx = MONEY_CONTEXT
+    fraction = slippage_bps.scaleb(-4, ctx)
+    factor = ctx.add(ONE, fraction) if side is OrderSide.BUY else ctx.subtract(ONE, fraction)
+    return ctx.multiply(price, factor)
 
 
 def match_order(order: Order, bar: BarQuote, settings: EngineSettings) -> PriceMatch | None:

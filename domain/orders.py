@@ -9,7 +9,14 @@ from decimal import Decimal
 from enum import StrEnum
 
 from domain.errors import InvalidOrder
-from domain.money import AVG_PRICE_PLACES, ORDER_BOUNDS, check_bound, check_step, divide_places
+from domain.money import (
+    AVG_PRICE_PLACES,
+    MONEY_CONTEXT,
+    ORDER_BOUNDS,
+    check_bound,
+    check_step,
+    divide_places,
+)
 
 MAX_ORDER_ID_LENGTH = 64
 ZERO = Decimal(0)
@@ -281,7 +288,9 @@ class Order:
 
     @property
     def remaining_quantity(self) -> Decimal | None:
-        return None if self.quantity is None else self.quantity - self.filled_quantity
+        if self.quantity is None:
+            return None
+        return MONEY_CONTEXT.subtract(self.quantity, self.filled_quantity)
 
     @property
     def average_fill_price(self) -> Decimal | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, Inexact, localcontext
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, Inexact, getcontext, localcontext
 from fractions import Fraction
 
 import pytest
@@ -230,3 +230,19 @@ def test_a_budget_is_the_largest_eight_place_amount_not_above_the_notional(
 @pytest.mark.parametrize("value", [D("NaN"), D(0), D(-5), D("1e13"), D("1E+9999")])
 def test_a_budget_leaves_values_out_of_bounds_to_the_bound_check(value: Decimal) -> None:
     assert budget(value).compare_total(value) == 0
+
+
+def test_exact_restores_the_callers_context_and_never_changes_its_own() -> None:
+    @exact
+    def inside() -> int:
+        return getcontext().prec
+
+    with localcontext() as caller:
+        caller.prec = 5
+        assert inside() == 100
+        assert getcontext() is caller
+        with pytest.raises(Inexact):
+            exact(lambda: D(2) / D(3))()
+        assert getcontext() is caller
+    assert MONEY_CONTEXT.prec == 100
+    assert MONEY_CONTEXT.traps[Inexact]
