@@ -9,13 +9,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import Context, Decimal, localcontext
 from itertools import pairwise
 
+from domain.money import exact, ratio
 from domain.trades import ClosedTrade
 
 TRADING_DAYS_PER_YEAR = 252
 _PRECISION = 40  # decimal digits for return arithmetic: far beyond a float's 17
+_RATIO_CONTEXT = Context(prec=_PRECISION)
+"""A context of its own (not a copy of the caller's): returns are ratios, rounded anyway."""
 _SQRT_YEAR = math.sqrt(TRADING_DAYS_PER_YEAR)
 
 
@@ -49,8 +52,7 @@ def _finite(value: float | None) -> float | None:
 
 def daily_returns(daily_equity: Sequence[Decimal]) -> list[float]:
     """Simple returns between consecutive equity values, each exact in decimal then rounded once."""
-    with localcontext() as ctx:
-        ctx.prec = _PRECISION
+    with localcontext(_RATIO_CONTEXT):
         returns: list[float] = []
         for previous, current in pairwise(daily_equity):
             if previous == 0:
@@ -63,8 +65,7 @@ def total_return(daily_equity: Sequence[Decimal]) -> float | None:
     """E_T / E_0 - 1 as a fraction; `None` for fewer than two points."""
     if len(daily_equity) < 2:
         return None
-    with localcontext() as ctx:
-        ctx.prec = _PRECISION
+    with localcontext(_RATIO_CONTEXT):
         return _finite(float((daily_equity[-1] - daily_equity[0]) / daily_equity[0]))
 
 
@@ -87,8 +88,7 @@ def max_drawdown(daily_equity: Sequence[Decimal]) -> float | None:
     """min(E / cummax(E) - 1) as a (non-positive) fraction; `None` for fewer than two points."""
     if len(daily_equity) < 2:
         return None
-    with localcontext() as ctx:
-        ctx.prec = _PRECISION
+    with localcontext(_RATIO_CONTEXT):
         peak = daily_equity[0]
         deepest = Decimal(0)
         for equity in daily_equity:
@@ -130,6 +130,7 @@ def _percent(fraction: float | None) -> float | None:
     return _finite(fraction * 100.0) if fraction is not None else None
 
 
+@exact
 def compute_metrics(
     daily_equity: Sequence[Decimal],
     trades: Sequence[ClosedTrade],
@@ -176,7 +177,7 @@ def compute_metrics(
         total_trades=total_trades,
         winning_trades=winning_trades,
         win_rate_pct=winning_trades / total_trades * 100.0 if total_trades else None,
-        profit_factor=_finite(float(gross_profit / gross_loss)) if gross_loss > 0 else None,
+        profit_factor=_finite(ratio(gross_profit, gross_loss)) if gross_loss > 0 else None,
         avg_trade_pct=_finite(_mean(trade_returns)) if trade_returns else None,
         best_trade_pct=max(trade_returns) if trade_returns else None,
         worst_trade_pct=min(trade_returns) if trade_returns else None,
