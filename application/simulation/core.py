@@ -5,8 +5,8 @@ orders sent since, live from the bar after. Bars are held columnar; state snapsh
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -20,13 +20,13 @@ from application.simulation.values import (
     Tick,
 )
 from domain.bars import Bar, BarSeries, from_epoch, union_times
-from domain.broker import BarQuote, Broker, ExecutionReport
+from domain.broker import BarQuote, Broker, BrokerState, ExecutionReport
 from domain.errors import DomainError, InvalidSequence, InvalidState
 from domain.exchanges import ExchangeHours, trading_day_runs
 from domain.metrics import compute_metrics
 from domain.orders import OrderRequest
 from domain.session import EngineSettings
-from domain.trades import TradeLedger
+from domain.trades import OpenLot, TradeLedger
 
 
 @dataclass(slots=True)
@@ -42,6 +42,31 @@ class _Book:
     report_marks: array[int] = field(default_factory=lambda: array("q"))
     """How many reports existed once tick n+1 was delivered (index n)."""
     rejections: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(slots=True, frozen=True)
+class _Savepoint:
+    """The simulation between ticks, before a window was stepped: what going back to it
+    needs (lists that only grow are kept as their lengths)."""
+
+    sequence: int
+    cursors: dict[str, int]
+    broker: BrokerState
+    ledger: tuple[dict[str, list[OpenLot]], int]
+    curve: int
+    ticks_with_position: int
+    reports: int
+    marks: int
+
+
+@dataclass(slots=True)
+class _Window:
+    """Bars `first`..`last` delivered at once, stepped ahead of the last acknowledged bar
+    (`point`); an ack may name any of them, the bars after it are void."""
+
+    first: int
+    last: int
+    point: _Savepoint
 
 
 class Simulation:
@@ -95,6 +120,9 @@ class Simulation:
         self._decoded = {sym: _DecodedBars(s, chunk) for sym, s in self.series.items()}
         self._cursors = dict(self.first_tradable)
         self._book = _Book()
+        self.window_size = 1
+        """Bars per window the client asks for (1: one tick at a time)."""
+        self._window: _Window | None = None
 
     # ------------------------------------------------------------------ progress
 
@@ -204,8 +232,102 @@ class Simulation:
 
     @property
     def next_sequence_id(self) -> int:
-        """The tick that awaits an ack (or comes next)."""
+        """The tick that awaits an ack (or comes next); with a window in flight, its first."""
+        if self._window is not None:
+            return self._window.first
         return self._book.in_flight or self._book.sequence + 1
+
+    # ------------------------------------------------------------------ windows
+
+    @property
+    def in_window(self) -> bool:
+        """Bars are in flight as a window (stepped ahead of the last acknowledged one)."""
+        return self._window is not None
+
+    @property
+    def acknowledged(self) -> int:
+        """The last bar the client acknowledged, or will have once the tick in flight is:
+        where the simulation stands for good (checkpoints and the journal)."""
+        if self._window is not None:
+            return self._window.point.sequence
+        return self._book.sequence
+
+    def open_window(self, size: int, admit: Callable[[Step], bool] | None = None) -> list[Step]:
+        """Deliver up to `size` bars at once (PROTOCOL §7.14). From between ticks, step
+        ahead speculatively, each bar exactly as `advance` does (fills of resting orders,
+        expiries, marks), until `size` bars, the end of data, or until `admit`, shown each
+        step as it is made, answers that no more may follow. An ack may then name any bar
+        of the window: the bars after it are void, and the simulation steps again from the
+        savepoint taken here (the engine is deterministic, so the bars up to the ack come
+        out the same). `size` 1 is `advance`: one tick, nothing saved."""
+        if size <= 1:
+            return [self.advance()]
+        book = self._book
+        if book.finished or book.in_flight is not None or book.sequence >= len(self.ticks):
+            raise InvalidState(self.session_id, self._phase(), "advance", ["tick acknowledged"])
+        point = self._savepoint()
+        last = min(len(self.ticks), book.sequence + size)
+        steps: list[Step] = []
+        while True:
+            step = self.advance()
+            steps.append(step)
+            more = admit(step) if admit is not None else True
+            if not more or book.sequence >= last:
+                break
+            book.in_flight = None
+        self._window = _Window(point.sequence + 1, book.sequence, point)
+        return steps
+
+    def trim_window(self, last: int) -> None:
+        """The window ends at bar `last` (a frame held no more): the simulation goes back
+        to that bar, as if the window had been opened that long."""
+        window = self._window
+        if window is None or not window.first <= last <= window.last:
+            raise InvalidSequence(self.next_sequence_id, last)
+        if last != self._book.sequence:
+            self._step_to(window.point, last)
+        window.last = last
+
+    def void_window(self) -> None:
+        """Drop the window in flight: back to the last acknowledged bar, nothing in flight
+        (a pause; the window is opened again when the simulation resumes)."""
+        window = self._window
+        if window is not None:
+            self._rewind(window.point)
+            self._window = None
+
+    def _savepoint(self) -> _Savepoint:
+        book = self._book
+        return _Savepoint(
+            book.sequence,
+            dict(self._cursors),
+            self.broker.savepoint(),
+            self.ledger.savepoint(),
+            len(book.equity_curve),
+            book.ticks_with_position,
+            len(book.reports),
+            len(book.report_marks),
+        )
+
+    def _rewind(self, point: _Savepoint) -> None:
+        self.broker.rewind(point.broker)
+        self.ledger.rewind(point.ledger)
+        self._cursors = dict(point.cursors)
+        book = self._book
+        book.sequence = point.sequence
+        book.in_flight = None
+        del book.equity_curve[point.curve :]
+        book.ticks_with_position = point.ticks_with_position
+        del book.reports[point.reports :]
+        del book.report_marks[point.marks :]
+
+    def _step_to(self, point: _Savepoint, sequence_id: int) -> None:
+        """Back to `point`, then step again up to bar `sequence_id` (left in flight)."""
+        self._rewind(point)
+        book = self._book
+        while book.sequence < sequence_id:
+            book.in_flight = None
+            self.advance()
 
     def history(self) -> dict[str, list[Bar]]:
         """The warm-up bars of each symbol (before the first tradable bar)."""
@@ -220,7 +342,15 @@ class Simulation:
         orders: Sequence[OrderRequest] = (),
         cancels: Sequence[str] = (),
     ) -> BatchResult:
-        """Close tick `sequence_id`; `orders` and `cancels` take effect from the next bar."""
+        """Close tick `sequence_id`; `orders` and `cancels` take effect from the next bar.
+        With a window in flight, any of its bars: the ones after it are void."""
+        window = self._window
+        if window is not None:
+            if not window.first <= sequence_id <= window.last:
+                raise InvalidSequence(window.last, sequence_id)
+            if sequence_id != self._book.sequence:
+                self._step_to(window.point, sequence_id)
+            self._window = None
         if self._book.in_flight is None or sequence_id != self._book.in_flight:
             expected = self._book.in_flight or self._book.sequence + 1
             raise InvalidSequence(expected, sequence_id)
@@ -326,7 +456,26 @@ class Simulation:
     # ------------------------------------------------------------------ snapshot
 
     def state(self) -> SimulationState:
+        """The state to keep: with a window in flight, as of its savepoint (the last bar
+        acknowledged): the bars stepped ahead are not the client's yet."""
         book = self._book
+        window = self._window
+        if window is not None:
+            p = window.point
+            return SimulationState(
+                p.sequence,
+                None,
+                tuple(p.cursors.items()),
+                replace(p.broker, used_order_ids=self.broker.used_order_ids()),
+                self.ledger.state_at(p.ledger),
+                tuple(book.equity_curve[: p.curve]),
+                p.ticks_with_position,
+                tuple(book.reports[: p.reports]),
+                False,
+                tuple(book.report_marks[: p.marks]),
+                tuple(book.rejections),
+                self.window_size,
+            )
         return SimulationState(
             book.sequence,
             book.in_flight,
@@ -339,6 +488,7 @@ class Simulation:
             book.finished,
             tuple(book.report_marks),
             tuple(book.rejections),
+            self.window_size,
         )
 
     def restore(self, state: SimulationState) -> None:
@@ -346,6 +496,8 @@ class Simulation:
         self.broker = Broker.restore(state.broker, self._lot_sizes, self.settings)
         self.ledger = TradeLedger.restore(state.ledger)
         self._cursors = dict(state.cursors)
+        self.window_size = state.window
+        self._window = None
         self._book = _Book(
             state.sequence,
             state.in_flight,

@@ -180,7 +180,7 @@ class Dispatcher:
         self._version = server_version
         self._max_bytes = max_message_bytes
         self._engine = (
-            SimulationProtocol(simulations, clock.now, tick_timeout_seconds)
+            SimulationProtocol(simulations, clock.now, tick_timeout_seconds, max_message_bytes)
             if simulations is not None
             else None
         )
@@ -276,7 +276,7 @@ class Dispatcher:
 
     async def dispatch_all(
         self, context: ConnectionContext, message: m.ClientMessage
-    ) -> Sequence[m.ServerMessage | m.TickOut | m.HistoryOut]:
+    ) -> Sequence[m.ServerMessage | m.TickOut | m.TicksOut | m.HistoryOut]:
         """One decoded request → every message it causes; each echoes its request_id."""
         if isinstance(message, SESSION_MESSAGES):
             reply = await self.dispatch(context.principal, message)
