@@ -46,13 +46,9 @@ def bars(seed: int) -> dict[str, BarSeries]:
                 close = max(1.0, price * (1 + rng.uniform(-0.02, 0.02)))
                 high = max(open_, close) * (1 + rng.uniform(0, 0.01))
                 low = min(open_, close) * (1 - rng.uniform(0, 0.01))
-                rows.append(
-                    Bar(
-                        day + timedelta(minutes=5 * i),
-                        *(D(f"{x:.2f}") for x in (open_, high, low, close)),
-                        D(rng.randint(500, 5000)),
-                    )
-                )
+                o, h, lo, c = (D(f"{x:.2f}") for x in (open_, high, low, close))
+                when = day + timedelta(minutes=5 * i)
+                rows.append(Bar(when, o, h, lo, c, D(rng.randint(500, 5000))))
                 price = close
         out[symbol] = BarSeries.from_bars(symbol, Timeframe.M5, rows)
     return out
