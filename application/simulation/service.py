@@ -671,6 +671,9 @@ class SimulationService:
         return simulation
 
     def _restored_run(self, simulation: Simulation, stored: StoredRun) -> RunningSimulation:
+        """A rebuilt simulation comes back paused: a window it had in flight is void (it is
+        opened again on resume, from the last bar acknowledged)."""
+        simulation.void_window()
         checkpoint = stored.checkpoint
         now = self._now()
         return RunningSimulation(

@@ -368,3 +368,55 @@ async def test_the_hourly_creation_limit_survives_a_restart(
     with pytest.raises(DomainError) as refused:
         await second.sessions.create(limited, session_params())
     assert refused.value.details["limit"] == "sessions_per_hour"
+
+
+# ---------------------------------------------------------------- windows (PROTOCOL §7.14)
+
+
+async def drive_windows(world: Services, sid: str, stop_after_acks: int | None = None) -> int:
+    """Run the test strategy over windows: the first bar of each on which it sends
+    something is acknowledged (the rest of the window is void), else the window's last.
+    Stops after `stop_after_acks` acks (a crash) or at the end; returns the acks sent."""
+    acks = 0
+    simulation = await world.simulations.simulation(ALICE, sid)
+    while stop_after_acks is None or acks < stop_after_acks:
+        first, last = simulation.next_sequence_id, simulation.in_flight
+        assert last is not None
+        sequence = next((n for n in range(first, last) if any(orders_for(n))), last)
+        orders, cancels, refused = orders_for(sequence)
+        acks += 1
+        _, _, step = await world.simulations.acknowledge(
+            ALICE, sid, DRIVER, sequence, orders, cancels, refused
+        )
+        if step is None:
+            break
+    return acks
+
+
+@pytest.mark.parametrize(("window", "crash_after"), [(8, 3), (8, 9), (40, 2), (40, 7)])
+async def test_a_crash_mid_window_resumes_from_the_last_bar_acknowledged(
+    tmp_path: Path, bars: InMemoryBarStore, worlds: list[World], window: int, crash_after: int
+) -> None:
+    first = boot(worlds, tmp_path, bars, every=10)
+    session = await first.sessions.create(ALICE, session_params(("AAPL",), START, END))
+    sid = session.id
+    simulation = await first.simulations.start(ALICE, sid, driver=DRIVER, window=window)
+    simulation.open_window(window)
+    await drive_windows(first, sid, stop_after_acks=crash_after)
+    acknowledged = simulation.acknowledged
+    assert simulation.in_window
+    assert simulation.sequence > acknowledged  # stepped ahead, not the client's yet
+    # The process dies here, mid-window.
+
+    second = boot(worlds, tmp_path, bars, every=10)
+    assert (await second.simulations.recover()).paused == [sid]
+    restored = await second.simulations.simulation(ALICE, sid)
+    # Paused at the bar acknowledged last: the window in flight was void, not kept.
+    assert restored.sequence == acknowledged
+    assert restored.in_flight is None
+    assert restored.window_size == window
+    assert restored.state() == simulation.state()
+    await second.simulations.resume(ALICE, sid, DRIVER)
+    restored.open_window(restored.window_size)  # what resume_session sends again
+    await drive_windows(second, sid)
+    same_run(await finish(second, sid), await uninterrupted(tmp_path, bars))
