@@ -47,7 +47,10 @@ from entrypoints.sdk.remote import RemoteDriver
 from entrypoints.server.embedded import EmbeddedServer
 from entrypoints.settings import Settings
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sma_cross.py"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sma_cross_pure.py"
+"""The pure-Python SMA crossover: the indicator variant (sma_cross.py) recomputes its
+indicators over all bars received at each read when run against a server, which would
+measure that, not the link."""
 DELAY_MS = 10.0
 GOOG_SPAN = (GOOG.index[0].date().isoformat(), GOOG.index[-1].date().isoformat())
 MINUTE_YEAR = ("2023-01-03", "2023-12-29")

@@ -418,7 +418,9 @@ class WindowTickData(Struct, kw_only=True):
 
 class TicksData(Struct, kw_only=True):
     session_id: str
-    ticks: list[WindowTickData]
+    ticks: list[msgspec.Raw]
+    """Each a `WindowTickData`, decoded (`window_tick_decoder`) only when the client gets to
+    it: the bars after a decision are void and need no decoding."""
 
 
 class RejectionData(Struct, kw_only=True):
@@ -631,6 +633,7 @@ client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(Clien
 envelope_decoder: msgspec.json.Decoder[Envelope] = msgspec.json.Decoder(Envelope)
 server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)
 encoder = msgspec.json.Encoder(decimal_format="string")
+window_tick_decoder: msgspec.json.Decoder[WindowTickData] = msgspec.json.Decoder(WindowTickData)
 
 
 # ---------------------------------------------------------------- REST bodies

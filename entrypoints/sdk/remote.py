@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
+import msgspec
+
 from domain.bars import Bar
 from entrypoints.protocol import messages as m
 from entrypoints.sdk.auth import AuthClient
@@ -37,10 +39,17 @@ from entrypoints.sdk.errors import (
     RequestTimeoutError,
     SessionError,
     SimuTradorError,
+    UnexpectedReplyError,
 )
 
 RESUME_ATTEMPTS = 8
 SESSION_BUSY_BACKOFF = 0.2
+SMALLEST_WINDOW = 32
+"""The least a window is sized to after a decision (when windows are asked for)."""
+WINDOW_PER_GAP = 4
+"""A window after a decision holds this many times the bars between recent decisions."""
+WINDOW_GROWTH = 4
+"""A window acknowledged whole (no decision in it): the next one is this much longer."""
 
 
 def _ends_a_step(message: m.ServerMessage) -> bool:
@@ -78,7 +87,12 @@ class RemoteDriver:
         self._seen: set[str] = set()
         self._refused: set[str] = set()
         self._window = window
-        self._ahead: deque[m.WindowTickData] = deque()
+        self._current = window
+        """The size of the window in flight, as asked (the server may have sent fewer)."""
+        self._since_decision = 0
+        self._gap = 0.0
+        """Bars between decisions, a moving average (0 until the first decision)."""
+        self._ahead: deque[msgspec.Raw] = deque()
         """The bars of the window in flight the strategy has not run over yet."""
         self.resumes = 0
         """How many times the run reconnected and resumed (for monitoring and tests)."""
@@ -122,21 +136,26 @@ class RemoteDriver:
         if self._ahead and not orders and not cancels:
             return self._bar(self._ahead.popleft(), [])  # the window goes on, no round trip
         self._ahead.clear()  # the bars after a decision are void
-        if orders or cancels:
+        decided = bool(orders or cancels)
+        if decided:
             self.decisions += 1
+        following = self._next_window(decided)
         ack = m.TickAck(
             data=m.TickAckData(
                 session_id=self._session_id,
                 sequence_id=sequence_id,
                 orders=list(orders),
                 cancels=list(cancels),
+                window=following if following != self._current else None,
             )
         )
         carried: list[m.ServerMessage] = []
         while True:
             try:
                 self.round_trips += 1
-                return self._outcome(carried + await self._client.exchange(ack, _ends_a_step))
+                messages = await self._client.exchange(ack, _ends_a_step)
+                self._current = following
+                return self._outcome(carried + messages)
             except (ConnectionLostError, RequestTimeoutError):
                 resumed = await self._resume()
             except InvalidStateError as exc:
@@ -151,6 +170,19 @@ class RemoteDriver:
                 carried += [x for x in resumed if not isinstance(x, m.Tick | m.Ticks)]
                 continue
             return self._outcome(carried + resumed)
+
+    def _next_window(self, decided: bool) -> int:
+        """How many bars to ask for next. Every bar sent after a decision is stepped, sent
+        and dropped for nothing, and every bar short of the next decision costs a round
+        trip: after a decision, a few times the recent gap between decisions; after a
+        window without one, a longer window."""
+        if self._window == 1:
+            return 1
+        if not decided:
+            return min(self._window, self._current * WINDOW_GROWTH)
+        gap, self._since_decision = self._since_decision, 0
+        self._gap = gap if not self._gap else (self._gap + gap) / 2
+        return max(1, min(self._window, max(SMALLEST_WINDOW, int(WINDOW_PER_GAP * self._gap))))
 
     async def results(self) -> m.SimulationResultsData:
         reply = await self._client.request(
@@ -175,7 +207,7 @@ class RemoteDriver:
                         data=m.ResumeSessionData(
                             session_id=self._session_id,
                             last_sequence_id=self._last_tick,
-                            window=self._window,
+                            window=self._current,
                         )
                     ),
                     _ends_a_step,
@@ -213,6 +245,7 @@ class RemoteDriver:
             elif isinstance(message, m.Tick):
                 data = message.data
                 self._ahead.clear()
+                self._since_decision += 1
                 self._last_tick = data.sequence_id
                 tick = _view(data)
             elif isinstance(message, m.Ticks):
@@ -225,14 +258,19 @@ class RemoteDriver:
 
     def _bar(
         self,
-        bar: m.WindowTickData,
+        raw: msgspec.Raw,
         reports: list[m.ExecutionReportData],
         rejected: Mapping[str, tuple[str, str]] | None = None,
     ) -> Outcome:
-        """A bar of the window: its reports count as seen only now, when the strategy gets
-        them (those of void bars are not the run's)."""
+        """A bar of the window, decoded now: its reports count as seen only now, when the
+        strategy gets them (those of void bars are not the run's)."""
+        try:
+            bar = m.window_tick_decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise UnexpectedReplyError(f"Unreadable bar in a window: {exc}") from None
         for report in bar.executions:
             self._collect(report, reports)
+        self._since_decision += 1
         self._last_tick = bar.sequence_id
         return Outcome(reports, _view(bar), rejected or {})
 
