@@ -21,14 +21,17 @@ from entrypoints.sdk import Bar, Context, Strategy, crossover, run_backtest, sma
 class SmaCross(Strategy):
     """Params: `fast` (default 10) and `slow` (default 20) bar counts."""
 
+    average = staticmethod(sma)
+    """Any moving average over a NumPy array (e.g. pandas' rolling mean) fits here."""
+
     def on_start(self, ctx: Context) -> None:
         fast, slow = int(ctx.params.get("fast", 10)), int(ctx.params.get("slow", 20))
         self.fast = {
-            s: ctx.indicator(sma, "close", fast, symbol=s, name=f"{s} sma({fast})")
+            s: ctx.indicator(self.average, "close", fast, symbol=s, name=f"{s} sma({fast})")
             for s in ctx.symbols
         }
         self.slow = {
-            s: ctx.indicator(sma, "close", slow, symbol=s, name=f"{s} sma({slow})")
+            s: ctx.indicator(self.average, "close", slow, symbol=s, name=f"{s} sma({slow})")
             for s in ctx.symbols
         }
 

@@ -272,15 +272,19 @@ class Simulation:
         else:
             self._advance_cursors(sequence)
         broker = self._broker
-        ordered = broker.order_symbols
         cursors = self._cursors
-        quotes = {
-            symbol: self._quote(symbol, cursors[symbol] - 1)
-            for symbol in self._present
-            if symbol in ordered
-        }
-        if not quotes:
-            return ()
+        only = self._only
+        if only is not None:  # its open orders are all of this symbol
+            quotes = {only: self._quote(only, cursors[only] - 1)}
+        else:
+            ordered = broker.order_symbols
+            quotes = {
+                symbol: self._quote(symbol, cursors[symbol] - 1)
+                for symbol in self._present
+                if symbol in ordered
+            }
+            if not quotes:
+                return ()
         sim_time = from_epoch(self.ticks[sequence - 1])
         reports = tuple(broker.process_bar(sequence, sim_time, quotes))
         self._record(reports)
