@@ -390,6 +390,30 @@ class Simulation:
         self._window = _Window(point.sequence + 1, book.sequence, point)
         return steps
 
+    def check_ack(self, sequence_id: int) -> None:
+        """INVALID_SEQUENCE unless `sequence_id` is the tick in flight or a bar of the window
+        in flight (what `acknowledge` takes)."""
+        window = self._window
+        if window is not None:
+            if not window.first <= sequence_id <= window.last:
+                raise InvalidSequence(window.last, sequence_id)
+        elif self._book.in_flight is None or sequence_id != self._book.in_flight:
+            raise InvalidSequence(self._book.in_flight or self._book.sequence + 1, sequence_id)
+
+    def reach(self, sequence_id: int) -> None:
+        """Make bar `sequence_id` one an ack may name, when nothing but a window (or nothing)
+        is in flight: the window is opened again from the last bar acknowledged, long
+        enough. (Replaying the journal: a window the client was sent may have been opened,
+        on a resume, longer than the last ack asked for; nothing of it was kept.)"""
+        if self._book.in_flight is not None and self._window is None:
+            return  # one tick in flight: only it may be acknowledged
+        window = self._window
+        if window is not None and window.first <= sequence_id <= window.last:
+            return
+        self.void_window()
+        if sequence_id > self._book.sequence:
+            self.open_window(sequence_id - self._book.sequence)
+
     def trim_window(self, last: int) -> None:
         """The window ends at bar `last` (a frame held no more): the simulation goes back
         to that bar, as if the window had been opened that long."""
@@ -460,16 +484,12 @@ class Simulation:
     ) -> BatchResult:
         """Close tick `sequence_id`; `orders` and `cancels` take effect from the next bar.
         With a window in flight, any of its bars: the ones after it are void."""
+        self.check_ack(sequence_id)
         window = self._window
         if window is not None:
-            if not window.first <= sequence_id <= window.last:
-                raise InvalidSequence(window.last, sequence_id)
             if sequence_id != self._book.sequence:
                 self._step_to(window.point, sequence_id)
             self._window = None
-        if self._book.in_flight is None or sequence_id != self._book.in_flight:
-            expected = self._book.in_flight or self._book.sequence + 1
-            raise InvalidSequence(expected, sequence_id)
         result = self.submit(orders, cancels) if orders or cancels else NOTHING
         self._book.in_flight = None
         return result

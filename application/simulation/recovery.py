@@ -27,6 +27,7 @@ def apply_input(
     the next window (`entry.window` bars at most, fewer when `admit`, shown each step,
     says so; see `Simulation.open_window`) and returns its last step."""
     if entry.kind is InputKind.ACK:
+        simulation.reach(entry.sequence_id)  # (live acks were checked: a no-op for them)
         simulation.window_size = entry.window
         batch = simulation.acknowledge(entry.sequence_id, entry.orders, entry.cancels)
     elif entry.kind is InputKind.ORDERS:

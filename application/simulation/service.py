@@ -353,6 +353,7 @@ class SimulationService:
         bars (None: as many as the last), `admit` being shown each as it is stepped (see
         `Simulation.open_window`); the last step is returned."""
         run = await self._driven(principal, session_id, driver)
+        run.simulation.check_ack(sequence_id)  # before anything is journaled
         entry = SimulationInput(
             run.journaled + 1,
             InputKind.ACK,

@@ -30,7 +30,7 @@ from application.simulation import (
 )
 from domain.bars import Bar, BarSeries, Timeframe
 from domain.calendar import is_trading_day
-from domain.errors import DomainError, InvalidOrder, SessionNotFound
+from domain.errors import DomainError, InvalidOrder, InvalidSequence, SessionNotFound
 from domain.exchanges import daily_close, hours_of
 from domain.limits import Plan
 from domain.orders import OrderRequest, OrderSide, OrderType
@@ -420,3 +420,47 @@ async def test_a_crash_mid_window_resumes_from_the_last_bar_acknowledged(
     restored.open_window(restored.window_size)  # what resume_session sends again
     await drive_windows(second, sid)
     same_run(await finish(second, sid), await uninterrupted(tmp_path, bars))
+
+
+async def test_a_window_made_longer_on_resume_is_replayed_after_a_crash(
+    tmp_path: Path, bars: InMemoryBarStore, worlds: list[World]
+) -> None:
+    """The journal keeps the window size each ack asked for; a resume that opens the
+    pending window longer is not journaled, yet an ack far into that window must replay."""
+    first = boot(worlds, tmp_path, bars, every=1000)  # no checkpoint but the start's
+    session = await first.sessions.create(ALICE, session_params(("AAPL",), START, END))
+    sid = session.id
+    simulation = await first.simulations.start(ALICE, sid, driver=DRIVER, window=4)
+    simulation.open_window(4)
+    await first.simulations.acknowledge(ALICE, sid, DRIVER, 2)  # next window: 3-6
+    await first.simulations.disconnect(DRIVER)  # paused: the window is void
+    await first.simulations.resume(ALICE, sid, DRIVER)
+    simulation.window_size = 60  # what resume_session asking for 60 bars does
+    simulation.open_window(60)
+    assert (simulation.next_sequence_id, simulation.in_flight) == (3, 62)
+    buy = OrderRequest("w1", "AAPL", OrderSide.BUY, OrderType.MARKET, Decimal(7))
+    await first.simulations.acknowledge(ALICE, sid, DRIVER, 50, [buy])
+    expected = simulation.state()
+    # The process dies here.
+
+    second = boot(worlds, tmp_path, bars, every=1000)
+    assert (await second.simulations.recover()).paused == [sid]
+    restored = await second.simulations.simulation(ALICE, sid)
+    assert restored.state() == expected
+    assert restored.acknowledged == 50
+    assert [r.order_id for r in restored.reports] == []  # w1 fills on the next bar
+
+
+async def test_an_ack_outside_the_window_is_refused_before_it_is_journaled(
+    tmp_path: Path, bars: InMemoryBarStore, worlds: list[World]
+) -> None:
+    world = boot(worlds, tmp_path, bars)
+    session = await world.sessions.create(ALICE, session_params(("AAPL",), START, END))
+    simulation = await world.simulations.start(ALICE, session.id, driver=DRIVER, window=5)
+    simulation.open_window(5)
+    before = world.journal_rows(session.id)
+    for wrong in (0, 6, 40):
+        with pytest.raises(InvalidSequence):
+            await world.simulations.acknowledge(ALICE, session.id, DRIVER, wrong)
+    assert world.journal_rows(session.id) == before
+    assert (simulation.next_sequence_id, simulation.in_flight) == (1, 5)
