@@ -29,14 +29,15 @@ from application.simulation.values import (
     Step,
     Tick,
 )
+from application.simulation.window import Savepoint, Window
 from domain.bars import Bar, BarSeries, from_epoch, union_times
-from domain.broker import BarQuote, Broker, BrokerState, ExecutionReport
+from domain.broker import BarQuote, Broker, ExecutionReport
 from domain.errors import DomainError, InvalidSequence, InvalidState
 from domain.exchanges import ExchangeHours
 from domain.metrics import compute_metrics
 from domain.orders import OrderRequest
 from domain.session import EngineSettings
-from domain.trades import OpenLot, TradeLedger
+from domain.trades import TradeLedger
 
 
 @dataclass(slots=True)
@@ -52,33 +53,6 @@ class _Book:
     report_marks: array[int] = field(default_factory=lambda: array("q"))
     """How many reports existed once tick n+1 was delivered (index n)."""
     rejections: list[Rejection] = field(default_factory=list)
-
-
-@dataclass(slots=True, frozen=True)
-class _Savepoint:
-    """The simulation between ticks, before a window was stepped: what going back to it
-    needs (lists that only grow are kept as their lengths)."""
-
-    sequence: int
-    cursors: dict[str, int]
-    present: tuple[str, ...]
-    broker: BrokerState
-    """Synced: its clock and marks are those of bar `sequence`."""
-    ledger: tuple[dict[str, list[OpenLot]], int]
-    curve: int
-    ticks_with_position: int
-    reports: int
-    marks: int
-
-
-@dataclass(slots=True)
-class _Window:
-    """Bars `first`..`last` delivered at once, stepped ahead of the last acknowledged bar
-    (`point`); an ack may name any of them, the bars after it are void."""
-
-    first: int
-    last: int
-    point: _Savepoint
 
 
 class Simulation:
@@ -151,7 +125,7 @@ class Simulation:
         self._times = tuple((symbol, s.times) for symbol, s in self.series.items())
         self.window_size = 1
         """Bars per window the client asks for (1: one tick at a time)."""
-        self._window: _Window | None = None
+        self._window: Window | None = None
 
     # ------------------------------------------------------------------ progress
 
@@ -387,7 +361,7 @@ class Simulation:
             if not more or book.sequence >= last:
                 break
             book.in_flight = None
-        self._window = _Window(point.sequence + 1, book.sequence, point)
+        self._window = Window(point.sequence + 1, book.sequence, point)
         return steps
 
     def check_ack(self, sequence_id: int) -> None:
@@ -432,9 +406,9 @@ class Simulation:
             self._rewind(window.point)
             self._window = None
 
-    def _savepoint(self) -> _Savepoint:
+    def _savepoint(self) -> Savepoint:
         book = self._book
-        return _Savepoint(
+        return Savepoint(
             book.sequence,
             dict(self._cursors),
             self._present,
@@ -446,7 +420,7 @@ class Simulation:
             len(book.report_marks),
         )
 
-    def _rewind(self, point: _Savepoint) -> None:
+    def _rewind(self, point: Savepoint) -> None:
         self._broker.rewind(point.broker)
         self._synced = self._marked = point.sequence
         self.ledger.rewind(point.ledger)
@@ -461,7 +435,7 @@ class Simulation:
         del book.reports[point.reports :]
         del book.report_marks[point.marks :]
 
-    def _step_to(self, point: _Savepoint, sequence_id: int) -> None:
+    def _step_to(self, point: Savepoint, sequence_id: int) -> None:
         """Back to `point`, then step again up to bar `sequence_id` (left in flight)."""
         self._rewind(point)
         book = self._book
