@@ -2,7 +2,7 @@
 at a time. A real server on loopback, reached through `DelayProxy` (each chunk delayed by
 10 ms each way: a 20 ms round trip), and directly (no delay), in the same run:
 
-- the SMA crossover of examples/sma_cross.py on backtesting.py's 2,148 GOOG daily bars:
+- the SMA crossover (examples/sma_cross_pure.py) on backtesting.py's 2,148 GOOG daily bars:
   wall time and round trips, per bar and windowed (targets: <= 3 s windowed through the
   proxy; round trips <= decisions + bars / window + 3);
 - a strategy trading twice a day on a year of synthetic 1-minute bars (about 98,000):
