@@ -219,3 +219,27 @@ async def test_resume_session_mid_window_sends_the_same_window_again(
         step = await ack(second, sid, 5, orders=[market("s1", side="sell", quantity=3)])
         assert ids(window_of(step))[0] == 6
         assert window_of(step)[0]["executions"][0]["order_id"] == "s1"
+
+
+async def test_an_ack_timeout_mid_window_pauses_at_the_last_bar_acknowledged(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(tick_timeout_seconds=0.5)
+    ws = await connect(server)
+    try:
+        sid = await new_session(ws)
+        await call(ws, "start_simulation", {"session_id": sid, "window": 4})
+        step = await ack(ws, sid, 3)  # bar 4 is void; the window 4-7 goes out
+        sent = window_of(step)
+        assert ids(sent) == [4, 5, 6, 7]
+        _, paused = await recv_frame(ws)  # nothing was asked
+        assert paused["type"] == "simulation_paused"
+        assert paused["data"]["reason"] == "ack_timeout"
+        assert paused["data"]["sequence_id"] == 3  # the window was void, not delivered
+        refusal(await ack(ws, sid, 5), "INVALID_STATE")
+        resumed = await call(ws, "resume_simulation", {"session_id": sid})
+        assert kinds(resumed) == ["simulation_resumed", "ticks"]
+        assert resumed[0]["data"]["next_sequence_id"] == 4
+        assert window_of(resumed) == sent  # the same window, from the bar after the ack
+    finally:
+        await ws.close()
