@@ -27,6 +27,7 @@ from entrypoints.protocol.messages import (
 )
 from entrypoints.server.websocket import LiveSockets, guard_connections, serve_connection
 from entrypoints.version import __version__
+from entrypoints.web import build_dashboard
 
 log = logging.getLogger("simutrador.server")
 
@@ -87,6 +88,10 @@ def create_app(container: Container) -> Litestar:
     registry = container.connection_registry()
     shared: SharedStorage | None = container.shared_storage()
     live = LiveSockets()
+    # The web dashboard (pages at `/`, entrypoints/web/): its routers and templates.
+    dashboard = build_dashboard(
+        auth, sessions, simulations, market_data, jwt_secret=container.jwt_secret()
+    )
 
     @post("/auth/token", status_code=200, summary="Exchange an API key for a bearer token")
     async def issue_token(
@@ -173,7 +178,8 @@ def create_app(container: Container) -> Litestar:
                 await shared.aclose()
 
     app = Litestar(
-        route_handlers=[issue_token, health, symbols, simulate],
+        route_handlers=[issue_token, health, symbols, simulate, *dashboard.routers],
+        template_config=dashboard.template_config,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="SimuTrador", version=__version__, path="/schema"),
         # Litestar's default would configure the root logger (INFO, stderr) in whatever
