@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from application.simulation import SimulationResults
 from domain.bars import BarSeries
 from entrypoints.protocol.engine import metrics_data, trade_data
-from entrypoints.sdk.backtest import BacktestResults, PriceTrack
+
+if TYPE_CHECKING:
+    from entrypoints.sdk.backtest import PriceTrack
 
 MAX_POINTS = 4_000
 """Closes drawn per symbol at most: a year of minute bars is thinned to every n-th bar
@@ -19,6 +22,8 @@ MAX_POINTS = 4_000
 
 def price_track(series: BarSeries, max_points: int = MAX_POINTS) -> PriceTrack:
     """The closes of `series` as floats (for drawing only), thinned to `max_points`."""
+    from entrypoints.sdk.backtest import PriceTrack
+
     n = len(series)
     if n == 0:
         return PriceTrack()
@@ -40,7 +45,9 @@ def chart_json(
     title: str,
 ) -> str:
     """The figure as Plotly JSON (`{"data": [...], "layout": {...}}`)."""
-    from entrypoints.report import backtest_figure  # plotly loads on the first chart only
+    # Plotly (and the SDK's result types) load with the first chart, not with the server.
+    from entrypoints.report import backtest_figure
+    from entrypoints.sdk.backtest import BacktestResults
 
     backtest = BacktestResults(
         session_id=session_id,

@@ -16,12 +16,12 @@ from typing import Annotated, Any
 
 from litestar import Request, Response, Router, get, post
 from litestar.config.csrf import CSRFConfig
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import CacheControlHeader, Cookie, ResponseHeader
 from litestar.exceptions import PermissionDeniedException
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import File, Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -35,7 +35,6 @@ from domain.errors import AccessDenied, AuthenticationFailed, SessionNotFound, V
 from domain.session import SessionState
 from entrypoints.protocol.dispatcher import parse_state
 from entrypoints.protocol.engine import metrics_data, trade_data
-from entrypoints.report import metric_rows
 from entrypoints.web.charts import chart_json
 from entrypoints.web.downloads import results_json, trades_csv
 from entrypoints.web.views import STATES, SessionView, coverage_rows, session_view
@@ -73,7 +72,7 @@ DASHBOARD_HEADERS = (
 )
 
 
-StateQuery = Annotated[str | None, Parameter(query="state")]
+StateQuery = Annotated[str | None, QueryParameter(name="state")]
 """`?state=running`: the filter of the sessions list (`state` names Litestar's app state)."""
 
 
@@ -173,7 +172,9 @@ def build_dashboard(
     # ---------------------------------------------------------------- signing in and out
 
     @get("/sign-in", name="dashboard:sign-in")
-    async def sign_in_page(request: Request[Any, Any, Any], expired: bool = False) -> Response[Any]:
+    async def sign_in_page(
+        request: Request[Any, Any, Any], expired: FromQuery[bool] = False
+    ) -> Response[Any]:
         token = request.cookies.get(TOKEN_COOKIE)
         if token:
             try:
@@ -230,7 +231,9 @@ def build_dashboard(
 
     @get("/")
     async def sessions_page(
-        request: Request[Any, Any, Any], wanted: StateQuery = None, deleted: str | None = None
+        request: Request[Any, Any, Any],
+        wanted: StateQuery = None,
+        deleted: FromQuery[str | None] = None,
     ) -> Template:
         principal = await principal_of(request)
         context: dict[str, Any] = {
@@ -259,11 +262,13 @@ def build_dashboard(
         return Template("_sessions_table.html", context={"sessions": shown})
 
     @get("/sessions/{session_id:str}")
-    async def session_page(request: Request[Any, Any, Any], session_id: str) -> Template:
+    async def session_page(request: Request[Any, Any, Any], session_id: FromPath[str]) -> Template:
         principal = await principal_of(request)
         view = await own_session(principal, session_id)
         context: dict[str, Any] = {"user_id": principal.user_id, "s": view, "results": None}
         if view.state == SessionState.COMPLETED.value:
+            from entrypoints.report import metric_rows  # loads plotly: not at server start
+
             results = await simulations.results(principal, session_id)
             trades = [trade_data(t) for t in results.trades]
             context["results"] = {
@@ -276,13 +281,17 @@ def build_dashboard(
         return Template("session.html", context=context)
 
     @get("/fragments/sessions/{session_id:str}")
-    async def session_fragment(request: Request[Any, Any, Any], session_id: str) -> Template:
+    async def session_fragment(
+        request: Request[Any, Any, Any], session_id: FromPath[str]
+    ) -> Template:
         principal = await principal_of(request)
         view = await own_session(principal, session_id)
         return Template("_session_live.html", context={"s": view})
 
     @post("/sessions/{session_id:str}/delete", status_code=303)
-    async def delete_session(request: Request[Any, Any, Any], session_id: str) -> Redirect:
+    async def delete_session(
+        request: Request[Any, Any, Any], session_id: FromPath[str]
+    ) -> Redirect:
         principal = await principal_of(request)
         try:
             removed = await sessions.delete(principal, session_id)
@@ -295,7 +304,9 @@ def build_dashboard(
     # ---------------------------------------------------------------- results
 
     @get("/sessions/{session_id:str}/results.json")
-    async def results_download(request: Request[Any, Any, Any], session_id: str) -> Response[bytes]:
+    async def results_download(
+        request: Request[Any, Any, Any], session_id: FromPath[str]
+    ) -> Response[bytes]:
         principal = await principal_of(request)
         results = await completed_results(principal, session_id)
         return Response(
@@ -305,7 +316,9 @@ def build_dashboard(
         )
 
     @get("/sessions/{session_id:str}/trades.csv")
-    async def trades_download(request: Request[Any, Any, Any], session_id: str) -> Response[str]:
+    async def trades_download(
+        request: Request[Any, Any, Any], session_id: FromPath[str]
+    ) -> Response[str]:
         principal = await principal_of(request)
         results = await completed_results(principal, session_id)
         return Response(
@@ -315,7 +328,7 @@ def build_dashboard(
         )
 
     @get("/sessions/{session_id:str}/chart.json")
-    async def chart(request: Request[Any, Any, Any], session_id: str) -> Response[str]:
+    async def chart(request: Request[Any, Any, Any], session_id: FromPath[str]) -> Response[str]:
         principal = await principal_of(request)
         results = await completed_results(principal, session_id)
         figure = charts.get(session_id)
