@@ -45,47 +45,26 @@ class Progress:
 
 @dataclass(frozen=True, slots=True)
 class SessionView:
-    """One session as a row or a page: the wire's `SessionData` (what the API shows),
-    with its times and progress ready to print."""
+    """One session as a row or a page: the wire's `SessionData` (what the API shows), with
+    its times, range and progress already written out (a list renders many rows)."""
 
     data: m.SessionData
     progress: Progress | None
-
-    @property
-    def id(self) -> str:
-        return self.data.session_id
-
-    @property
-    def state(self) -> str:
-        return self.data.state
+    id: str
+    state: str
+    symbols: str
+    range: str
+    created: str
+    updated: str
+    expires: str
 
     @property
     def live(self) -> bool:
-        return self.data.state in LIVE_STATES
+        return self.state in LIVE_STATES
 
     @property
     def settled(self) -> bool:
-        return self.data.state in SETTLED_STATES
-
-    @property
-    def symbols(self) -> str:
-        return ", ".join(self.data.symbols)
-
-    @property
-    def range(self) -> str:
-        return f"{day(self.data.start_date)} → {day(self.data.end_date)}"
-
-    @property
-    def created(self) -> str:
-        return when(self.data.created_at)
-
-    @property
-    def updated(self) -> str:
-        return when(self.data.updated_at)
-
-    @property
-    def expires(self) -> str:
-        return when(self.data.expires_at)
+        return self.state in SETTLED_STATES
 
     @property
     def metadata_json(self) -> str:
@@ -122,8 +101,20 @@ def _amount(value: Decimal) -> str:
 def session_view(
     session: SimulationSession, progress: tuple[int, int, datetime | None] | None
 ) -> SessionView:
-    shown = Progress(progress[0], progress[1], when(progress[2])) if progress is not None else None
-    return SessionView(session_data(session, progress), shown)
+    data = session_data(session, progress)
+    return SessionView(
+        data=data,
+        progress=Progress(progress[0], progress[1], when(progress[2]))
+        if progress is not None
+        else None,
+        id=data.session_id,
+        state=data.state,
+        symbols=", ".join(data.symbols),
+        range=f"{day(data.start_date)} → {day(data.end_date)}",
+        created=when(data.created_at),
+        updated=when(data.updated_at),
+        expires=when(data.expires_at),
+    )
 
 
 @dataclass(frozen=True, slots=True)
