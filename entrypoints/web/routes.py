@@ -31,7 +31,13 @@ from application.bars import MarketDataService
 from application.principal import Principal
 from application.sessions import SessionService
 from application.simulation import SimulationResults, SimulationService
-from domain.errors import AccessDenied, AuthenticationFailed, SessionNotFound, ValidationFailed
+from domain.errors import (
+    AccessDenied,
+    AuthenticationFailed,
+    InvalidState,
+    SessionNotFound,
+    ValidationFailed,
+)
 from domain.session import SessionState
 from entrypoints.protocol.dispatcher import parse_state
 from entrypoints.protocol.engine import metrics_data, trade_data
@@ -166,7 +172,7 @@ def build_dashboard(
             raise NotYours
         try:
             return await simulations.results(principal, session_id)
-        except (SessionNotFound, AccessDenied):
+        except (SessionNotFound, AccessDenied, InvalidState):
             raise NotYours from None
 
     # ---------------------------------------------------------------- signing in and out
@@ -269,7 +275,10 @@ def build_dashboard(
         if view.state == SessionState.COMPLETED.value:
             from entrypoints.report import metric_rows  # loads plotly: not at server start
 
-            results = await simulations.results(principal, session_id)
+            try:
+                results = await simulations.results(principal, session_id)
+            except InvalidState:  # deleted or expired in between
+                raise NotYours from None
             trades = [trade_data(t) for t in results.trades]
             context["results"] = {
                 "metrics": metric_rows(metrics_data(results.metrics)),
