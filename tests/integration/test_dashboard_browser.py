@@ -21,6 +21,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from application.auth import NewApiKey
+from domain.limits import Plan
 from entrypoints.sdk import AuthClient, BacktestResults, SessionClient
 from entrypoints.server.embedded import EmbeddedServer
 from tests.integration.webclient import (
@@ -313,3 +315,20 @@ def test_market_data_marks_synthetic_symbols(user: Watched, shared_server: Embed
     page.locator("#state").select_option("completed")  # the filter submits by itself
     expect(page).to_have_url(re.compile(r"\?state=completed$"))
     user.assert_no_script_errors()
+
+
+def test_a_revoked_key_sends_an_open_page_back_to_sign_in(
+    user: Watched, shared_server: EmbeddedServer
+) -> None:
+    auth = shared_server.container.auth_service()
+    created: NewApiKey = shared_server.call(auth.create_api_key("browser-revoked", Plan.FREE))
+    user.sign_in(created.secret)
+    shared_server.call(auth.revoke_key(created.record.key_id))
+    page = user.page
+    # The list's next refresh is refused (401): the page goes to sign in by itself.
+    expect(page).to_have_url(re.compile(r"/sign-in\?expired=1$"))
+    expect(page.get_by_role("alert")).to_contain_text("expired or its key was revoked")
+    refused = [e for e in user.errors if "/fragments/sessions" in e]
+    assert refused
+    assert all(e.startswith("HTTP 401") for e in refused)
+    assert [e for e in user.errors if e not in refused] == []

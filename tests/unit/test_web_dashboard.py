@@ -146,7 +146,8 @@ async def test_session_view_writes_out_times_range_progress_and_settings(
     assert view.state == "ready"
     assert view.symbols == "AAPL, MSFT"
     assert view.range == "2023-01-03 → 2023-12-29"
-    assert view.created == session.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert view.created == session.created_at.strftime("%Y-%m-%d %H:%M:%S")
+    assert view.expires == session.expires_at.strftime("%Y-%m-%d %H:%M:%S UTC")
     assert view.progress is not None
     assert view.progress.percent == 25.0
     assert view.progress.sim_time == "2024-01-02 21:00:00 UTC"
