@@ -43,7 +43,14 @@ from entrypoints.protocol.dispatcher import parse_state
 from entrypoints.protocol.engine import metrics_data, trade_data
 from entrypoints.web.charts import chart_json
 from entrypoints.web.downloads import results_json, trades_csv
-from entrypoints.web.views import STATES, SessionView, coverage_rows, session_view
+from entrypoints.web.views import (
+    STATES,
+    SessionRow,
+    SessionView,
+    coverage_rows,
+    session_row,
+    session_view,
+)
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -230,10 +237,10 @@ def build_dashboard(
 
     # ---------------------------------------------------------------- sessions
 
-    async def listed(principal: Principal, state: str | None) -> list[SessionView]:
+    async def listed(principal: Principal, state: str | None) -> list[SessionRow]:
         found = await sessions.list(principal, parse_state(state) if state else None)
         found.sort(key=lambda s: s.created_at, reverse=True)
-        return [session_view(s, await simulations.progress_of(s)) for s in found]
+        return [session_row(s, await simulations.progress_of(s)) for s in found]
 
     @get("/")
     async def sessions_page(

@@ -127,6 +127,38 @@ def session_view(
 
 
 @dataclass(frozen=True, slots=True)
+class SessionRow:
+    """One line of the sessions list: only what the list shows, written straight from the
+    session (a list holds up to a plan's cap of them and refreshes every few seconds)."""
+
+    id: str
+    state: str
+    symbols: str
+    range: str
+    progress: Progress | None
+    created: str
+    """UTC, without the zone (the list says UTC once, in its headers)."""
+    updated: str
+
+
+def session_row(
+    session: SimulationSession, progress: tuple[int, int, datetime | None] | None
+) -> SessionRow:
+    span = session.date_range
+    return SessionRow(
+        id=session.id,
+        state=session.state.value,
+        symbols=", ".join(s.ticker for s in session.symbols),
+        range=f"{span.first_day.isoformat()} → {span.last_day.isoformat()}",
+        progress=Progress(progress[0], progress[1], when(progress[2]))
+        if progress is not None
+        else None,
+        created=stamp(session.created_at),
+        updated=stamp(session.updated_at),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class CoverageRow:
     symbol: str
     name: str
