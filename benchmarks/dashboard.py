@@ -44,8 +44,10 @@ SAMPLES = 200
 """Requests per page or fragment (after a warm-up of `WARM_UP`)."""
 WARM_UP = 20
 RATIO_TARGET = 3.0
-"""Each page or fragment (p50) costs at most 3x a /health request: on a machine shared with
-other work the wall-clock floor moves, the ratio much less."""
+"""A page or fragment about one session (p50) costs at most 3x a /health request: on a
+machine shared with other work the wall-clock floor moves, the ratio much less."""
+LIST_RATIO_TARGET = 5.0
+"""The list of 100 sessions: each row is a stored session read, decoded and written out."""
 
 NOTES = f"""
 The dashboard with {STORED:,} sessions stored ({USERS} users x {PER_USER}): p50 / p99 of each
@@ -160,22 +162,24 @@ def measure_all(server: BenchServer, user: str, ready: str, completed: str) -> l
         first_chart_ms = (time.perf_counter() - started) * 1000
         baseline = measure(lambda: client.get("/health"))
         routes = (
-            ("sessions page", "/"),
-            ("sessions fragment", "/fragments/sessions"),
-            ("session page (ready)", "/sessions/{ready}"),
-            ("session fragment", "/fragments/sessions/{ready}"),
-            ("session page (completed)", "/sessions/{completed}"),
-            ("chart JSON (drawn before)", "/sessions/{completed}/chart.json"),
-            ("trades CSV", "/sessions/{completed}/trades.csv"),
-            ("market data page", "/market-data"),
+            ("sessions page", "/", LIST_RATIO_TARGET),
+            ("sessions fragment", "/fragments/sessions", LIST_RATIO_TARGET),
+            ("session page (ready)", "/sessions/{ready}", RATIO_TARGET),
+            ("session fragment", "/fragments/sessions/{ready}", RATIO_TARGET),
+            ("session page (completed)", "/sessions/{completed}", RATIO_TARGET),
+            ("chart JSON (drawn before)", "/sessions/{completed}/chart.json", RATIO_TARGET),
+            ("trades CSV", "/sessions/{completed}/trades.csv", RATIO_TARGET),
+            ("market data page", "/market-data", RATIO_TARGET),
         )
         figures = [
             Figure("GET /health p50 (baseline)", baseline.p50_ms, "ms"),
             Figure("GET /health p99", baseline.p99_ms, "ms"),
         ]
-        for name, shown in routes:
+        p50: dict[str, float] = {}
+        for name, shown, target in routes:
             path = shown.format(ready=ready, completed=completed)
             latency = measure(partial(client.get, path))
+            p50[name] = latency.p50_ms
             ratio = latency.p50_ms / baseline.p50_ms
             figures += [
                 Figure(f"{name} p50", latency.p50_ms, "ms", note=f"GET {shown}"),
@@ -184,10 +188,18 @@ def measure_all(server: BenchServer, user: str, ready: str, completed: str) -> l
                     f"{name} p50 / health p50",
                     ratio,
                     "x",
-                    target=f"<= {RATIO_TARGET:g}",
-                    ok=ratio <= RATIO_TARGET,
+                    target=f"<= {target:g}",
+                    ok=ratio <= target,
                 ),
             ]
+        figures.append(
+            Figure(
+                "sessions fragment, per row",
+                (p50["sessions fragment"] - p50["session fragment"]) / PER_USER,
+                "ms",
+                note=f"(list of {PER_USER} - one session's fragment) / {PER_USER}",
+            )
+        )
         figures.append(
             Figure(
                 "chart JSON, first drawing",

@@ -8,10 +8,13 @@ same services as the dispatcher. Another user's session answers exactly like a m
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import importlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any
 
 from litestar import Request, Response, Router, get, post
@@ -60,7 +63,8 @@ TOKEN_COOKIE = "simutrador_token"
 CSRF_COOKIE = "simutrador_csrf"
 TRADES_SHOWN = 200
 """Trades listed on a session's page; the CSV holds them all."""
-CHARTS_CACHED = 32
+CHARTS_CACHED = 8
+"""Charts of completed sessions kept drawn (Plotly JSON, up to a few MB each)."""
 WRONG_KEY = "That API key was not accepted: it is unknown, revoked or mistyped."
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -99,6 +103,12 @@ class SignedOut(Exception):
 
 class NotYours(Exception):
     """No such session for this user: missing, expired or another user's (one answer)."""
+
+
+async def report_module() -> ModuleType:
+    """`entrypoints.report` (which loads Plotly, a second or so): imported on the first
+    completed session shown, in a worker thread so the event loop does not stall on it."""
+    return await asyncio.to_thread(importlib.import_module, "entrypoints.report")
 
 
 def csrf_secret(jwt_secret: str) -> str:
@@ -280,15 +290,13 @@ def build_dashboard(
         view = await own_session(principal, session_id)
         context: dict[str, Any] = {"user_id": principal.user_id, "s": view, "results": None}
         if view.state == SessionState.COMPLETED.value:
-            from entrypoints.report import metric_rows  # loads plotly: not at server start
-
             try:
                 results = await simulations.results(principal, session_id)
             except InvalidState:  # deleted or expired in between
                 raise NotYours from None
             trades = [trade_data(t) for t in results.trades]
             context["results"] = {
-                "metrics": metric_rows(metrics_data(results.metrics)),
+                "metrics": (await report_module()).metric_rows(metrics_data(results.metrics)),
                 "trades": trades[:TRADES_SHOWN],
                 "trade_count": len(trades),
                 "executions": results.executions,
@@ -351,7 +359,11 @@ def build_dashboard(
         if figure is None:  # a completed session never changes: draw it once
             session = await sessions.view(principal, session_id)
             bars = await market_data.session_bars(session)
-            figure = chart_json(session_id, results, bars, f"Session {session_id}")
+            # Plotly builds the figure in a worker thread: the event loop (and every running
+            # simulation's ticks) does not wait for it.
+            figure = await asyncio.to_thread(
+                chart_json, session_id, results, bars, f"Session {session_id}"
+            )
             charts[session_id] = figure
             while len(charts) > CHARTS_CACHED:
                 charts.popitem(last=False)
