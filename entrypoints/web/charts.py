@@ -13,7 +13,7 @@ from domain.bars import BarSeries
 from entrypoints.protocol.engine import metrics_data, trade_data
 
 if TYPE_CHECKING:
-    from entrypoints.sdk.backtest import PriceTrack
+    from entrypoints.sdk.results import PriceTrack
 
 MAX_POINTS = 4_000
 """Closes drawn per symbol at most: a year of minute bars is thinned to every n-th bar
@@ -22,7 +22,7 @@ MAX_POINTS = 4_000
 
 def price_track(series: BarSeries, max_points: int = MAX_POINTS) -> PriceTrack:
     """The closes of `series` as floats (for drawing only), thinned to `max_points`."""
-    from entrypoints.sdk.backtest import PriceTrack
+    from entrypoints.sdk.results import PriceTrack
 
     n = len(series)
     if n == 0:
@@ -47,7 +47,7 @@ def chart_json(
     """The figure as Plotly JSON (`{"data": [...], "layout": {...}}`)."""
     # Plotly (and the SDK's result types) load with the first chart, not with the server.
     from entrypoints.report import backtest_figure
-    from entrypoints.sdk.backtest import BacktestResults
+    from entrypoints.sdk.results import BacktestResults
 
     backtest = BacktestResults(
         session_id=session_id,
