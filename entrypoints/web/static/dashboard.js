@@ -5,6 +5,12 @@
 
 (function () {
   const SETTLED = new Set(["completed", "error"]);
+  // Once the page is being left (a form submitted, a link followed), refreshes stop:
+  // a late one must not reload this page over the one the user asked for.
+  let leaving = false;
+  window.addEventListener("beforeunload", function () {
+    leaving = true;
+  });
 
   function signInAgain() {
     window.location.assign("/sign-in?expired=1");
@@ -21,7 +27,7 @@
     let timer = null;
 
     async function refresh() {
-      if (busy || document.hidden) return;
+      if (busy || leaving || document.hidden) return;
       busy = true;
       try {
         const response = await fetch(url, {
@@ -29,6 +35,7 @@
           cache: "no-store",
           headers: { Accept: "text/html" },
         });
+        if (leaving) return;
         if (response.status === 401) {
           window.clearInterval(timer);
           signInAgain();
@@ -39,7 +46,7 @@
           window.location.reload();
           return;
         }
-        if (!response.ok) return;
+        if (leaving || !response.ok) return;
         const html = await response.text();
         const template = document.createElement("template");
         template.innerHTML = html;
@@ -66,7 +73,11 @@
   // <form data-confirm="Delete …?">: submitted only once the user agrees.
   function confirmFirst(form) {
     form.addEventListener("submit", function (event) {
-      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      if (window.confirm(form.dataset.confirm)) {
+        leaving = true;
+      } else {
+        event.preventDefault();
+      }
     });
   }
 
