@@ -11,6 +11,7 @@ from application.ports import BarGenerator, BarStore, Clock, SymbolCatalog
 from domain.bars import BarSeries, Coverage, DataSource, Timeframe, from_epoch
 from domain.errors import InvalidBars, InvalidSymbol, ValidationFailed
 from domain.exchanges import ExchangeHours, hours_of, trading_day_bounds
+from domain.session import SimulationSession
 from domain.symbols import AssetClass, Instrument, symbol_key
 
 SAMPLE_SYMBOLS = ("AAPL", "MSFT", "GOOGL", "JPM", "EUR/USD", "BTC-USD")
@@ -129,6 +130,24 @@ class MarketDataService:
         if await self._store.coverage():
             return []
         return await self.seed_sample()
+
+    async def session_bars(self, session: SimulationSession) -> dict[str, BarSeries]:
+        """The stored bars a session trades over (its symbols, timeframe and trading days),
+        as stored now: for charts of its prices. A symbol the catalog lost maps to an empty
+        series."""
+        found: dict[str, BarSeries] = {}
+        for symbol in session.symbols:
+            ticker = symbol.ticker
+            instrument = self.instrument(ticker)
+            if instrument is None:
+                found[ticker] = BarSeries.empty(ticker, session.timeframe)
+                continue
+            first, last = trading_day_bounds(
+                session.date_range.first_day, session.date_range.last_day, hours_of(instrument)
+            )
+            read = await self._store.read([ticker], session.timeframe, first, last)
+            found[ticker] = read[ticker]
+        return found
 
     async def instruments(self, asset_class: AssetClass | None = None) -> list[InstrumentCoverage]:
         by_symbol: dict[str, list[Coverage]] = {}

@@ -117,6 +117,11 @@ class SessionService:
         session = await self._own(principal, session_id)
         return await self._touch(session)
 
+    async def view(self, principal: Principal, session_id: str) -> SimulationSession:
+        """The caller's session, only looked at: not counted as activity, so a page that
+        shows it (and refreshes itself) does not keep an idle session alive."""
+        return await self._own(principal, session_id)
+
     async def list(
         self, principal: Principal, state: SessionState | None = None
     ) -> list[SimulationSession]:

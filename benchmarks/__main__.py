@@ -21,6 +21,7 @@ SUITES: dict[str, str] = {
     "latency": "benchmarks.latency",
     "storage": "benchmarks.storage",
     "operating": "benchmarks.operating",
+    "dashboard": "benchmarks.dashboard",
 }
 
 

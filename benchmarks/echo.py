@@ -108,7 +108,10 @@ def serve_in_process(control: Connection, spec: ServerSpec) -> None:
     container = Container()
     container.settings.override(providers.Object(spec.settings()))
     server = with_echo_route(build_server(container, "127.0.0.1", 0, "warning"))
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP;
+    # without it every response written in two parts (head, body) waits ~40 ms for the
+    # client's delayed ACK (Nagle).
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
 

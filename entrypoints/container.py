@@ -164,6 +164,8 @@ class Container(containers.DeclarativeContainer):
     token_codec = providers.Singleton(
         JwtTokenCodec, secret=providers.Callable(_jwt_secret, settings)
     )
+    jwt_secret = providers.Singleton(_jwt_secret, settings)
+    """What tokens are signed with; the dashboard derives its CSRF key from it."""
     auth_service = providers.Singleton(
         AuthService,
         keys=api_key_store,

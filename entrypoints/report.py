@@ -53,6 +53,12 @@ def metric_rows(metrics: MetricsData) -> list[tuple[str, str]]:
     return rows
 
 
+def backtest_figure(results: BacktestResults, title: str) -> go.Figure:
+    """The report's charts (equity, drawdown, each symbol's closes with its trades), for
+    whoever draws them elsewhere (the dashboard)."""
+    return _figure(results, title)
+
+
 def _figure(results: BacktestResults, title: str) -> go.Figure:
     symbols = [s for s, track in results.prices.items() if len(track.times)]
     rows = 2 + len(symbols)

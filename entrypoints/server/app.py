@@ -29,6 +29,7 @@ from entrypoints.protocol.messages import (
 from entrypoints.server.metrics import metrics_routes
 from entrypoints.server.websocket import LiveSockets, guard_connections, serve_connection
 from entrypoints.version import __version__
+from entrypoints.web import build_dashboard
 
 log = logging.getLogger("simutrador.server")
 
@@ -90,6 +91,10 @@ def create_app(container: Container) -> Litestar:
     shared: SharedStorage | None = container.shared_storage()
     metrics = container.metrics()
     live = LiveSockets()
+    # The web dashboard (pages at `/`, entrypoints/web/): its routers and templates.
+    dashboard = build_dashboard(
+        auth, sessions, simulations, market_data, jwt_secret=container.jwt_secret()
+    )
 
     @post("/auth/token", status_code=200, summary="Exchange an API key for a bearer token")
     async def issue_token(
@@ -178,9 +183,17 @@ def create_app(container: Container) -> Litestar:
     # SIMUTRADOR_METRICS=on: GET /metrics and the request metrics' middleware.
     observed = metrics_routes(metrics, sessions, simulations, registry)
     app = Litestar(
-        route_handlers=[issue_token, health, symbols, simulate, *observed.handlers],
+        route_handlers=[
+            issue_token,
+            health,
+            symbols,
+            simulate,
+            *observed.handlers,
+            *dashboard.routers,
+        ],
         middleware=[*observed.middleware],
         state=State(observed.state),
+        template_config=dashboard.template_config,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="SimuTrador", version=__version__, path="/schema"),
         # Litestar's default would configure the root logger (INFO, stderr) in whatever
