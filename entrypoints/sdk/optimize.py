@@ -48,6 +48,7 @@ from entrypoints.sdk.trials import (
     RunSpec,
     StrategyRef,
     metric_names,
+    read_params,
 )
 
 DEFAULT_METRIC = "sharpe_ratio"
@@ -218,6 +219,14 @@ def plan_sweep(
     space_values = {name: values_of(name, values) for name, values in params.items()}
     if not space_values:
         raise InvalidSweep("no parameter to sweep: give at least one --param NAME=SPEC")
+    known = read_params(strategy)
+    unknown = sorted(set(space_values) - known) if known is not None else []
+    if unknown:
+        raise InvalidSweep(
+            f"unknown parameter(s) {', '.join(unknown)}: {strategy.__name__} reads "
+            + (", ".join(sorted(known or ())) or "no parameter"),
+            {"unknown": unknown},
+        )
     check: Callable[[Any], bool] | None
     if isinstance(constraint, str):
         check = compile_constraint(constraint, tuple(space_values))

@@ -5,10 +5,12 @@ a worker reads no bar store and prepares everything once, not once per trial."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import importlib
 import inspect
+import textwrap
 import threading
 import traceback
 from collections.abc import Mapping
@@ -234,3 +236,33 @@ class RemoteTrialRunner(_Runner):
             raise TrialDeferred(str(exc), (retry_ms or 250) / 1000) from None
         except Exception as exc:
             return failure_of(trial, exc, prepared.file)
+
+
+def read_params(strategy: type[Strategy]) -> frozenset[str] | None:
+    """The parameter names a strategy's source reads (`ctx.params.get("fast", 10)`,
+    `ctx.params["slow"]`), or None when it uses `params` in a way that cannot be read off
+    (iterating it, passing it on) or its source is not available."""
+    names: set[str] = set()
+    for cls in strategy.__mro__:
+        if cls in (Strategy, object):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        except (OSError, TypeError, SyntaxError):
+            return None
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Attribute) and node.attr == "params"):
+                continue
+            parent = parents.get(node)
+            key: ast.expr | None = None
+            if isinstance(parent, ast.Subscript) and parent.value is node:
+                key = parent.slice
+            elif isinstance(parent, ast.Attribute) and parent.attr == "get":
+                call = parents.get(parent)
+                if isinstance(call, ast.Call) and call.func is parent and call.args:
+                    key = call.args[0]
+            if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+                return None
+            names.add(key.value)
+    return frozenset(names)
