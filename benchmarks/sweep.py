@@ -54,6 +54,7 @@ class ReferenceSweepCross(BtStrategy):  # type: ignore[misc]
 
 def reference() -> tuple[float, dict[tuple[int, int], Decimal]]:
     """(seconds, final equity by (fast, slow)) of backtesting.py's grid on every core."""
+    os.environ.setdefault("TQDM_DISABLE", "1")  # its progress bars, in every worker too
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         started = time.perf_counter()
