@@ -77,13 +77,21 @@ class ProcessPoolExecutor:
             self._pool.append(self._spawn())
         try:
             while True:
-                for worker in self._pool:
+                for worker in list(self._pool):
                     if worker.trial is None and queue:
-                        worker.trial = queue.popleft()
-                        attempts[worker.trial.number] += 1
-                        worker.conn.send(worker.trial)
+                        next_trial = queue.popleft()
+                        try:
+                            worker.conn.send(next_trial)
+                        except OSError:  # it died while idle: not the trial's fault
+                            queue.appendleft(next_trial)
+                            self._replace(worker)
+                            continue
+                        worker.trial = next_trial
+                        attempts[next_trial.number] += 1
                 busy = [w for w in self._pool if w.trial is not None]
                 if not busy:
+                    if queue:
+                        continue  # a worker was replaced before it took a trial
                     return
                 ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
                 for worker in busy:

@@ -5,7 +5,6 @@ with its Deflated Sharpe Ratio, and optionally JSON, CSV and an HTML report."""
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,7 +48,7 @@ from entrypoints.cli.run_options import (
 )
 from entrypoints.cli.token_cache import TokenCache
 from entrypoints.sdk import ServerAddress, SimuTradorError
-from entrypoints.sdk.optimize import InvalidSweep, OptimizeResults, optimize
+from entrypoints.sdk.optimize import DEFAULT_METRIC, InvalidSweep, OptimizeResults, optimize
 from entrypoints.settings import SettingsError
 
 TOP_SHOWN = 10
@@ -160,7 +159,7 @@ def optimize_command(
             if isinstance(exc, SimuTradorError):
                 fail_with(exc)
             raise typer.BadParameter(str(exc), param_hint="--server") from None
-    progress = _SweepProgress(enabled=not as_json)
+    progress = _SweepProgress(minimize or maximize or DEFAULT_METRIC, enabled=not as_json)
     try:
         with progress:
             results = optimize(
@@ -229,7 +228,8 @@ def optimize_command(
 class _SweepProgress:
     """Trials done / planned, the time left and the best so far."""
 
-    def __init__(self, *, enabled: bool) -> None:
+    def __init__(self, metric: str, *, enabled: bool) -> None:
+        self._metric = metric
         self._enabled = enabled
         self._bar = Progress(
             TextColumn("[bold]trials"),
@@ -242,7 +242,6 @@ class _SweepProgress:
             transient=True,
         )
         self._task: Any = None
-        self._began = time.perf_counter()
 
     def __enter__(self) -> _SweepProgress:
         if self._enabled:
@@ -255,7 +254,8 @@ class _SweepProgress:
             return
         shown = ""
         if best is not None:
-            shown = "best " + ", ".join(f"{k}={plain(v)}" for k, v in best.params.items())
+            params = ", ".join(f"{k}={plain(v)}" for k, v in best.params.items())
+            shown = f"best {self._metric} {_value(best.metric(self._metric))} ({params})"
         self._bar.update(self._task, completed=done, total=total, best=escape(shown))
 
     def __exit__(self, *exc: object) -> None:

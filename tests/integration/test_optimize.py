@@ -5,9 +5,12 @@ walk-forward, Bayesian studies that resume, the report and CSV, and trials on a 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import itertools
 import json
 import shutil
+import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,18 +18,20 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from domain.limits import Plan
+from domain.limits import PLAN_DEFAULTS, Plan
 from entrypoints.cli.app import app
-from entrypoints.sdk import run_backtest
+from entrypoints.sdk import AuthClient, run_backtest
 from entrypoints.sdk.loading import load_strategy
 from entrypoints.sdk.optimize import InvalidSweep, OptimizeResults, optimize
+from entrypoints.sdk.remote import RemoteDriver
 from tests.fakes import METRIC_NAMES
 from tests.integration.conftest import ServerFactory
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SMA = EXAMPLES / "sma_cross.py"
-START, END = "2021-01-01", "2022-12-31"
+START, END = "2022-01-01", "2022-12-31"
 SPAN = ["--symbols", "AAPL", "--start", START, "--end", END, "--capital", "10000"]
+TWO_YEARS = ["--symbols", "AAPL", "--start", "2021-01-01", "--end", END, "--capital", "10000"]
 GRID = ["-p", "fast=5..15:5", "-p", "slow=20,40", "--constraint", "fast < slow"]
 GRID_ORDER = [
     {"fast": 5, "slow": 20},
@@ -157,24 +162,19 @@ def test_each_trial_is_the_single_run_of_its_parameters(env: Path) -> None:
     assert results.best.metrics["max_drawdown_pct"] == min(d for d in drawdowns if d is not None)
 
 
-def test_the_results_do_not_depend_on_the_number_of_workers(env: Path) -> None:
-    strategy = load_strategy(SMA)
-    one = sweep(strategy, params={"fast": [5, 10, 15], "slow": [30]}, workers=1)
-    three = sweep(strategy, params={"fast": [5, 10, 15], "slow": [30]}, workers=3)
+def test_the_results_do_not_depend_on_the_number_of_workers(env: Path, tmp_path: Path) -> None:
+    strategy = load_strategy(strategy_file(tmp_path))
+    one = sweep(strategy, workers=1, maximize="final_equity")
+    three = sweep(strategy, workers=3, maximize="final_equity")
     assert one.to_json() == three.to_json()
     assert [t.equity for t in one.trials] == [t.equity for t in three.trials]
-
-
-def test_heatmap_holds_the_best_metric_over_the_other_parameters(env: Path, tmp_path: Path) -> None:
-    path = strategy_file(tmp_path)
-    results = sweep(load_strategy(path), maximize="final_equity")
-    grid = results.heatmap("n", "m")
+    grid = one.heatmap("n", "m")  # one trial per cell here: each cell is its trial's value
     assert (grid.xs, grid.ys) == ((1, 2, 3), (1, 2))
-    for trial in results.trials:
+    for trial in one.trials:
         column, row = grid.xs.index(trial.params["n"]), grid.ys.index(trial.params["m"])
         assert grid.values[row][column] == float(trial.metrics["final_equity"])  # type: ignore[arg-type]
     with pytest.raises(InvalidSweep):
-        results.heatmap("n", "q")
+        one.heatmap("n", "q")
 
 
 # ---------------------------------------------------------------- bad input
@@ -274,7 +274,7 @@ def test_walk_forward_runs_each_folds_best_out_of_sample_and_stitches_them(
     home: Path,
 ) -> None:
     result = cli(
-        home, str(SMA), *SPAN, "-p", "fast=5,10", "-p", "slow=20,30",
+        home, str(SMA), *TWO_YEARS, "-p", "fast=5,10", "-p", "slow=20,30",
         "--walk-forward", "3", "--json", "--workers", "2",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -373,3 +373,34 @@ def test_trials_on_a_server_equal_the_local_ones(env: Path, server_key: tuple[st
     local = sweep(strategy, params=params)
     assert remote.to_json() == local.to_json()
     assert [t.equity for t in remote.trials] == [t.equity for t in local.trials]
+
+
+def test_a_trial_at_the_servers_running_limit_waits_instead_of_failing(
+    env: Path, server_factory: ServerFactory
+) -> None:
+    """One running simulation allowed, and another session holds it as the sweep starts:
+    the sweep's trial cannot run until that one is deleted, and then completes."""
+    one = dataclasses.replace(PLAN_DEFAULTS[Plan.PROFESSIONAL], max_running_simulations=1)
+    server = server_factory(plan_limits={**PLAN_DEFAULTS, Plan.PROFESSIONAL: one})
+    key = server.create_api_key("sweeper", Plan.PROFESSIONAL)
+    holding, released = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        auth = AuthClient(server.http_url, key, use_cached_login=False)
+        driver = RemoteDriver(auth, ["AAPL"], START, END, Decimal(10_000))
+        started, _ = await driver.start()
+        holding.set()
+        await asyncio.sleep(2.0)
+        await driver.client.delete_session(started.session_id)
+        released.set()
+        await driver.close()
+
+    holder = threading.Thread(target=lambda: asyncio.run(hold()))
+    holder.start()
+    assert holding.wait(60)
+    results = sweep(
+        load_strategy(SMA), params={"fast": [5], "slow": [20]}, server=server.http_url, api_key=key
+    )
+    holder.join(60)
+    assert released.is_set()
+    assert [t.status.value for t in results.trials] == ["completed"]
