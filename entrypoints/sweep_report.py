@@ -15,6 +15,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 from plotly.io import to_html
+from plotly.offline import get_plotlyjs
 
 from application.sweeps.model import TrialOutcome, plain
 from entrypoints.sdk.optimize import OptimizeResults
@@ -145,7 +146,7 @@ def _folds(results: OptimizeResults) -> str:
 
 
 def render_sweep_report(results: OptimizeResults, title: str) -> str:
-    plotly_js = to_html(go.Figure(), full_html=False, include_plotlyjs=True).split("</script>")[0]
+    plotly_js = get_plotlyjs()  # inlined once; every chart below uses it
     best = results.best
     dsr = results.deflated_sharpe_ratio
     summary = "No trial completed."
@@ -162,7 +163,7 @@ def render_sweep_report(results: OptimizeResults, title: str) -> str:
     ranked = results.ranked()[:TOP_TRIALS]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-{plotly_js}</script>
+<script>{plotly_js}</script>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin-bottom: 2em; }}
