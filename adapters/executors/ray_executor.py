@@ -5,7 +5,6 @@ whose worker died once more (`max_retries=1`); a second loss fails the trial."""
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -44,7 +43,6 @@ class RayExecutor:
             if address:
                 ray.init(address=address, **options)
             else:  # a Ray of our own, on loopback only
-                os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
                 ray.init(address="local", _node_ip_address="127.0.0.1", num_cpus=workers, **options)
         self._holder = [ray.put(runner)]
         resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]

@@ -9,8 +9,13 @@ import asyncio
 import dataclasses
 import itertools
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -406,3 +411,40 @@ def test_a_trial_at_the_servers_running_limit_waits_instead_of_failing(
     holder.join(60)
     assert released.is_set()
     assert [t.status.value for t in results.trials] == ["completed"]
+
+
+def test_ctrl_c_stops_the_command_and_prints_what_completed(home: Path, tmp_path: Path) -> None:
+    extra = """
+    def on_finish(self, ctx, results):
+        if self.n > 1:
+            import time
+            time.sleep(120)
+"""
+    path = strategy_file(tmp_path, extra)
+    command = [
+        str(Path(sys.executable).with_name("simutrador")), "optimize", str(path), *SPAN,
+        "-p", "n=1..3", "--workers", "1", "--json",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, "SIMUTRADOR_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(line.startswith("2,") for line in ran(path)):
+            assert time.monotonic() < deadline, "the second trial never started"
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, stderr
+    out = json.loads(stdout)
+    assert out["interrupted"] is True
+    assert [(t["params"], t["status"]) for t in out["trials"]] == [({"n": 1}, "completed")]
