@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
-
-from domain.errors import DomainError
+from typing import Any, ClassVar
 
 ParamValue = int | Decimal | str
 Params = Mapping[str, ParamValue]
@@ -17,11 +15,17 @@ MetricValue = float | Decimal | int | None
 EquityCurve = tuple[tuple[date, Decimal], ...]
 
 
-class InvalidSweep(DomainError):
+class InvalidSweep(ValueError):
     """The sweep cannot start as asked (unknown parameter, empty grid, unknown metric…):
-    nothing has run."""
+    nothing has run. Client-side only (no server sees a sweep), so not a `DomainError`,
+    whose codes are the wire's; it carries a code and details all the same."""
 
-    code = "INVALID_SWEEP"
+    code: ClassVar[str] = "INVALID_SWEEP"
+
+    def __init__(self, message: str, details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = dict(details or {})
 
 
 class TrialStatus(StrEnum):
