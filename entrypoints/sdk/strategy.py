@@ -7,14 +7,12 @@ import itertools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from domain.bars import Bar as Bar  # the one pure value the SDK shares with the engine
 from entrypoints.protocol.messages import ExecutionReportData, OrderData
 from entrypoints.sdk.errors import SimuTradorError
-
-if TYPE_CHECKING:
-    from entrypoints.sdk.backtest import BacktestResults
+from entrypoints.sdk.results import BacktestResults
 
 Number = Decimal | int | str | float
 BAR_FIELDS = ("open", "high", "low", "close", "volume")
@@ -100,10 +98,12 @@ class Context:
 
     @property
     def cash(self) -> Decimal:
+        """Cash in the account now, exact."""
         return self._cash
 
     @property
     def equity(self) -> Decimal:
+        """Cash plus the positions marked to the current bar's close, exact."""
         return self._equity
 
     @property
