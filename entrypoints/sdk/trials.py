@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from application.sweeps.bars import BarSnapshot
-from application.sweeps.model import Trial, TrialOutcome, TrialStatus, failed
+from application.sweeps.model import InvalidSweep, Trial, TrialOutcome, TrialStatus, failed
 from application.sweeps.ports import TrialDeferred
 from entrypoints.protocol.messages import MetricsData
 from entrypoints.sdk.backtest import BacktestResults, EngineSettingValue, drive
@@ -47,6 +47,11 @@ class StrategyRef:
 
     @classmethod
     def of(cls, strategy: type[Strategy]) -> StrategyRef:
+        if "<locals>" in strategy.__qualname__:
+            raise InvalidSweep(
+                f"{strategy.__qualname__} is defined inside a function: the worker processes "
+                "cannot find it; define it at the top level of a module or file"
+            )
         module = strategy.__module__
         if module != "__main__" and not module.startswith(FILE_MODULE_PREFIX):
             return cls(strategy.__qualname__, module=module)

@@ -26,7 +26,7 @@ from typer.testing import CliRunner, Result
 
 from domain.limits import PLAN_DEFAULTS, Plan
 from entrypoints.cli.app import app
-from entrypoints.sdk import AuthClient, run_backtest
+from entrypoints.sdk import AuthClient, Context, Strategy, run_backtest
 from entrypoints.sdk.loading import load_strategy
 from entrypoints.sdk.optimize import InvalidSweep, OptimizeResults, optimize
 from entrypoints.sdk.remote import RemoteDriver
@@ -448,3 +448,12 @@ def test_ctrl_c_stops_the_command_and_prints_what_completed(home: Path, tmp_path
     out = json.loads(stdout)
     assert out["interrupted"] is True
     assert [(t["params"], t["status"]) for t in out["trials"]] == [({"n": 1}, "completed")]
+
+
+def test_a_strategy_defined_inside_a_function_is_refused_before_anything_runs(env: Path) -> None:
+    class Local(Strategy):
+        def on_start(self, ctx: Context) -> None:
+            self.n = ctx.params.get("n")
+
+    with pytest.raises(InvalidSweep, match="inside a function"):
+        sweep(Local, params={"n": [1, 2]})
