@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,6 +15,7 @@ from entrypoints.sdk.auth import AuthClient
 from entrypoints.sdk.driver import ENGINE_SETTINGS as ENGINE_SETTINGS
 from entrypoints.sdk.driver import EngineSettingValue as EngineSettingValue
 from entrypoints.sdk.driver import Outcome as Outcome
+from entrypoints.sdk.driver import ProgressCallback as ProgressCallback
 from entrypoints.sdk.driver import SimulationDriver
 from entrypoints.sdk.driver import Started as Started
 from entrypoints.sdk.driver import TickView as TickView
@@ -24,10 +25,6 @@ from entrypoints.sdk.results import PriceTrack as PriceTrack
 from entrypoints.sdk.strategy import DEFAULT_HISTORY_SIZE, Context, Strategy
 
 DateLike = date | datetime | str
-
-
-ProgressCallback = Callable[[int, int, datetime], None]
-"""(ticks done, total ticks, simulated time), called every so often during a run."""
 
 
 async def drive(
@@ -48,6 +45,7 @@ async def drive(
     executions: list[ExecutionReportData] = []
     prices = {symbol: PriceTrack() for symbol in started.symbols}
     strategy.on_start(ctx)
+    ctx._declaring = False
     while True:
         for order_id, (code, message) in outcome.rejected.items():
             strategy.on_reject(ctx, order_id, code, message)
@@ -79,6 +77,7 @@ async def drive(
         total_ticks=started.total_ticks,
         wall_time_ms=int((time.perf_counter() - began) * 1000),
         prices=prices,
+        indicators=ctx._indicator_tracks({s: track.times for s, track in prices.items()}),
     )
     strategy.on_finish(ctx, results)
     return results
@@ -106,25 +105,32 @@ def run_backtest(
     Engine settings (PROTOCOL.md §4.1) are keyword arguments: `commission_per_share`,
     `commission_pct`, `commission_min`, `slippage_bps`, `max_volume_pct`, `allow_short`.
     With `server=None` the engine runs in this process on the local bar store
-    (SIMUTRADOR_HOME; the synthetic sample is written first if it holds no bars). With
+    (SIMUTRADOR_HOME; the synthetic sample is written first if it holds no bars), stepped
+    directly by the strategy loop; what it sets up (catalog, bar store, calendars) is kept
+    for the next run in the same process. With
     `server="http://host:port"` it runs on that server (the key: `api_key`, else
     SIMUTRADOR_API_KEY; or a ready `auth` client); only orders leave this process, and the
     results are the same."""
     instance = strategy() if isinstance(strategy, type) else strategy
     universe = [symbols] if isinstance(symbols, str) else list(symbols)
     run_args = (universe, _iso(start), _iso(end), Decimal(str(capital)), timeframe)
-    driver: SimulationDriver
-    if server is not None or auth is not None:
-        from entrypoints.sdk.remote import RemoteDriver
+    if server is None and auth is None:
+        from entrypoints.sdk.local import run_in_process  # the engine itself (server code)
 
-        client = auth if auth is not None else AuthClient(server, api_key)
-        driver = RemoteDriver(
-            client, *run_args, warmup_bars=warmup_bars, engine_settings=engine_settings
+        return run_in_process(
+            instance,
+            session_request(*run_args, engine_settings),
+            params=params,
+            warmup_bars=warmup_bars,
+            history_size=history_size,
+            on_progress=on_progress,
         )
-    else:
-        from entrypoints.sdk.local import LocalDriver  # the in-process engine (server code)
+    from entrypoints.sdk.remote import RemoteDriver
 
-        driver = LocalDriver(*run_args, warmup_bars=warmup_bars, engine_settings=engine_settings)
+    client = auth if auth is not None else AuthClient(server, api_key)
+    driver = RemoteDriver(
+        client, *run_args, warmup_bars=warmup_bars, engine_settings=engine_settings
+    )
 
     async def run() -> BacktestResults:
         try:

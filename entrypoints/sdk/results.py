@@ -10,6 +10,7 @@ from datetime import date
 from decimal import Decimal
 
 from entrypoints.protocol.messages import ExecutionReportData, MetricsData, TradeData
+from entrypoints.sdk.indicators import IndicatorTrack
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,8 @@ class BacktestResults:
     total_ticks: int
     wall_time_ms: int
     prices: Mapping[str, PriceTrack] = field(default_factory=dict, repr=False)
+    indicators: Mapping[str, IndicatorTrack] = field(default_factory=dict, repr=False)
+    """name → the values of each indicator the strategy declared, on the bars traded."""
 
     @property
     def fills(self) -> int:
