@@ -44,7 +44,6 @@ from entrypoints.settings import Settings
 from entrypoints.version import __version__
 
 if TYPE_CHECKING:
-    from application.ports import SymbolCatalog
     from application.sweeps.bars import BarSnapshot
     from application.sweeps.ports import Sampler, TrialExecutor, TrialRunner
     from application.sweeps.ranking import Objective
@@ -188,20 +187,16 @@ def in_process_container() -> Container:
 # --- sweeps (`simutrador optimize`): the adapters the client-side use case runs on -------
 
 
-def sweep_worker_container(
-    environ: Mapping[str, str], bars: BarSnapshot, catalog: SymbolCatalog | None = None
-) -> Container:
-    """A container for one trial in a sweep's worker: settings from the planning process's
-    SIMUTRADOR_* variables, sessions in memory, the bars from the snapshot the worker was
-    given, and the catalog shared by the worker's trials when given."""
+def sweep_worker_container(environ: Mapping[str, str], bars: BarSnapshot) -> Container:
+    """The container a sweep's worker runs all its trials on: settings from the planning
+    process's SIMUTRADOR_* variables, sessions in memory, the bars from the snapshot the
+    worker was given (the catalog is read once, on its first trial)."""
     from adapters.bars.snapshot import SnapshotBarStore
 
     container = Container()
     settings = dataclasses.replace(Settings.from_env(environ), storage="memory")
     container.settings.override(providers.Object(settings))
     container.bar_store.override(providers.Object(SnapshotBarStore(bars)))
-    if catalog is not None:
-        container.catalog.override(providers.Object(catalog))
     return container
 
 

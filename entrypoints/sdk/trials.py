@@ -24,7 +24,8 @@ from application.sweeps.bars import BarSnapshot
 from application.sweeps.model import InvalidSweep, Trial, TrialOutcome, TrialStatus, failed
 from application.sweeps.ports import TrialDeferred
 from entrypoints.protocol.messages import MetricsData
-from entrypoints.sdk.backtest import BacktestResults, EngineSettingValue, drive
+from entrypoints.sdk.backtest import BacktestResults, drive
+from entrypoints.sdk.driver import EngineSettingValue, session_request
 from entrypoints.sdk.loading import load_strategy
 from entrypoints.sdk.strategy import Strategy
 
@@ -109,7 +110,7 @@ class _Prepared:
         self.strategy = strategy
         self.file = inspect.getsourcefile(strategy)
         self.loop = asyncio.new_event_loop()
-        self.catalog: Any = None
+        self.container: Any = None
 
 
 class _Runner:
@@ -158,36 +159,27 @@ class LocalTrialRunner(_Runner):
 
     def __call__(self, trial: Trial) -> TrialOutcome:
         from entrypoints.container import sweep_worker_container
-        from entrypoints.sdk.local import LocalDriver
+        from entrypoints.sdk.local import run_in_process
 
         prepared = self.prepared()
+        if prepared.container is None:  # the worker's: its bars, its catalog, every trial
+            prepared.container = sweep_worker_container(self.environ, self.bars)
         spec = self.spec
         start, end = self.window(trial)
-        # A container per trial (cheap) keeps per-user limits out of the way; the bars and
-        # the catalog are the worker's, shared by every trial it runs.
-        container = sweep_worker_container(self.environ, self.bars, prepared.catalog)
-        prepared.catalog = container.catalog()
-        driver = LocalDriver(
-            list(spec.symbols),
-            start,
-            end,
-            spec.capital,
-            spec.timeframe,
-            warmup_bars=spec.warmup_bars,
-            engine_settings=spec.engine_settings,
-            container=container,
+        request = session_request(
+            list(spec.symbols), start, end, spec.capital, spec.timeframe, spec.engine_settings
         )
-
-        async def run() -> BacktestResults:
-            try:
-                return await drive(prepared.strategy(), driver, params=trial.params)
-            finally:
-                await driver.close()
-
         try:
-            return outcome_of(trial, prepared.loop.run_until_complete(run()))
+            results = run_in_process(
+                prepared.strategy(),
+                request,
+                params=dict(trial.params),
+                warmup_bars=spec.warmup_bars,
+                container=prepared.container,
+            )
         except Exception as exc:
             return failure_of(trial, exc, prepared.file)
+        return outcome_of(trial, results)
 
 
 class RemoteTrialRunner(_Runner):
