@@ -22,7 +22,7 @@ from backtesting.test import GOOG, SMA
 
 from application.sweeps.model import Trial
 from application.sweeps.ports import TrialExecutor
-from benchmarks.engine import CAPITAL, COMMISSION, EXAMPLE, GOOG_INSTRUMENT, goog_series, home
+from benchmarks.engine import CAPITAL, COMMISSION, GOOG_INSTRUMENT, INDICATORS, goog_series, home
 from benchmarks.report import Figure
 from entrypoints.sdk.loading import load_strategy
 from entrypoints.sdk.optimize import optimize
@@ -72,7 +72,7 @@ def reference() -> tuple[float, dict[tuple[int, int], Decimal]]:
 
 
 def ours(workers: int) -> tuple[float, dict[tuple[int, int], Decimal], Any]:
-    strategy = load_strategy(EXAMPLE)
+    strategy = load_strategy(INDICATORS)
     first, last = GOOG.index[0].date().isoformat(), GOOG.index[-1].date().isoformat()
     started = time.perf_counter()
     results = optimize(
@@ -155,7 +155,7 @@ def scaling(cores: int) -> list[Figure]:
     from entrypoints.sdk.trials import LocalTrialRunner
     from entrypoints.settings import Settings
 
-    strategy = load_strategy(EXAMPLE)
+    strategy = load_strategy(INDICATORS)
     first, last = GOOG.index[0].date().isoformat(), GOOG.index[-1].date().isoformat()
     plan = plan_sweep(
         strategy, "GOOG", first, last, CAPITAL, "1d",
