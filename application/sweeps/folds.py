@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from application.sweeps.model import EquityCurve, InvalidSweep, Window
+
+CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,7 @@ def cut_folds(
 
 def stitch(curves: Sequence[EquityCurve], capital: Decimal) -> EquityCurve:
     """One daily equity series from consecutive test windows: each window's returns applied
-    to where the previous one ended, starting from `capital` (exact decimals)."""
+    to where the previous one ended, starting from `capital`, in cents."""
     stitched: list[tuple[date, Decimal]] = []
     level = capital
     for curve in curves:
@@ -65,6 +67,6 @@ def stitch(curves: Sequence[EquityCurve], capital: Decimal) -> EquityCurve:
         if base <= 0:
             raise ValueError("a test window started with no equity")
         for day, equity in curve[1:]:
-            stitched.append((day, level * equity / base))
+            stitched.append((day, (level * equity / base).quantize(CENT, ROUND_HALF_EVEN)))
         level = stitched[-1][1]
     return tuple(stitched)

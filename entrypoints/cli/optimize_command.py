@@ -311,7 +311,8 @@ def _print(results: OptimizeResults, top: int) -> None:
     out.print(
         f"[bold]Best[/bold]: {escape(params)} — {metric} {_value(best.metric(metric))}, "
         f"Sharpe {_value(best.metric('sharpe_ratio'))} "
-        f"(deflated over {len(trials)} trials: {_value(results.deflated_sharpe_ratio)})"
+        f"(deflated over {len(results.ranked())} trials: "
+        f"{_value(results.deflated_sharpe_ratio)})"
     )
     wf = results.walk_forward
     if wf is not None:

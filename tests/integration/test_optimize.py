@@ -298,7 +298,7 @@ def test_walk_forward_runs_each_folds_best_out_of_sample_and_stitches_them(
         assert fold["best_params"] == mine[sharpes.index(max(sharpes))]["params"]
         assert fold["out_of_sample"] is not None
     curve = out["walk_forward"]["equity_curve"]
-    assert curve[0][1] == "10000"
+    assert Decimal(curve[0][1]) == 10_000
     assert curve[0][0] == folds[0]["test"]["start"]
     assert [d for d, _ in curve] == sorted({d for d, _ in curve})
     growth = Decimal(1)
