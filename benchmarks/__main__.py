@@ -22,6 +22,7 @@ SUITES: dict[str, str] = {
     "storage": "benchmarks.storage",
     "operating": "benchmarks.operating",
     "dashboard": "benchmarks.dashboard",
+    "sweep": "benchmarks.sweep",
 }
 
 

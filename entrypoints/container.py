@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dependency_injector import containers, providers
 
@@ -41,6 +45,12 @@ from application.simulation import SimulationService
 from entrypoints.protocol.dispatcher import Dispatcher
 from entrypoints.settings import Settings
 from entrypoints.version import __version__
+
+if TYPE_CHECKING:
+    from application.sweeps.bars import BarSnapshot
+    from application.sweeps.ports import Sampler, TrialExecutor, TrialRunner
+    from application.sweeps.ranking import Objective
+    from application.sweeps.space import SearchSpace
 
 
 def _jwt_secret(settings: Settings) -> str:
@@ -202,3 +212,80 @@ def in_process_container() -> Container:
     settings = dataclasses.replace(Settings.from_env(), storage="memory", metrics=False)
     container.settings.override(providers.Object(settings))
     return container
+
+
+# --- sweeps (`simutrador optimize`): the adapters the client-side use case runs on -------
+
+
+def sweep_worker_container(environ: Mapping[str, str], bars: BarSnapshot) -> Container:
+    """The container a sweep's worker runs all its trials on: settings from the planning
+    process's SIMUTRADOR_* variables, sessions in memory, the bars from the snapshot the
+    worker was given (the catalog is read once, on its first trial)."""
+    from adapters.bars.snapshot import SnapshotBarStore
+
+    container = Container()
+    settings = dataclasses.replace(Settings.from_env(environ), storage="memory")
+    container.settings.override(providers.Object(settings))
+    container.bar_store.override(providers.Object(SnapshotBarStore(bars)))
+    return container
+
+
+def read_bar_snapshot(settings: Settings, symbols: Sequence[str], timeframe: str) -> BarSnapshot:
+    """The bars of `symbols` from the home's store, read once by the process planning a
+    sweep (the synthetic sample is written first into an empty home, as `run` does)."""
+    from application.sweeps.bars import snapshot_bars
+    from domain.bars import Timeframe
+
+    container = Container()
+    container.settings.override(providers.Object(settings))
+
+    async def read() -> BarSnapshot:
+        await container.market_data_service().seed_sample_if_empty()
+        return await snapshot_bars(
+            container.bar_store(), container.catalog(), symbols, Timeframe.parse(timeframe)
+        )
+
+    try:
+        return asyncio.run(read())
+    finally:
+        container.bar_store().close()
+
+
+def trial_executor(
+    runner: TrialRunner,
+    *,
+    backend: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+) -> TrialExecutor:
+    """Worker processes on this machine (`local`) or Ray tasks (`ray`, an optional extra)."""
+    if backend == "ray":
+        try:
+            from adapters.executors.ray_executor import RayExecutor
+        except ImportError:
+            raise RuntimeError("--backend ray needs Ray: pip install 'simutrador[ray]'") from None
+        return RayExecutor(runner, address=ray_address, workers=workers)
+    from adapters.executors.process_pool import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(runner, workers)
+
+
+def server_executor(runner: TrialRunner, concurrency: int) -> TrialExecutor:
+    """Trials driven from threads of this process, each a session on a server."""
+    from adapters.executors.threads import ThreadExecutor
+
+    return ThreadExecutor(runner, concurrency)
+
+
+def bayes_sampler(
+    space: SearchSpace,
+    objective: Objective,
+    *,
+    seed: int | None,
+    storage: Path | None,
+    study_name: str,
+) -> Sampler:
+    """Optuna's TPE; its study in `storage` (SQLite) when given, else in memory."""
+    from adapters.samplers.optuna_sampler import OptunaSampler
+
+    return OptunaSampler(space, objective, seed=seed, storage=storage, study_name=study_name)

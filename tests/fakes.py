@@ -472,3 +472,28 @@ class RecordingMetrics:
 
     def connection_closed(self, code: int) -> None:
         self.events.append(("connection_closed", code))
+
+
+class InlineExecutor:
+    """`TrialExecutor` running each trial in this process, in order, through a function;
+    `interrupt_after` raises KeyboardInterrupt (as Ctrl-C would) once that many are done."""
+
+    def __init__(self, run: Any, *, interrupt_after: int | None = None) -> None:
+        self._run = run
+        self.interrupt_after = interrupt_after
+        self.ran: list[Any] = []
+        self.closed = False
+
+    @property
+    def workers(self) -> int:
+        return 1
+
+    def run(self, trials: Sequence[Any]) -> Any:
+        for trial in trials:
+            if self.interrupt_after is not None and len(self.ran) >= self.interrupt_after:
+                raise KeyboardInterrupt
+            self.ran.append(trial)
+            yield self._run(trial)
+
+    def close(self) -> None:
+        self.closed = True

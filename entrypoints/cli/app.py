@@ -18,6 +18,7 @@ from entrypoints.cli.auth_commands import auth_app
 from entrypoints.cli.common import SimuTradorGroup, fail
 from entrypoints.cli.data_commands import data_app
 from entrypoints.cli.market_commands import symbols
+from entrypoints.cli.optimize_command import optimize_command
 from entrypoints.cli.run_command import run
 from entrypoints.cli.session_commands import session_app
 from entrypoints.container import Container
@@ -42,6 +43,7 @@ app.add_typer(session_app, name="session")
 app.add_typer(data_app, name="data")
 app.command()(symbols)
 app.command()(run)
+app.command("optimize")(optimize_command)
 
 out = Console()
 err = Console(stderr=True)

@@ -23,16 +23,32 @@ from entrypoints.cli.common import (
     fail_with,
     key_values,
     out,
-    parse_amount,
     print_json,
 )
 from entrypoints.cli.results_view import print_results
+from entrypoints.cli.run_options import (
+    AllowShortOption,
+    CapitalOption,
+    CommissionMinOption,
+    CommissionPctOption,
+    CommissionPerShareOption,
+    EndOption,
+    FileArgument,
+    MaxVolumeOption,
+    SlippageOption,
+    StartOption,
+    StrategyOption,
+    SymbolsOption,
+    TimeframeOption,
+    WarmupOption,
+    symbols_of,
+)
+from entrypoints.cli.run_options import strategy_class as load_strategy_class
 from entrypoints.cli.token_cache import TokenCache
 from entrypoints.protocol.messages import MAX_WINDOW
 from entrypoints.report import write_report
 from entrypoints.sdk import ServerAddress, SimuTradorError, run_backtest
 from entrypoints.sdk.driver import DEFAULT_WINDOW
-from entrypoints.sdk.loading import load_strategy
 from entrypoints.settings import SettingsError
 
 
@@ -51,50 +67,20 @@ def _params(pairs: list[str]) -> dict[str, Any]:
 
 
 def run(
-    file: Annotated[Path, typer.Argument(help="Python file defining a Strategy subclass.")],
-    symbols: Annotated[
-        str, typer.Option("--symbols", "-s", help="Comma-separated symbols, e.g. AAPL,MSFT.")
-    ],
-    start: Annotated[str, typer.Option("--start", help="First day (YYYY-MM-DD).")],
-    end: Annotated[str, typer.Option("--end", help="Last day, inclusive (YYYY-MM-DD).")],
-    capital: Annotated[
-        Decimal, typer.Option("--capital", parser=parse_amount, metavar="AMOUNT", help="Cash.")
-    ],
-    strategy: Annotated[
-        str | None,
-        typer.Option("--strategy", help="Class to run, when the file defines several."),
-    ] = None,
-    timeframe: Annotated[
-        str, typer.Option("--timeframe", "-t", help="Bar length: 1d, 1h, 5m or 1m.")
-    ] = "1d",
-    commission_per_share: Annotated[
-        Decimal | None,
-        typer.Option(parser=parse_amount, metavar="AMOUNT", help="Commission per share or unit."),
-    ] = None,
-    commission_pct: Annotated[
-        Decimal | None,
-        typer.Option(
-            parser=parse_amount, metavar="FRACTION", help="Commission, e.g. 0.001 = 0.1 %."
-        ),
-    ] = None,
-    commission_min: Annotated[
-        Decimal | None,
-        typer.Option(parser=parse_amount, metavar="AMOUNT", help="Minimum commission per fill."),
-    ] = None,
-    slippage_bps: Annotated[
-        Decimal | None,
-        typer.Option(parser=parse_amount, metavar="BPS", help="Slippage in basis points."),
-    ] = None,
-    max_volume_pct: Annotated[
-        Decimal | None,
-        typer.Option(
-            parser=parse_amount, metavar="FRACTION", help="Most of a bar's volume to take."
-        ),
-    ] = None,
-    allow_short: Annotated[bool, typer.Option(help="Allow short selling.")] = False,
-    warmup: Annotated[
-        int, typer.Option(min=0, help="Bars before --start the strategy may read.")
-    ] = 0,
+    file: FileArgument,
+    symbols: SymbolsOption,
+    start: StartOption,
+    end: EndOption,
+    capital: CapitalOption,
+    strategy: StrategyOption = None,
+    timeframe: TimeframeOption = "1d",
+    commission_per_share: CommissionPerShareOption = None,
+    commission_pct: CommissionPctOption = None,
+    commission_min: CommissionMinOption = None,
+    slippage_bps: SlippageOption = None,
+    max_volume_pct: MaxVolumeOption = None,
+    allow_short: AllowShortOption = False,
+    warmup: WarmupOption = 0,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", metavar="KEY=VALUE", help="Strategy parameter; repeat."),
@@ -128,11 +114,8 @@ def run(
 ) -> None:
     """Run a strategy over historical bars, then print metrics and trades."""
     params = _params(param or [])
-    try:
-        strategy_class = load_strategy(file, strategy)
-    except SimuTradorError as exc:
-        fail(exc.code, exc.message)
-    universe = [s.strip() for s in symbols.split(",") if s.strip()]
+    strategy_class = load_strategy_class(file, strategy)
+    universe = symbols_of(symbols)
     if report is not None and not report.parent.resolve().is_dir():
         raise typer.BadParameter(f"no folder {report.parent} to write into", param_hint="--report")
     auth = None

@@ -1,0 +1,1 @@
+"""Model-based samplers for sweeps."""
