@@ -13,44 +13,9 @@ import plotly.graph_objects as go
 from plotly.io import to_html
 from plotly.subplots import make_subplots
 
-from entrypoints.protocol.messages import MetricsData, TradeData
+from entrypoints.protocol.messages import TradeData
 from entrypoints.sdk.backtest import BacktestResults
-
-METRIC_LABELS = {
-    "total_return_pct": ("Total return", "%"),
-    "annual_return_pct": ("Annual return", "%"),
-    "annual_volatility_pct": ("Annual volatility", "%"),
-    "sharpe_ratio": ("Sharpe ratio", ""),
-    "sortino_ratio": ("Sortino ratio", ""),
-    "max_drawdown_pct": ("Max drawdown", "%"),
-    "calmar_ratio": ("Calmar ratio", ""),
-    "final_equity": ("Final equity", ""),
-    "total_trades": ("Trades", ""),
-    "winning_trades": ("Winning trades", ""),
-    "win_rate_pct": ("Win rate", "%"),
-    "profit_factor": ("Profit factor", ""),
-    "avg_trade_pct": ("Average trade", "%"),
-    "best_trade_pct": ("Best trade", "%"),
-    "worst_trade_pct": ("Worst trade", "%"),
-    "exposure_pct": ("Exposure", "%"),
-    "total_commission": ("Commission", ""),
-    "total_slippage": ("Slippage", ""),
-}
-
-
-def metric_rows(metrics: MetricsData) -> list[tuple[str, str]]:
-    """(label, shown value) for every metric; undefined ones show as an em dash."""
-    rows = []
-    for name, (label, unit) in METRIC_LABELS.items():
-        value = getattr(metrics, name)
-        if value is None:
-            shown = "—"
-        elif isinstance(value, float):
-            shown = f"{value:,.2f}{' ' + unit if unit else ''}"
-        else:
-            shown = f"{value:,}{' ' + unit if unit else ''}"
-        rows.append((label, shown))
-    return rows
+from entrypoints.stats import metric_rows
 
 
 def _figure(results: BacktestResults, title: str) -> go.Figure:

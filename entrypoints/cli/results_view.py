@@ -7,8 +7,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from entrypoints.cli.common import out
-from entrypoints.report import metric_rows
 from entrypoints.sdk import BacktestResults
+from entrypoints.stats import metric_rows
 
 MAX_TRADES_SHOWN = 20
 
