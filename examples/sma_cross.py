@@ -47,6 +47,9 @@ class SmaCross(Strategy):
             slow.push(close, closes[0] if len(closes) > self.slow else None)
             if slow.count < self.slow:
                 continue
+            label = f"{symbol} " if len(ctx.symbols) > 1 else ""
+            ctx.plot(f"{label}SMA {self.fast}", fast.total / self.fast, symbol)
+            ctx.plot(f"{label}SMA {self.slow}", slow.total / self.slow, symbol)
             # fast/n_fast vs slow/n_slow, compared without dividing: exact.
             diff = fast.total * self.slow - slow.total * self.fast
             before, self.above[symbol] = self.above[symbol], diff > 0 if diff else None

@@ -4,6 +4,7 @@ or, later, a server — so every transport gives the same results."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from array import array
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +23,7 @@ from entrypoints.protocol.messages import (
     TradeData,
 )
 from entrypoints.sdk.auth import AuthClient
+from entrypoints.sdk.plots import PlotSeries, RunInfo
 from entrypoints.sdk.strategy import DEFAULT_HISTORY_SIZE, Bar, Context, Strategy
 
 DateLike = date | datetime | str
@@ -54,6 +56,8 @@ class Started:
     symbols: tuple[str, ...]
     total_ticks: int
     history: Mapping[str, Sequence[Bar]]
+    warnings: tuple[str, ...] = ()
+    currency: str = ""
 
 
 class SimulationDriver(Protocol):
@@ -70,12 +74,37 @@ class SimulationDriver(Protocol):
     async def close(self) -> None: ...
 
 
+def _floats() -> array[float]:
+    return array("d")
+
+
 @dataclass(frozen=True, slots=True)
 class PriceTrack:
-    """Closes of one symbol as the strategy saw them (compact: for charts, not for money)."""
+    """The bars of one symbol as the strategy saw them (compact: for charts, not for money)."""
 
     times: array[int] = field(default_factory=lambda: array("q"))
-    closes: array[float] = field(default_factory=lambda: array("d"))
+    closes: array[float] = field(default_factory=_floats)
+    opens: array[float] = field(default_factory=_floats)
+    highs: array[float] = field(default_factory=_floats)
+    lows: array[float] = field(default_factory=_floats)
+    volumes: array[float] = field(default_factory=_floats)
+
+    def add(self, time: int, bar: Bar) -> None:
+        self.times.append(time)
+        self.opens.append(float(bar.open))
+        self.highs.append(float(bar.high))
+        self.lows.append(float(bar.low))
+        self.closes.append(float(bar.close))
+        self.volumes.append(float(bar.volume))
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An order the engine refused outright (`on_reject`)."""
+
+    order_id: str
+    code: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +122,46 @@ class BacktestResults:
     total_ticks: int
     wall_time_ms: int
     prices: Mapping[str, PriceTrack] = field(default_factory=dict, repr=False)
+    plots: Mapping[str, PlotSeries] = field(default_factory=dict, repr=False)
+    """What the strategy drew with `ctx.plot`, by name."""
+    rejections: list[Rejection] = field(default_factory=list, repr=False)
+    warnings: tuple[str, ...] = ()
+    """The session's warnings (PROTOCOL §8.3): missing data, synthetic data, short range."""
+    currency: str = ""
+    """The currency the capital is counted in (`mixed` when the symbols' differ)."""
+    run: RunInfo | None = None
 
     @property
     def fills(self) -> int:
         """Execution reports that filled something (`executions` of §4.3's results)."""
         return sum(1 for r in self.executions if r.fill_quantity > 0)
+
+    @property
+    def synthetic_symbols(self) -> list[str]:
+        """The symbols that ran on synthetic bars (their session warning says so)."""
+        return synthetic_symbols(self.warnings)
+
+    def to_pandas(self) -> Any:
+        """trades, executions, equity (daily) as DataFrames and stats as a Series, in a
+        `PandasResults` named tuple. Needs pandas: `pip install simutrador[pandas]`."""
+        from entrypoints.export import bar_seconds
+        from entrypoints.sdk.frames import to_pandas
+
+        return to_pandas(self, bar_seconds(self))
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows results as the report: settings, stats, charts and trades."""
+        from entrypoints.report import render_fragment
+
+        return render_fragment(self)
+
+
+SYNTHETIC_WARNING = " runs on synthetic data"
+"""How a session warning names a symbol on synthetic bars (PROTOCOL §8.3, item 5)."""
+
+
+def synthetic_symbols(warnings: Sequence[str]) -> list[str]:
+    return [w.split(SYNTHETIC_WARNING, 1)[0] for w in warnings if SYNTHETIC_WARNING in w]
 
 
 ENGINE_SETTINGS = (
@@ -162,10 +226,12 @@ async def drive(
     ctx.session_id = started.session_id
     ctx._add_bars_history(started.history)
     executions: list[ExecutionReportData] = []
+    rejections: list[Rejection] = []
     prices = {symbol: PriceTrack() for symbol in started.symbols}
     strategy.on_start(ctx)
     while True:
         for order_id, (code, message) in outcome.rejected.items():
+            rejections.append(Rejection(order_id, code, message))
             strategy.on_reject(ctx, order_id, code, message)
         for report in outcome.reports:
             executions.append(report)
@@ -177,9 +243,7 @@ async def drive(
         ctx._mark(tick.sim_time, tick.cash, tick.equity)
         ctx._add_bars(tick.bars)
         for symbol, bar in tick.bars.items():
-            track = prices[symbol]
-            track.times.append(tick.time)
-            track.closes.append(float(bar.close))
+            prices[symbol].add(tick.time, bar)
         strategy.on_bar(ctx, tick.bars)
         if on_progress is not None and tick.sequence_id % progress_every == 0:
             on_progress(tick.sequence_id, started.total_ticks, tick.sim_time)
@@ -195,6 +259,10 @@ async def drive(
         total_ticks=started.total_ticks,
         wall_time_ms=int((time.perf_counter() - began) * 1000),
         prices=prices,
+        plots=ctx._plots,
+        rejections=rejections,
+        warnings=started.warnings,
+        currency=started.currency,
     )
     strategy.on_finish(ctx, results)
     return results
@@ -230,10 +298,12 @@ def run_backtest(
     universe = [symbols] if isinstance(symbols, str) else list(symbols)
     run_args = (universe, _iso(start), _iso(end), Decimal(str(capital)), timeframe)
     driver: SimulationDriver
+    where = "in process, on the local bar store"
     if server is not None or auth is not None:
         from entrypoints.sdk.remote import RemoteDriver
 
         client = auth if auth is not None else AuthClient(server, api_key)
+        where = f"on the server {client.server_url}"
         driver = RemoteDriver(
             client, *run_args, warmup_bars=warmup_bars, engine_settings=engine_settings
         )
@@ -254,7 +324,20 @@ def run_backtest(
         finally:
             await driver.close()
 
-    return asyncio.run(run())
+    results = asyncio.run(run())
+    info = RunInfo(
+        strategy=type(instance).__name__,
+        symbols=tuple(universe),
+        start=run_args[1],
+        end=run_args[2],
+        timeframe=timeframe,
+        capital=run_args[3],
+        engine_settings={k: v for k, v in engine_settings.items() if v is not None},
+        params=dict(params or {}),
+        warmup_bars=warmup_bars,
+        where=where,
+    )
+    return dataclasses.replace(results, run=info)
 
 
 def _iso(value: DateLike) -> str:

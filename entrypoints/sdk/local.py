@@ -62,7 +62,12 @@ class LocalDriver:
         )
         self._simulation = simulation
         started = Started(
-            session.id, simulation.symbols, simulation.total_ticks, simulation.history()
+            session.id,
+            simulation.symbols,
+            simulation.total_ticks,
+            simulation.history(),
+            tuple(session.warnings),
+            session.currency,
         )
         return started, self._outcome(simulation.advance())
 

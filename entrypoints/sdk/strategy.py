@@ -4,6 +4,7 @@ the `Context` it is given. The same strategy runs in process or against a server
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from domain.bars import Bar as Bar  # the one pure value the SDK shares with the engine
 from entrypoints.protocol.messages import ExecutionReportData, OrderData
 from entrypoints.sdk.errors import SimuTradorError
+from entrypoints.sdk.plots import PlotSeries
 
 if TYPE_CHECKING:
     from entrypoints.sdk.backtest import BacktestResults
@@ -95,6 +97,7 @@ class Context:
         self._pending: list[OrderData] = []
         self._cancels: list[str] = []
         self._ids = itertools.count(1)
+        self._plots: dict[str, PlotSeries] = {}
 
     # ------------------------------------------------------------------ what it sees
 
@@ -196,6 +199,28 @@ class Context:
     def cancel(self, order_id: str) -> None:
         """Cancel an open order (as of the next acknowledgement)."""
         self._cancels.append(order_id)
+
+    def plot(self, name: str, value: Number | None, symbol: str | None = None) -> None:
+        """Draw `value` at the current bar on the line `name`, over `symbol`'s price in the
+        report (default: the first symbol). Call it on every bar you want a point; None
+        leaves a gap."""
+        if self._time is None:
+            raise StrategyUsageError("plot from on_bar: there is no current bar yet")
+        if not isinstance(name, str) or not name.strip():
+            raise StrategyUsageError(f"a plot needs a name, not {name!r}")
+        target = self.symbols[0] if symbol is None else symbol
+        self._bars_of(target)
+        if value is None:
+            number = math.nan
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise StrategyUsageError(f"plot {name!r}: {value!r} is not a number") from None
+        series = self._plots.setdefault(name, PlotSeries(target))
+        if series.symbol != target:
+            raise StrategyUsageError(f"plot {name!r} is drawn over {series.symbol}, not {target}")
+        series.add(int(self._time.timestamp()), number)
 
     # ------------------------------------------------------------------ runner side
 
