@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from entrypoints.cli.app import app
 from tests.fakes import METRIC_NAMES
 from tests.integration.test_run_cli import EXAMPLES, SPAN, RunCli, strategy_file
 
@@ -193,3 +194,20 @@ def test_run_server_with_nothing_listening_fails_like_session_list(cli: RunCli) 
     assert "gave up after 3 attempts" in err  # as `session list`, not a dozen seconds of them
     assert "--server " in err
     assert "--server-url" not in err  # an option `run` does not have
+
+
+def test_run_help_fits_80_columns_without_cutting_an_option(cli: RunCli) -> None:
+    result = cli.runner.invoke(app, ["run", "--help"], env={**cli.env, "COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    for option in (
+        "--commission-per-share",
+        "--commission-pct",
+        "--commission-min",
+        "--max-volume-pct",
+        "--allow-short",
+        "--warmup",
+        "--csv",
+        "--report",
+    ):
+        assert f" {option} " in result.stdout, option
