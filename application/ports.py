@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from application.records import Checkpoint, CompletedRun, SimulationInput, StoredRun
 from domain.bars import BarSeries, Coverage, DataSource, Timeframe
 from domain.limits import Plan
 from domain.session import SimulationSession
 from domain.symbols import Instrument
-
-if TYPE_CHECKING:  # the simulation module imports this one
-    from application.simulation import Checkpoint, CompletedRun, SimulationInput, StoredRun
 
 
 class Clock(Protocol):

@@ -16,13 +16,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from entrypoints.protocol.messages import ExecutionReportData, MetricsData, TradeData
+from entrypoints.sdk.plots import Reportable
 from entrypoints.stats import METRIC_LABELS
-
-if TYPE_CHECKING:
-    from entrypoints.sdk.backtest import BacktestResults
 
 Cell = str | int | float | Decimal | date | datetime | None
 
@@ -86,7 +84,7 @@ DAY_SECONDS = 86_400
 TIMEFRAME_SECONDS = {"1d": 86_400, "1h": 3_600, "5m": 300, "1m": 60}
 
 
-def bar_seconds(results: BacktestResults) -> int:
+def bar_seconds(results: Reportable) -> int:
     """The bar length: from the run's timeframe, else the smallest gap between bars."""
     if results.run is not None and results.run.timeframe in TIMEFRAME_SECONDS:
         return TIMEFRAME_SECONDS[results.run.timeframe]

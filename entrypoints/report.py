@@ -17,8 +17,7 @@ from plotly.io import to_html
 from entrypoints.export import bar_seconds, trade_days
 from entrypoints.protocol.messages import ExecutionReportData
 from entrypoints.report_charts import figure
-from entrypoints.sdk.backtest import BacktestResults, PriceTrack
-from entrypoints.sdk.plots import PlotSeries, RunInfo
+from entrypoints.sdk.plots import PlotSeries, PriceTrack, Reportable, RunInfo
 from entrypoints.stats import metric_rows
 
 REJECTIONS_LISTED = 5
@@ -41,7 +40,7 @@ def _e(value: object) -> str:
     return html.escape(str(value))
 
 
-def default_title(results: BacktestResults) -> str:
+def default_title(results: Reportable) -> str:
     if results.run is not None:
         return f"{results.run.strategy} on {', '.join(results.run.symbols)}"
     return f"Session {results.session_id}"
@@ -89,7 +88,7 @@ def open_positions(
     return found
 
 
-def _settings_rows(results: BacktestResults) -> list[tuple[str, str]]:
+def _settings_rows(results: Reportable) -> list[tuple[str, str]]:
     run = results.run
     currency = results.currency or ""
     rows: list[tuple[str, str]] = []
@@ -150,7 +149,7 @@ def _table(rows: Sequence[tuple[str, str]]) -> str:
     )
 
 
-def _trades_table(results: BacktestResults) -> str:
+def _trades_table(results: Reportable) -> str:
     if not results.trades:
         return "<p>No closed trades.</p>"
     head = (
@@ -171,7 +170,7 @@ def _trades_table(results: BacktestResults) -> str:
     return f"<table>{head}{body}</table>"
 
 
-def _open_positions(results: BacktestResults) -> str:
+def _open_positions(results: Reportable) -> str:
     if not results.executions:
         return "<p>Not known: these results list closed trades only (no fills).</p>"
     found = open_positions(results.executions, results.prices)
@@ -198,7 +197,7 @@ def _unrealized(p: OpenPosition) -> str:
     return f"{(p.last_close - float(p.average_price)) * float(p.quantity):,.2f}"
 
 
-def _rejections(results: BacktestResults) -> str:
+def _rejections(results: Reportable) -> str:
     if not results.rejections:
         return ""
     counts = Counter(r.code for r in results.rejections)
@@ -213,7 +212,7 @@ def _rejections(results: BacktestResults) -> str:
 
 
 def render_fragment(
-    results: BacktestResults,
+    results: Reportable,
     title: str | None = None,
     overlays: Mapping[str, PlotSeries] | None = None,
 ) -> str:
@@ -256,7 +255,7 @@ def render_fragment(
 
 
 def render_report(
-    results: BacktestResults,
+    results: Reportable,
     title: str | None = None,
     overlays: Mapping[str, PlotSeries] | None = None,
 ) -> str:
@@ -273,7 +272,7 @@ def render_report(
 
 
 def write_report(
-    results: BacktestResults,
+    results: Reportable,
     path: Path,
     title: str | None = None,
     overlays: Mapping[str, PlotSeries] | None = None,

@@ -19,8 +19,7 @@ from plotly.subplots import make_subplots
 
 from entrypoints.export import DAY_SECONDS, bar_seconds
 from entrypoints.protocol.messages import ExecutionReportData, TradeData
-from entrypoints.sdk.backtest import BacktestResults, PriceTrack
-from entrypoints.sdk.plots import PlotSeries
+from entrypoints.sdk.plots import PlotSeries, PriceTrack, Reportable
 
 MAX_CANDLES = 5_000
 """More bars than this are merged, k at a time, into candles of k bars (readable and light)."""
@@ -93,7 +92,7 @@ def thin(series: PlotSeries, most: int = MAX_CANDLES) -> tuple[list[int], list[f
     return times, [None if math.isnan(v) else v for v in values]
 
 
-def buy_and_hold(results: BacktestResults) -> list[float] | None:
+def buy_and_hold(results: Reportable) -> list[float] | None:
     """The equal-weighted buy and hold of the symbols, worth the first equity point at the
     start, on each day of the equity curve (§7.12's B)."""
     curve = results.equity_curve
@@ -146,7 +145,7 @@ def _money(currency: str) -> str:
     return currency if currency and currency != "mixed" else "quote currency"
 
 
-def figure(results: BacktestResults, overlays: Mapping[str, PlotSeries] | None = None) -> go.Figure:
+def figure(results: Reportable, overlays: Mapping[str, PlotSeries] | None = None) -> go.Figure:
     symbols = [s for s, track in results.prices.items() if len(track.times)]
     money = _money(results.currency)
     rows = 3 + 2 * len(symbols)
@@ -182,7 +181,7 @@ def figure(results: BacktestResults, overlays: Mapping[str, PlotSeries] | None =
     return fig
 
 
-def _equity_rows(fig: go.Figure, results: BacktestResults, money: str) -> None:
+def _equity_rows(fig: go.Figure, results: Reportable, money: str) -> None:
     days = [day for day, _ in results.equity_curve]
     equity = [float(value) for _, value in results.equity_curve]
     fig.add_trace(
@@ -286,7 +285,7 @@ def _pnl_row(fig: go.Figure, trades: Sequence[TradeData], money: str, length: in
 
 def _price_row(
     fig: go.Figure,
-    results: BacktestResults,
+    results: Reportable,
     symbol: str,
     bars: Candles,
     row: int,

@@ -17,7 +17,7 @@ from entrypoints.cli.common import fail, out
 from entrypoints.export import bar_seconds, write_csv_files
 from entrypoints.report import write_report
 from entrypoints.sdk import BacktestResults
-from entrypoints.sdk.backtest import SYNTHETIC_WARNING
+from entrypoints.sdk.results import SYNTHETIC_WARNING
 from entrypoints.stats import metric_rows
 
 MAX_TRADES_SHOWN = 20

@@ -15,7 +15,7 @@ from entrypoints.container import Container, in_process_container
 from entrypoints.protocol import messages as m
 from entrypoints.protocol.dispatcher import session_params
 from entrypoints.protocol.engine import order_request, report_data, results_data
-from entrypoints.sdk.backtest import (
+from entrypoints.sdk.driver import (
     EngineSettingValue,
     Outcome,
     Started,

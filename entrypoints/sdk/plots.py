@@ -1,13 +1,19 @@
-"""Series a strategy draws over the price (`ctx.plot`), and what a run asked for (`RunInfo`):
-what the HTML report shows besides the results themselves."""
+"""What the HTML report draws besides the metrics: the bars the strategy saw (`PriceTrack`),
+the series it drew over them (`ctx.plot`), the orders refused, and what the run asked for
+(`RunInfo`); and `Reportable`, the shape of results the report, the CSV files and pandas
+read (a `BacktestResults` has it). A leaf of the SDK: it imports none of its other modules."""
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
+
+from domain.bars import Bar
+from entrypoints.protocol.messages import ExecutionReportData, MetricsData, TradeData
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +47,69 @@ class RunInfo:
     params: Mapping[str, Any] = field(default_factory=dict)
     warmup_bars: int = 0
     where: str = "in process, on the local bar store"
+
+
+def _floats() -> array[float]:
+    return array("d")
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTrack:
+    """The bars of one symbol as the strategy saw them (compact: for charts, not for money)."""
+
+    times: array[int] = field(default_factory=lambda: array("q"))
+    closes: array[float] = field(default_factory=_floats)
+    opens: array[float] = field(default_factory=_floats)
+    highs: array[float] = field(default_factory=_floats)
+    lows: array[float] = field(default_factory=_floats)
+    volumes: array[float] = field(default_factory=_floats)
+
+    def add(self, time: int, bar: Bar) -> None:
+        self.times.append(time)
+        self.opens.append(float(bar.open))
+        self.highs.append(float(bar.high))
+        self.lows.append(float(bar.low))
+        self.closes.append(float(bar.close))
+        self.volumes.append(float(bar.volume))
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An order the engine refused outright (`on_reject`)."""
+
+    order_id: str
+    code: str
+    message: str
+
+
+class Reportable(Protocol):
+    """Results as the report, the CSV files and `to_pandas` read them."""
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def metrics(self) -> MetricsData: ...
+    @property
+    def trades(self) -> Sequence[TradeData]: ...
+    @property
+    def equity_curve(self) -> Sequence[tuple[date, Decimal]]: ...
+    @property
+    def executions(self) -> Sequence[ExecutionReportData]: ...
+    @property
+    def total_ticks(self) -> int: ...
+    @property
+    def wall_time_ms(self) -> int: ...
+    @property
+    def prices(self) -> Mapping[str, PriceTrack]: ...
+    @property
+    def plots(self) -> Mapping[str, PlotSeries]: ...
+    @property
+    def rejections(self) -> Sequence[Rejection]: ...
+    @property
+    def warnings(self) -> Sequence[str]: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def run(self) -> RunInfo | None: ...
+    @property
+    def synthetic_symbols(self) -> list[str]: ...

@@ -12,16 +12,17 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
+from domain.bars import Bar
 from entrypoints.protocol import messages as m
 from entrypoints.sdk.auth import AuthClient
-from entrypoints.sdk.backtest import (
+from entrypoints.sdk.client import SessionClient
+from entrypoints.sdk.driver import (
     EngineSettingValue,
     Outcome,
     Started,
     TickView,
     session_request,
 )
-from entrypoints.sdk.client import SessionClient
 from entrypoints.sdk.errors import (
     ConnectionLostError,
     InvalidStateError,
@@ -29,7 +30,6 @@ from entrypoints.sdk.errors import (
     SessionError,
     SimuTradorError,
 )
-from entrypoints.sdk.strategy import Bar
 
 RESUME_ATTEMPTS = 8
 SESSION_BUSY_BACKOFF = 0.2

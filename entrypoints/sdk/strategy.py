@@ -8,15 +8,13 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from domain.bars import Bar as Bar  # the one pure value the SDK shares with the engine
 from entrypoints.protocol.messages import ExecutionReportData, OrderData
 from entrypoints.sdk.errors import SimuTradorError
 from entrypoints.sdk.plots import PlotSeries
-
-if TYPE_CHECKING:
-    from entrypoints.sdk.backtest import BacktestResults
+from entrypoints.sdk.results import BacktestResults
 
 Number = Decimal | int | str | float
 BAR_FIELDS = ("open", "high", "low", "close", "volume")

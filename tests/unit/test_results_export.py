@@ -21,8 +21,8 @@ from entrypoints.protocol.messages import ExecutionReportData, MetricsData, Trad
 from entrypoints.report import open_positions, render_report
 from entrypoints.report_charts import MAX_CANDLES, bar_x, candles, figure
 from entrypoints.sdk import BacktestResults, Context
-from entrypoints.sdk.backtest import PriceTrack, Rejection
 from entrypoints.sdk.frames import PANDAS_HINT, PandasMissingError
+from entrypoints.sdk.results import PriceTrack, Rejection
 from entrypoints.sdk.strategy import StrategyUsageError
 from entrypoints.stats import METRIC_LABELS
 from tests.fakes import METRIC_NAMES

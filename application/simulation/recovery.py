@@ -1,0 +1,47 @@
+"""Bringing a simulation back: the journal's entries applied again (the one path for live
+requests and for replay, so both do exactly the same), and what a start-up recovery found.
+The stored values themselves (`Checkpoint`, `SimulationInput`, …) are the ports'."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from application.records import Checkpoint as Checkpoint
+from application.records import CompletedRun as CompletedRun
+from application.records import InputKind as InputKind
+from application.records import Refusal
+from application.records import SimulationInput as SimulationInput
+from application.records import StoredRun as StoredRun
+from application.simulation.core import Simulation
+from application.simulation.values import BatchResult, Step
+
+
+def apply_input(simulation: Simulation, entry: SimulationInput) -> tuple[BatchResult, Step | None]:
+    """Do what a request asks of a simulation; the one path for live requests and for
+    journal entries replayed after a restart, so both do exactly the same."""
+    if entry.kind is InputKind.ACK:
+        batch = simulation.acknowledge(entry.sequence_id, entry.orders, entry.cancels)
+    elif entry.kind is InputKind.ORDERS:
+        batch = simulation.submit(entry.orders)
+    else:
+        batch = BatchResult((), {}, (simulation.cancel(entry.cancels[0]),))
+    if entry.refused or batch.rejected:
+        refusals = {r.order_id: r for r in entry.refused}
+        refusals.update((k, Refusal.of(k, e)) for k, e in batch.rejected.items())
+        simulation.record_refusals(refusals.values())
+    step = None
+    if entry.kind is InputKind.ACK and not simulation.done_stepping:
+        step = simulation.advance()
+    return batch, step
+
+
+@dataclass(slots=True)
+class Recovery:
+    """What `SimulationService.recover` found in durable storage at start-up."""
+
+    paused: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    """Kept for sessions that are gone (deleted, expired) or no longer running."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """session id → why it could not be restored (the session is moved to `error`)."""

@@ -1,0 +1,55 @@
+"""The values the simulation package shares: what a step delivers (`Tick`, `Step`), what a
+batch of orders got (`BatchResult`), and, re-exported from `application.records` (which the
+ports own), the ones durable storage keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+from application.records import AccountUpdates as AccountUpdates
+from application.records import Missed as Missed
+from application.records import Refusal as Refusal
+from application.records import Rejection as Rejection
+from application.records import SimulationResults as SimulationResults
+from application.records import SimulationState as SimulationState
+from application.records import missed as missed
+from domain.bars import Bar
+from domain.broker import ExecutionReport
+from domain.errors import DomainError
+
+
+class Tick(NamedTuple):
+    """Bar `sequence_id` of every symbol that has one at `time`, after it closed and after
+    every order live on it was filled; `equity` and `cash` are marked to its closes.
+    (A named tuple: one is made per bar, and they are cheap.)"""
+
+    sequence_id: int
+    time: int
+    sim_time: datetime
+    bars: Mapping[str, Bar]
+    """symbol → its bar (exact prices)."""
+    equity: Decimal
+    cash: Decimal
+    is_last: bool
+
+
+class Step(NamedTuple):
+    """What one `advance` produced: the reports of fills on the new bar, then its tick."""
+
+    reports: tuple[ExecutionReport, ...]
+    tick: Tick
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    accepted: tuple[str, ...]
+    rejected: Mapping[str, DomainError]
+    reports: tuple[ExecutionReport, ...] = ()
+    """Reports of cancels taken with the batch."""
+
+
+NOTHING = BatchResult((), {})
