@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
 import shutil
 import socket
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -211,3 +215,29 @@ def test_run_help_fits_80_columns_without_cutting_an_option(cli: RunCli) -> None
         "--report",
     ):
         assert f" {option} " in result.stdout, option
+
+
+@pytest.mark.parametrize(
+    ("script", "symbols", "headline"),
+    [
+        ("sma_cross.py", ["MSFT"], "SmaCross on MSFT: "),
+        ("buy_and_hold.py", ["MSFT", "AAPL"], "BuyAndHold on MSFT, AAPL"),
+        ("bracket_orders.py", ["MSFT"], "Breakout on MSFT: "),
+    ],
+)
+def test_examples_take_their_symbols_from_arguments_and_round_figures(
+    cli: RunCli, script: str, symbols: list[str], headline: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *symbols],
+        env={**os.environ, "SIMUTRADOR_HOME": str(cli.home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(headline)
+    figures = re.findall(r"-?[\d,]+\.\d+", done.stdout)
+    assert figures, done.stdout
+    assert all(len(f.split(".")[1]) == 2 for f in figures), figures  # cents and hundredths
