@@ -19,6 +19,7 @@ SUITES: dict[str, str] = {
     "imports": "benchmarks.imports",
     "remote": "benchmarks.remote",
     "storage": "benchmarks.storage",
+    "results": "benchmarks.results",
 }
 
 

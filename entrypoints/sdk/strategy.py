@@ -96,6 +96,8 @@ class Context:
         self._cancels: list[str] = []
         self._ids = itertools.count(1)
         self._plots: dict[str, PlotSeries] = {}
+        self._plotted_at: datetime | None = None
+        self._plotted_epoch = 0
 
     # ------------------------------------------------------------------ what it sees
 
@@ -202,23 +204,29 @@ class Context:
         """Draw `value` at the current bar on the line `name`, over `symbol`'s price in the
         report (default: the first symbol). Call it on every bar you want a point; None
         leaves a gap."""
-        if self._time is None:
+        series = self._plots.get(name)
+        if series is None or (symbol is not None and symbol != series.symbol):
+            series = self._new_plot(name, symbol)
+        when = self._time
+        if when is None:
             raise StrategyUsageError("plot from on_bar: there is no current bar yet")
+        if when is not self._plotted_at:  # one conversion a bar, however many lines
+            self._plotted_at, self._plotted_epoch = when, int(when.timestamp())
+        try:
+            number = math.nan if value is None else float(value)
+        except (TypeError, ValueError):
+            raise StrategyUsageError(f"plot {name!r}: {value!r} is not a number") from None
+        series.add(self._plotted_epoch, number)
+
+    def _new_plot(self, name: str, symbol: str | None) -> PlotSeries:
         if not isinstance(name, str) or not name.strip():
             raise StrategyUsageError(f"a plot needs a name, not {name!r}")
         target = self.symbols[0] if symbol is None else symbol
         self._bars_of(target)
-        if value is None:
-            number = math.nan
-        else:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise StrategyUsageError(f"plot {name!r}: {value!r} is not a number") from None
         series = self._plots.setdefault(name, PlotSeries(target))
         if series.symbol != target:
             raise StrategyUsageError(f"plot {name!r} is drawn over {series.symbol}, not {target}")
-        series.add(int(self._time.timestamp()), number)
+        return series
 
     # ------------------------------------------------------------------ runner side
 
