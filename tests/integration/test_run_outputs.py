@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from entrypoints.cli.app import app
+from entrypoints.server.embedded import EmbeddedServer
 from tests.fakes import METRIC_NAMES
 from tests.integration.test_run_cli import EXAMPLES, SPAN, RunCli, strategy_file
 
@@ -241,3 +242,43 @@ def test_examples_take_their_symbols_from_arguments_and_round_figures(
     figures = re.findall(r"-?[\d,]+\.\d+", done.stdout)
     assert figures, done.stdout
     assert all(len(f.split(".")[1]) == 2 for f in figures), figures  # cents and hundredths
+
+
+def test_a_remote_run_and_its_session_results_take_away_the_same(
+    cli: RunCli, server: EmbeddedServer, tmp_path: Path
+) -> None:
+    key = server.create_api_key("ann")
+    args = [str(EXAMPLES / "sma_cross.py"), "--symbols", "AAPL", *SPAN, "--api-key", key]
+    document = cli.json(*args, "--server", server.http_url)
+    assert document["synthetic_symbols"] == ["AAPL"]  # said by the server's session too
+    target, report = tmp_path / "csv", tmp_path / "report.html"
+    shown = cli.runner.invoke(
+        app,
+        [
+            "session",
+            "results",
+            document["session_id"],
+            "--server-url",
+            server.http_url,
+            "--api-key",
+            key,
+            "--csv",
+            str(target),
+            "--report",
+            str(report),
+        ],
+        env=cli.env,
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "synthetic data: AAPL runs on synthetic data" in shown.stdout.replace("\n", " ")
+    trades = rows(target / "trades.csv")
+    assert [(r["entry_time"], r["pnl"]) for r in trades] == [
+        (t["entry_time"], t["pnl"]) for t in document["trades"]
+    ]
+    assert [r["equity"] for r in rows(target / "equity.csv")] == [
+        value for _, value in document["equity_curve"]
+    ]
+    assert rows(target / "executions.csv") == []  # the server's results keep no fills
+    page = report.read_text(encoding="utf-8")
+    assert f"Session {document['session_id']} on AAPL" in page
+    assert "Synthetic sample:" in page
