@@ -175,7 +175,7 @@ def take_away() -> list[Figure]:
             f"HTML report of {REPORT_BARS:,} bars, {REPORT_TRADES:,} trades",
             seconds * 1000,
             "ms",
-            note=f"{size:.1f} MB (plotly.js inlined: ~4.7 MB of it); candles merged to 5,000",
+            note=f"{size:.1f} MB (plotly.js inlined: 4.8 MB of it); candles merged to 5,000",
         ),
         Figure(f"CSV files of {REPORT_TRADES:,} trades", written * 1000, "ms"),
     ]
