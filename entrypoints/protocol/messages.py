@@ -182,6 +182,10 @@ class OrderData(Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class ExecutionReportData(Struct, kw_only=True):
+    """One execution report (protocol §7.3 `execution_report`): a fill of an order, or the end of
+    one that did not fill (`status`: `filled`, `partially_filled`, `cancelled`, `expired` or
+    `rejected`), with price, quantity, commission and the simulated time."""
+
     session_id: str
     execution_id: str
     order_id: str
@@ -202,6 +206,10 @@ class ExecutionReportData(Struct, kw_only=True):
 
 
 class MetricsData(Struct, kw_only=True):
+    """A simulation's performance figures (protocol §7.12: how each is computed). Ratios are
+    floats; `None` where a figure is undefined or not finite (e.g. a Calmar ratio without a
+    drawdown)."""
+
     total_return_pct: float | None
     annual_return_pct: float | None
     annual_volatility_pct: float | None
@@ -237,6 +245,9 @@ class MetricsData(Struct, kw_only=True):
 
 
 class TradeData(Struct, kw_only=True):
+    """One closed round trip, matched FIFO (protocol §7.13): entry and exit time and price,
+    quantity, P&L and commission."""
+
     symbol: str
     side: str
     quantity: Decimal
@@ -250,6 +261,9 @@ class TradeData(Struct, kw_only=True):
 
 
 class SimulationResultsData(Struct, kw_only=True):
+    """A completed simulation's results (protocol §7.3 `simulation_results`): metrics, the
+    daily equity curve as (day, equity) pairs, closed trades, and the number of executions."""
+
     session_id: str
     metrics: MetricsData
     equity_curve: list[tuple[date, Decimal]]
@@ -268,6 +282,8 @@ class Envelope(Struct):
 
 
 class PlanLimitsData(Struct, kw_only=True):
+    """The limits in force for the connected user (protocol §6)."""
+
     max_active_sessions: int
     sessions_per_hour: int
     max_symbols: int
@@ -278,6 +294,9 @@ class PlanLimitsData(Struct, kw_only=True):
 
 
 class ConnectionReadyData(Struct, kw_only=True):
+    """The server's first message on a connection (protocol §3.1 `connection_ready`): who you
+    are, your plan and its limits, the server and protocol versions."""
+
     user_id: str
     plan: str
     limits: PlanLimitsData
@@ -293,6 +312,9 @@ class ProgressData(Struct, kw_only=True):
 
 
 class SessionData(Struct, kw_only=True):
+    """A session as the server holds it (protocol §4.3): state, symbols, dates, capital,
+    engine settings, metadata, warnings and, once running, progress."""
+
     session_id: str
     state: str
     symbols: list[str]
@@ -327,6 +349,8 @@ class SessionListData(Struct, kw_only=True):
 
 
 class SessionDeletedData(Struct, kw_only=True):
+    """The answer to `delete_session` (protocol §4.4): the id, and `deleted: true`."""
+
     session_id: str
     deleted: bool = True
 
@@ -625,6 +649,9 @@ class CoverageData(Struct, kw_only=True):
 
 
 class InstrumentData(Struct, kw_only=True):
+    """One instrument of the catalog (protocol §2.3 `GET /symbols`): symbol, name, exchange,
+    asset class, currency, lot and tick size, and the bars stored for it."""
+
     symbol: str
     name: str
     exchange: str

@@ -37,6 +37,7 @@ __all__ = [
 TOKEN_PATH = "/auth/token"
 WEBSOCKET_PATH = "/ws/simulate"
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
+"""The server URL used when neither an argument nor SIMUTRADOR_SERVER_URL gives one."""
 DEFAULT_RENEW_MARGIN_SECONDS = 60.0
 SERVER_URL_ENV = "SIMUTRADOR_SERVER_URL"
 API_KEY_ENV = "SIMUTRADOR_API_KEY"
@@ -131,10 +132,12 @@ class AuthClient:
 
     @property
     def server_url(self) -> str:
+        """The server's base URL, `http(s)://host:port[/prefix]`."""
         return self.address.http_url
 
     @property
     def ws_url(self) -> str:
+        """The WebSocket URL derived from it, `ws(s)://host:port[/prefix]/ws/simulate`."""
         return self.address.ws_url
 
     @property
@@ -144,6 +147,7 @@ class AuthClient:
 
     @property
     def has_api_key(self) -> bool:
+        """True when this client holds an API key, so it can fetch new tokens by itself."""
         return self._api_key is not None
 
     def needs_renewal(self) -> bool:
@@ -172,6 +176,7 @@ class AuthClient:
             return await self._fetch()
 
     async def access_token(self) -> str:
+        """The bearer string of `get_token()`'s token, as sent to the server."""
         return (await self.get_token()).access_token
 
     async def login(self) -> Token:

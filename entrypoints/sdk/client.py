@@ -139,6 +139,7 @@ class SessionClient:
 
     @property
     def connected(self) -> bool:
+        """True while a WebSocket connection is open."""
         return self._ws is not None
 
     @property
@@ -493,6 +494,8 @@ class SessionClient:
         *,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> m.SessionData:
+        """One session of yours, as the server holds it now (state, progress, settings).
+        Raises `SessionNotFoundError` for an unknown, deleted or expired one."""
         reply = await self.request(
             m.GetSession(data=m.SessionRef(session_id=session_id)), m.SessionInfo, timeout=timeout
         )
@@ -515,6 +518,9 @@ class SessionClient:
         *,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> m.SessionDeletedData:
+        """Delete one session of yours, in any state: a running or paused simulation of it
+        stops and is discarded, with its results. Raises `SessionNotFoundError` when there
+        is no such session."""
         reply = await self.request(
             m.DeleteSession(data=m.SessionRef(session_id=session_id)),
             m.SessionDeleted,

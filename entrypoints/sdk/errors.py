@@ -59,6 +59,8 @@ class ServerUnreachableError(AuthenticationError):
 
     @property
     def reason(self) -> str:
+        """How reaching the server failed: `connect`, `timeout`, `http_status` or
+        `unexpected_response`."""
         return str(self.details.get("reason", "connect"))
 
 
@@ -140,34 +142,52 @@ class SessionError(SimuTradorError):
 
 
 class MissingSymbolsError(SessionError):
+    """No symbols given (`symbols` empty or absent)."""
+
     code = "MISSING_SYMBOLS"
 
 
 class InvalidSymbolError(SessionError):
+    """One or more symbols are unknown to the server's catalog: `invalid_symbols` lists them,
+    `supported_markets` the exchanges it covers."""
+
     code = "INVALID_SYMBOL"
 
     @property
     def invalid_symbols(self) -> list[str]:
+        """The symbols refused, as sent."""
         return [str(s) for s in self.details.get("invalid_symbols", [])]
 
     @property
     def supported_markets(self) -> list[str]:
+        """The exchanges the server's catalog covers."""
         return [str(s) for s in self.details.get("supported_markets", [])]
 
 
 class TooManySymbolsError(SessionError):
+    """More symbols than the plan allows (`details`: `requested`, `max_symbols`)."""
+
     code = "TOO_MANY_SYMBOLS"
 
 
 class InvalidDateRangeError(SessionError):
+    """The dates do not make a usable range: unparsable, start not before end, longer than
+    allowed, outside a symbol's stored bars, or without a trading day. `details.field` names
+    the date to change; outside the data, `available_from` and `available_to` say where
+    the bars are."""
+
     code = "INVALID_DATE_RANGE"
 
 
 class InsufficientCapitalError(SessionError):
+    """The initial capital is below the server's minimum (`details.min_capital`)."""
+
     code = "INSUFFICIENT_CAPITAL"
 
 
 class ExcessiveCapitalError(SessionError):
+    """The initial capital is above the server's maximum (`details.max_capital`)."""
+
     code = "EXCESSIVE_CAPITAL"
 
 
@@ -178,27 +198,39 @@ class SessionLimitExceededError(SessionError):
 
     @property
     def retry_after_ms(self) -> int | None:
+        """Milliseconds to wait before trying again, when the server said; else None."""
         value = self.details.get("retry_after_ms")
         return int(value) if isinstance(value, int | float) else None
 
 
 class SessionNotFoundError(SessionError):
+    """No such session: unknown, deleted or expired (`details.session_id`)."""
+
     code = "SESSION_NOT_FOUND"
 
 
 class AccessDeniedError(SessionError):
+    """The session belongs to another user."""
+
     code = "ACCESS_DENIED"
 
 
 class InvalidStateError(SessionError):
+    """The action is not allowed in the session's state (`details`: `state`, `action`,
+    `allowed_from`), e.g. results asked before the simulation completed."""
+
     code = "INVALID_STATE"
 
 
 class ValidationFailedError(SessionError):
+    """Any other refused value (capital form, engine setting, timeframe, metadata, …);
+    `field` names it."""
+
     code = "VALIDATION_FAILED"
 
     @property
     def field(self) -> str | None:
+        """The name of the refused field, when the server gave one."""
         value = self.details.get("field")
         return str(value) if value is not None else None
 
@@ -212,27 +244,40 @@ class ProtocolError(SessionError):
 
 
 class InvalidMessageError(ProtocolError):
+    """The frame could not be decoded as a request (`details.path` points at the fault)."""
+
     code = "INVALID_MESSAGE"
 
 
 class UnknownMessageTypeError(ProtocolError):
+    """The frame's `type` is not a request the server knows (`details.supported_types`)."""
+
     code = "UNKNOWN_MESSAGE_TYPE"
 
 
 class MessageTooLargeError(ProtocolError):
+    """The frame was larger than `max_message_bytes` (`details`: `size`, `max_bytes`)."""
+
     code = "MESSAGE_TOO_LARGE"
 
 
 class RateLimitExceededError(ProtocolError):
+    """Over the connection's message budget (`messages_per_minute`); `retry_after_ms`
+    says when a message is allowed again."""
+
     code = "RATE_LIMIT_EXCEEDED"
 
     @property
     def retry_after_ms(self) -> int | None:
+        """Milliseconds to wait before trying again, when the server said; else None."""
         value = self.details.get("retry_after_ms")
         return int(value) if isinstance(value, int | float) else None
 
 
 class InternalServerError(ProtocolError):
+    """A fault of the server (logged there, never sent as a traceback); with a
+    `details.session_id` the engine failed on that simulation, whose session is now `error`."""
+
     code = "INTERNAL_ERROR"
 
 
@@ -243,14 +288,20 @@ class DataUnavailableError(SessionError):
 
 
 class InvalidOrderError(SessionError):
+    """An order breaks a rule of the engine (protocol §7.5); `details.field` names the part."""
+
     code = "INVALID_ORDER"
 
 
 class DuplicateOrderIdError(SessionError):
+    """The order id (or a bracket id it reserves) is already used in the session."""
+
     code = "DUPLICATE_ORDER_ID"
 
 
 class OrderNotFoundError(SessionError):
+    """The order to cancel is not open (`details.order_id`)."""
+
     code = "ORDER_NOT_FOUND"
 
 

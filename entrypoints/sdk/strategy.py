@@ -103,10 +103,12 @@ class Context:
 
     @property
     def cash(self) -> Decimal:
+        """Cash in the account now, exact."""
         return self._cash
 
     @property
     def equity(self) -> Decimal:
+        """Cash plus the positions marked to the current bar's close, exact."""
         return self._equity
 
     @property
