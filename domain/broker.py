@@ -308,6 +308,28 @@ class Broker:
     def has_positions(self) -> bool:
         return bool(self._positions)
 
+    @property
+    def has_open_orders(self) -> bool:
+        """Whether a bar can fill or end anything (without open orders it cannot)."""
+        return bool(self._open_orders)
+
+    @property
+    def order_symbols(self) -> frozenset[str]:
+        """Symbols with an open order: the only ones `process_bar` needs quotes of."""
+        return frozenset(o.symbol for o in self._open_orders.values())
+
+    @property
+    def held_symbols(self) -> tuple[str, ...]:
+        return tuple(self._positions)
+
+    def mark(self, closes: Mapping[str, Decimal]) -> None:
+        """Mark positions to the given closes (the last bar of each symbol seen); a caller
+        that skips `process_bar` on bars without open orders marks before reading equity."""
+        for symbol, close in closes.items():
+            position = self._positions.get(symbol)
+            if position is not None:
+                position.mark = close
+
     def position_quantity(self, symbol: str) -> Decimal:
         position = self._positions.get(symbol)
         return ZERO if position is None else position.quantity

@@ -88,18 +88,57 @@ def trading_day(close_epoch: int, hours: ExchangeHours) -> date:
 
 def trading_day_runs(close_epochs: Sequence[int], hours: ExchangeHours) -> list[tuple[int, int]]:
     """For sorted bar closes: (end index, day ordinal) for each run of bars that share a
-    trading day, in order. One zone lookup per day, not per bar."""
+    trading day, in order, days strictly increasing. A few zone lookups per day, not per bar.
+
+    Where clocks go back over midnight (America/St_Johns on 2010-11-07 went from 00:01 back
+    to 23:01), the bars of the repeated hour stay in the day already begun: days never go
+    back. Every run holds at least one bar, whatever the zone's rules."""
     tz = hours.tz
     runs: list[tuple[int, int]] = []
     i, n = 0, len(close_epochs)
     while i < n:
-        day = trading_day(close_epochs[i], hours)
-        # A bar belongs to `day` while close - 1 is before the next local midnight.
-        midnight = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
-        end = bisect_right(close_epochs, int(midnight.timestamp()), i)
-        runs.append((end, day.toordinal()))
+        start = close_epochs[i] - 1
+        local = datetime.fromtimestamp(start, tz)
+        ordinal = local.toordinal()
+        if runs and ordinal <= runs[-1][1]:
+            ordinal = runs[-1][1]
+        boundary = _day_end(start, local, ordinal, tz)
+        end = bisect_right(close_epochs, boundary, i)  # > i: boundary > close_epochs[i] - 1
+        if runs and runs[-1][1] == ordinal:
+            runs[-1] = (end, ordinal)
+        else:
+            runs.append((end, ordinal))
         i = end
     return runs
+
+
+def _day_end(start: int, local: datetime, ordinal: int, tz: ZoneInfo) -> int:
+    """The first epoch second after `start` (seen as `local`) whose local date is past the
+    day `ordinal`: the wall-clock distance to midnight, corrected by the offset change on
+    the way; a search when midnight itself is skipped or repeated."""
+    seconds_of_day = local.hour * 3600 + local.minute * 60 + local.second
+    guess = start + (ordinal + 1 - local.toordinal()) * 86_400 - seconds_of_day
+    offset = local.utcoffset()
+    later = datetime.fromtimestamp(guess, tz).utcoffset()
+    shift = int((later - offset).total_seconds()) if later is not None and offset else 0
+    for candidate in (guess - shift, guess):
+        if candidate > start and _is_day_end(candidate, ordinal, tz):
+            return candidate
+    lo, hi = start, start + 3 * 86_400  # the local date is past the day at hi, not at lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, tz).toordinal() > ordinal:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _is_day_end(candidate: int, ordinal: int, tz: ZoneInfo) -> bool:
+    return (
+        datetime.fromtimestamp(candidate, tz).toordinal() > ordinal
+        and datetime.fromtimestamp(candidate - 1, tz).toordinal() <= ordinal
+    )
 
 
 def trading_day_ordinals(close_epochs: Sequence[int], hours: ExchangeHours) -> array[int]:

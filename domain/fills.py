@@ -162,6 +162,19 @@ def notional_quantity(
     """
     lot_cost = lot_size * price
     low, high = 0, int(notional // lot_cost)
+
+    def fits(lots: int) -> bool:
+        quantity = lots * lot_size
+        return quantity * price + commission(quantity, price, settings) <= notional
+
+    # Fast path: the linear estimate (commission without its minimum and rounding) is
+    # almost always the answer; two checks prove it, else the search below decides.
+    per_lot = (
+        lot_cost + lot_size * settings.commission_per_share + settings.commission_pct * lot_cost
+    )
+    guess = min(high, int(notional // per_lot)) if per_lot > 0 else high
+    if guess > 0 and fits(guess) and (guess == high or not fits(guess + 1)):
+        return guess * lot_size
     while low < high:
         lots = (low + high + 1) // 2
         quantity = lots * lot_size

@@ -17,7 +17,7 @@ from plotly.io import to_html
 from entrypoints.export import bar_seconds, trade_days
 from entrypoints.protocol.messages import ExecutionReportData
 from entrypoints.report_charts import figure
-from entrypoints.sdk.plots import PlotSeries, PriceTrack, Reportable, RunInfo
+from entrypoints.sdk.plots import Line, PriceTrack, Reportable, RunInfo
 from entrypoints.stats import metric_rows
 
 REJECTIONS_LISTED = 5
@@ -214,7 +214,7 @@ def _rejections(results: Reportable) -> str:
 def render_fragment(
     results: Reportable,
     title: str | None = None,
-    overlays: Mapping[str, PlotSeries] | None = None,
+    overlays: Mapping[str, Line] | None = None,
 ) -> str:
     """The report's body (settings, stats, charts, trades), self-contained: what Jupyter
     shows for a results object, and what `render_report` wraps."""
@@ -257,7 +257,7 @@ def render_fragment(
 def render_report(
     results: Reportable,
     title: str | None = None,
-    overlays: Mapping[str, PlotSeries] | None = None,
+    overlays: Mapping[str, Line] | None = None,
 ) -> str:
     """The whole report as one HTML document. `overlays` adds named series over the prices
     (each to its symbol's chart) to what the strategy drew with `ctx.plot`."""
@@ -275,6 +275,6 @@ def write_report(
     results: Reportable,
     path: Path,
     title: str | None = None,
-    overlays: Mapping[str, PlotSeries] | None = None,
+    overlays: Mapping[str, Line] | None = None,
 ) -> None:
     path.write_text(render_report(results, title, overlays), encoding="utf-8")

@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 
 from entrypoints.export import DAY_SECONDS, bar_seconds
 from entrypoints.protocol.messages import ExecutionReportData, TradeData
-from entrypoints.sdk.plots import PlotSeries, PriceTrack, Reportable
+from entrypoints.sdk.plots import Line, PriceTrack, Reportable
 
 MAX_CANDLES = 5_000
 """More bars than this are merged, k at a time, into candles of k bars (readable and light)."""
@@ -81,7 +81,7 @@ def candles(track: PriceTrack, most: int = MAX_CANDLES) -> Candles:
     return merged
 
 
-def thin(series: PlotSeries, most: int = MAX_CANDLES) -> tuple[list[int], list[float | None]]:
+def thin(series: Line, most: int = MAX_CANDLES) -> tuple[list[int], list[float | None]]:
     """A plotted series with at most `most` points (the last of every k); NaN becomes a gap."""
     k = max(1, math.ceil(len(series.times) / most))
     times = list(series.times[k - 1 :: k]) if k > 1 else list(series.times)
@@ -145,7 +145,7 @@ def _money(currency: str) -> str:
     return currency if currency and currency != "mixed" else "quote currency"
 
 
-def figure(results: Reportable, overlays: Mapping[str, PlotSeries] | None = None) -> go.Figure:
+def figure(results: Reportable, overlays: Mapping[str, Line] | None = None) -> go.Figure:
     symbols = [s for s, track in results.prices.items() if len(track.times)]
     money = _money(results.currency)
     rows = 3 + 2 * len(symbols)
@@ -291,7 +291,7 @@ def _price_row(
     row: int,
     length: int,
     money: str,
-    overlays: Mapping[str, PlotSeries],
+    overlays: Mapping[str, Line],
 ) -> None:
     xs = [bar_x(t, length) for t in bars.times]  # a merged candle sits where its first bar does
     fig.add_trace(
@@ -308,7 +308,7 @@ def _price_row(
         row,
         1,
     )
-    every = {**results.plots, **overlays}
+    every: dict[str, Line] = {**results.indicators, **results.plots, **overlays}
     for name, series in every.items():
         if series.symbol != symbol or not len(series.times):
             continue

@@ -1,5 +1,10 @@
-"""SMA crossover, long only: buy with all cash when the fast average of closes crosses above
-the slow one, sell everything when it crosses back below.
+"""SMA crossover, long only, with indicators: buy with all cash when the fast moving average
+of closes crosses above the slow one, sell everything when it crosses back below.
+
+The averages are declared once in `on_start` (computed over the whole run in process, over
+the bars received so far against a server; the same values either way) and read in `on_bar`
+through views that end at the current bar: nothing later can be read. examples/
+sma_cross_pure.py does the same in pure Python with exact decimals.
 
     python examples/sma_cross.py [SYMBOL ...]     # in process, on the local bar store
     simutrador run examples/sma_cross.py --symbols AAPL --start 2015-01-01 \\
@@ -10,54 +15,33 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from decimal import Decimal
 
-from entrypoints.sdk import Bar, Context, Strategy, run_backtest
-
-
-class MovingSum:
-    """The sum of the last `n` values, updated in O(1) a bar; exact with decimals."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.total = Decimal(0)
-        self.count = 0
-
-    def push(self, value: Decimal, leaving: Decimal | None) -> None:
-        self.total += value
-        self.count += 1
-        if leaving is not None and self.count > self.n:
-            self.total -= leaving
+from entrypoints.sdk import Bar, Context, Strategy, crossover, run_backtest, sma
 
 
 class SmaCross(Strategy):
     """Params: `fast` (default 10) and `slow` (default 20) bar counts."""
 
+    average = staticmethod(sma)
+    """Any moving average over a NumPy array (e.g. pandas' rolling mean) fits here."""
+
     def on_start(self, ctx: Context) -> None:
-        self.fast = int(ctx.params.get("fast", 10))
-        self.slow = int(ctx.params.get("slow", 20))
-        self.sums = {s: (MovingSum(self.fast), MovingSum(self.slow)) for s in ctx.symbols}
-        self.above: dict[str, bool | None] = dict.fromkeys(ctx.symbols)
+        fast, slow = int(ctx.params.get("fast", 10)), int(ctx.params.get("slow", 20))
+        self.fast = {
+            s: ctx.indicator(self.average, "close", fast, symbol=s, name=f"{s} sma({fast})")
+            for s in ctx.symbols
+        }
+        self.slow = {
+            s: ctx.indicator(self.average, "close", slow, symbol=s, name=f"{s} sma({slow})")
+            for s in ctx.symbols
+        }
 
     def on_bar(self, ctx: Context, bars: Mapping[str, Bar]) -> None:
-        for symbol in bars:
-            closes = ctx.history(symbol, self.slow + 1)
-            fast, slow = self.sums[symbol]
-            close = closes[-1]
-            fast.push(close, closes[-self.fast - 1] if len(closes) > self.fast else None)
-            slow.push(close, closes[0] if len(closes) > self.slow else None)
-            if slow.count < self.slow:
-                continue
-            label = f"{symbol} " if len(ctx.symbols) > 1 else ""
-            ctx.plot(f"{label}SMA {self.fast}", fast.total / self.fast, symbol)
-            ctx.plot(f"{label}SMA {self.slow}", slow.total / self.slow, symbol)
-            # fast/n_fast vs slow/n_slow, compared without dividing: exact.
-            diff = fast.total * self.slow - slow.total * self.fast
-            before, self.above[symbol] = self.above[symbol], diff > 0 if diff else None
-            if before is False and diff > 0 and not ctx.position(symbol):
-                ctx.buy(symbol, notional=ctx.cash / len(ctx.symbols))
-            elif before is True and diff < 0 and ctx.position(symbol):
-                ctx.close(symbol)
+        for s in bars:
+            if crossover(self.fast[s], self.slow[s]) and not ctx.position(s):
+                ctx.buy(s, notional=ctx.cash / len(ctx.symbols))
+            elif crossover(self.slow[s], self.fast[s]) and ctx.position(s):
+                ctx.close(s)
 
 
 def _shown(value: float | None, unit: str = "") -> str:

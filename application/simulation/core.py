@@ -5,13 +5,23 @@ orders sent since, live from the bar after. Bars are held columnar; state snapsh
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from application.benchmark import buy_and_hold_curve, shortest_bar
 from application.records import Refusal, Rejection, SimulationResults, SimulationState, missed
+from application.simulation.columns import (
+    DECODED_BARS_HELD,
+    DecodedBars,
+    DecodedColumn,
+    column,
+    day_closes,
+    day_runs,
+    unit,
+)
 from application.simulation.values import (
     NOTHING,
     AccountUpdates,
@@ -23,7 +33,7 @@ from application.simulation.values import (
 from domain.bars import Bar, BarSeries, from_epoch, union_times
 from domain.broker import BarQuote, Broker, ExecutionReport
 from domain.errors import DomainError, InvalidSequence, InvalidState
-from domain.exchanges import ExchangeHours, trading_day_runs
+from domain.exchanges import ExchangeHours
 from domain.metrics import compute_metrics
 from domain.orders import OrderRequest
 from domain.session import EngineSettings
@@ -49,7 +59,14 @@ class Simulation:
     """The bar-stepping core shared by every driver (in process and over the WebSocket).
 
     `series[symbol]` holds the warm-up bars followed by the tradable ones; `first_tradable`
-    says where trading starts. `ticks` are the distinct closes of the tradable bars."""
+    says where trading starts. `ticks` are the distinct closes of the tradable bars.
+
+    A step does only what can change something: the broker works a bar only while it has
+    open orders; positions are marked, and the broker's clock set, when something reads
+    them (`broker`, `equity`, a day's close for the equity curve, a snapshot); bars and
+    columns are decoded when read. `step` is the one stepping function: `advance` (the
+    WebSocket path) is `step` plus the `Tick` it delivers; the in-process loop calls `step`
+    and reads what its strategy asks for."""
 
     def __init__(
         self,
@@ -69,7 +86,11 @@ class Simulation:
         self.initial_capital = initial_capital
         self.settings = settings
         self.account_updates = account_updates
-        self.broker = Broker(initial_capital, lot_sizes, settings)
+        self._broker = Broker(initial_capital, lot_sizes, settings)
+        self._synced = 0
+        """The tick the broker's clock is up to date with."""
+        self._marked = 0
+        """The tick the positions are marked to."""
         self.ledger = TradeLedger()
         self._lot_sizes = dict(lot_sizes)
         self.ticks = array(
@@ -80,22 +101,28 @@ class Simulation:
         )
         # Index of each day's last tick → that trading day: where the equity curve gets a
         # point. Kept per day, not per bar.
-        self._day_closes = {
-            end - 1: date.fromordinal(ordinal)
-            for end, ordinal in trading_day_runs(self.ticks, hours)
-        }
+        self._day_closes = day_closes(self.ticks, hours)
         # Per symbol, the indices of bars that end their trading day (None: every bar does,
         # as with daily bars), for `day` orders.
         self._symbol_day_ends: dict[str, frozenset[int] | None] = {
-            sym: frozenset(end - 1 for end, _ in trading_day_runs(s.times, hours))
+            sym: frozenset(end - 1 for end, _ in day_runs(s.times, hours))
             if s.timeframe.is_intraday
             else None
             for sym, s in self.series.items()
         }
-        chunk = max(16, min(256, _DECODED_BARS_HELD // max(len(self.series), 1)))
-        self._decoded = {sym: _DecodedBars(s, chunk) for sym, s in self.series.items()}
+        chunk = max(16, min(256, DECODED_BARS_HELD // max(len(self.series), 1)))
+        self._decoded = {sym: DecodedBars(s, chunk) for sym, s in self.series.items()}
+        self._columns: dict[tuple[str, str], DecodedColumn] = {}
+        self._units = {sym: unit(s.price_scale) for sym, s in self.series.items()}
+        self._volume_units = {sym: unit(s.volume_scale) for sym, s in self.series.items()}
+        self._closes = {sym: column(s, "close") for sym, s in self.series.items()}
         self._cursors = dict(self.first_tradable)
         self._book = _Book()
+        self._present: tuple[str, ...] = self.symbols if len(self.symbols) == 1 else ()
+        """The symbols with a bar on the last tick delivered."""
+        self._only = self.symbols[0] if len(self.symbols) == 1 else None
+        self._total = len(self.ticks)
+        self._times = tuple((symbol, s.times) for symbol, s in self.series.items())
 
     # ------------------------------------------------------------------ progress
 
@@ -134,51 +161,149 @@ class Simulation:
 
     # ------------------------------------------------------------------ stepping
 
+    @property
+    def broker(self) -> Broker:
+        """The broker, its positions marked to the last closes delivered."""
+        self._sync()
+        return self._broker
+
+    @property
+    def equity(self) -> Decimal:
+        """Cash plus positions marked to the last closes delivered."""
+        self._mark()
+        return self._broker.equity
+
+    @property
+    def cash(self) -> Decimal:
+        return self._broker.cash
+
+    @property
+    def present(self) -> tuple[str, ...]:
+        """The symbols with a bar on the last tick delivered."""
+        return self._present
+
+    @property
+    def cursors(self) -> Mapping[str, int]:
+        """symbol → bars delivered (warm-up included), live: read, never written."""
+        return self._cursors
+
+    def cursor(self, symbol: str) -> int:
+        """How many bars of `symbol` were delivered (warm-up bars included)."""
+        return self._cursors[symbol]
+
     def advance(self) -> Step:
         """Fill the live orders on the next bar, mark to its close, and deliver it."""
+        reports = self.step()
+        return Step(reports, self._tick(self._book.sequence))
+
+    def step(self) -> tuple[ExecutionReport, ...]:
+        """Fill the live orders on the next bar and deliver it (to be acknowledged); the
+        reports of its fills. What the tick shows is read from the simulation."""
         book = self._book
-        if book.finished or book.in_flight is not None or book.sequence >= len(self.ticks):
-            raise InvalidState(self.session_id, self._phase(), "advance", ["tick acknowledged"])
         sequence = book.sequence + 1
-        t = self.ticks[sequence - 1]
-        broker = self.broker
-        cursors = self._cursors
-        bars: dict[str, Bar] = {}
-        rows: dict[str, int] = {}
-        bar = None
-        for symbol, series in self.series.items():
-            i = cursors[symbol]
-            if i < len(series.times) and series.times[i] == t:
-                bars[symbol] = bar = self._decoded[symbol].at(i)
-                rows[symbol] = i
-                cursors[symbol] = i + 1
-        # Every tick is some symbol's bar close (ticks are the union of them).
-        sim_time = bar.time if bar is not None else datetime.fromtimestamp(t, UTC)
+        if book.in_flight is not None or sequence > self._total or book.finished:
+            raise InvalidState(self.session_id, self._phase(), "advance", ["tick acknowledged"])
+        broker = self._broker
         reports: tuple[ExecutionReport, ...] = ()
-        quotes = None
-        if not broker.is_idle:  # most bars of most strategies: nothing to fill or mark
-            active = broker.active_symbols
-            quotes = {
-                symbol: self._quote(symbol, bars[symbol], i)
-                for symbol, i in rows.items()
-                if symbol in active
-            }
-        if quotes:
-            reports = tuple(broker.process_bar(sequence, sim_time, quotes))
-            self._record(reports)
+        only = self._only
+        if broker.has_open_orders:
+            reports = self._work(sequence)
+        elif only is not None:  # one symbol: every tick is its next bar
+            self._cursors[only] += 1
         else:
-            broker.at(sequence, sim_time)
+            self._advance_cursors(sequence)
+        book.sequence = book.in_flight = sequence
+        book.report_marks.append(len(book.reports))
+        day = self._day_closes.get(sequence - 1)
         if broker.has_positions:
             book.ticks_with_position += 1
-        equity = broker.equity
-        day = self._day_closes.get(sequence - 1)
-        if day is not None:
-            book.equity_curve.append((day, equity))
-        book.sequence = sequence
-        book.in_flight = sequence
-        book.report_marks.append(len(book.reports))
-        tick = Tick(sequence, t, sim_time, bars, equity, broker.cash, sequence == len(self.ticks))
-        return Step(reports, tick)
+            if day is not None:
+                self._mark()
+                book.equity_curve.append((day, broker.equity))
+        elif day is not None:
+            book.equity_curve.append((day, broker.cash))
+        return reports
+
+    def _advance_cursors(self, sequence: int) -> None:
+        t = self.ticks[sequence - 1]
+        cursors = self._cursors
+        present: list[str] = []
+        for symbol, times in self._times:
+            i = cursors[symbol]
+            if i < len(times) and times[i] == t:
+                cursors[symbol] = i + 1
+                present.append(symbol)
+        self._present = self.symbols if len(present) == len(self.symbols) else tuple(present)
+
+    def _work(self, sequence: int) -> tuple[ExecutionReport, ...]:
+        """Bar `sequence` with open orders: fill them under the fill rules (§4.5)."""
+        self._mark()  # as of the bars before this one, as the fill rules see them
+        if self._only is not None:
+            self._cursors[self._only] += 1
+        else:
+            self._advance_cursors(sequence)
+        broker = self._broker
+        cursors = self._cursors
+        only = self._only
+        if only is not None:  # its open orders are all of this symbol
+            quotes = {only: self._quote(only, cursors[only] - 1)}
+        else:
+            ordered = broker.order_symbols
+            quotes = {
+                symbol: self._quote(symbol, cursors[symbol] - 1)
+                for symbol in self._present
+                if symbol in ordered
+            }
+            if not quotes:
+                return ()
+        sim_time = from_epoch(self.ticks[sequence - 1])
+        reports = tuple(broker.process_bar(sequence, sim_time, quotes))
+        self._record(reports)
+        return reports
+
+    def _tick(self, sequence: int) -> Tick:
+        t = self.ticks[sequence - 1]
+        bars = {s: self._decoded[s].at(self._cursors[s] - 1) for s in self._present}
+        return Tick(
+            sequence, t, from_epoch(t), bars, self.equity, self.cash, sequence == len(self.ticks)
+        )
+
+    def _sync(self) -> None:
+        """Bring the broker's clock and marks up to the last tick delivered."""
+        sequence = self._book.sequence
+        if self._synced != sequence:
+            self._synced = sequence
+            if sequence:
+                self._broker.at(sequence, from_epoch(self.ticks[sequence - 1]))
+        self._mark()
+
+    def _mark(self) -> None:
+        """Mark the positions to the last closes delivered."""
+        sequence = self._book.sequence
+        if self._marked == sequence:
+            return
+        self._marked = sequence
+        broker = self._broker
+        if broker.has_positions:
+            closes, cursors = self._closes, self._cursors
+            broker.mark({s: closes[s].at(cursors[s] - 1) for s in broker.held_symbols})
+
+    def last(self, symbol: str, name: str = "close") -> Decimal:
+        """The value of a column on the symbol's last bar delivered."""
+        return self._column(symbol, name).at(self._cursors[symbol] - 1)
+
+    def column(self, symbol: str, name: str) -> DecodedColumn:
+        """Column `name` of a symbol's bars (warm-up first), decoded when read."""
+        return self._column(symbol, name)
+
+    def _column(self, symbol: str, name: str) -> DecodedColumn:
+        key = (symbol, name)
+        decoded = self._columns.get(key)
+        if decoded is None:
+            decoded = self._columns[key] = (
+                self._closes[symbol] if name == "close" else column(self.series[symbol], name)
+            )
+        return decoded
 
     def pending_tick(self) -> Tick | None:
         """The tick in flight, built again (to send it once more after a pause or a
@@ -186,22 +311,7 @@ class Simulation:
         sequence = self._book.in_flight
         if sequence is None:
             return None
-        t = self.ticks[sequence - 1]
-        bars = {}
-        for symbol, series in self.series.items():
-            i = self._cursors[symbol] - 1
-            if i >= self.first_tradable[symbol] and series.times[i] == t:
-                bars[symbol] = self._decoded[symbol].at(i)
-        broker = self.broker
-        return Tick(
-            sequence,
-            t,
-            from_epoch(t),
-            bars,
-            broker.equity,
-            broker.cash,
-            sequence == len(self.ticks),
-        )
+        return self._tick(sequence)
 
     @property
     def next_sequence_id(self) -> int:
@@ -236,9 +346,10 @@ class Simulation:
         accepted: list[str] = []
         rejected: dict[str, DomainError] = {}
         live_from = self._book.sequence + 1
+        broker = self._broker  # taking orders reads neither marks nor the clock
         for request in orders:
             try:
-                self.broker.submit(request, live_from)
+                broker.submit(request, live_from)
             except DomainError as exc:
                 rejected[request.order_id] = exc
             else:
@@ -300,15 +411,12 @@ class Simulation:
 
     # ------------------------------------------------------------------ views
 
-    def bar_window(self, symbol: str, n: int, column: str = "close") -> list[Decimal]:
+    def bar_window(self, symbol: str, n: int, column_name: str = "close") -> list[Decimal]:
         """The last `n` values of a column up to and including the current bar (warm-up
         bars included); fewer when there are not that many yet."""
-        series = self.series[symbol]
-        end = self._cursors[symbol]
-        values = getattr(series, _COLUMN[column])[max(0, end - n) : end]
-        if column == "volume":
-            return [series.volume(v) for v in values]
-        return [series.price(v) for v in values]
+        if n <= 0:
+            return []
+        return self._column(symbol, column_name).window(self._cursors[symbol], n)
 
     def reports_after(self, sequence_id: int) -> list[ExecutionReport]:
         return [r for r in self._book.reports if r.sequence_id > sequence_id]
@@ -349,9 +457,11 @@ class Simulation:
 
     def restore(self, state: SimulationState) -> None:
         """Continue from `state` (taken from a simulation over the same bars and settings)."""
-        self.broker = Broker.restore(state.broker, self._lot_sizes, self.settings)
+        self._broker = Broker.restore(state.broker, self._lot_sizes, self.settings)
+        self._synced = self._marked = state.sequence
         self.ledger = TradeLedger.restore(state.ledger)
-        self._cursors = dict(state.cursors)
+        self._cursors.clear()  # in place: views of the simulation hold this mapping
+        self._cursors.update(state.cursors)
         self._book = _Book(
             state.sequence,
             state.in_flight,
@@ -362,16 +472,49 @@ class Simulation:
             array("q", state.report_marks),
             list(state.rejections),
         )
+        sequence = state.sequence
+        t = self.ticks[sequence - 1] if sequence else None
+        self._present = tuple(
+            s
+            for s in self.symbols
+            if self._only is not None
+            or (
+                t is not None
+                and self._cursors[s] > self.first_tradable[s]
+                and self.series[s].times[self._cursors[s] - 1] == t
+            )
+        )
 
     # ------------------------------------------------------------------ internals
 
-    def _quote(self, symbol: str, bar: Bar, i: int) -> BarQuote:
+    def _quote(self, symbol: str, i: int) -> BarQuote:
+        """Bar `i` of a symbol as the fill rules read it (decoded alone: orders are open on
+        few bars of most runs)."""
+        s = self.series[symbol]
+        p, exact = self._units[symbol], Decimal
         day_ends = self._symbol_day_ends[symbol]
-        last_of_day = day_ends is None or i in day_ends
-        return BarQuote(bar.open, bar.high, bar.low, bar.close, bar.volume, last_of_day)
+        return BarQuote(
+            exact(s.opens[i]) * p,
+            exact(s.highs[i]) * p,
+            exact(s.lows[i]) * p,
+            exact(s.closes[i]) * p,
+            exact(s.volumes[i]) * self._volume_units[symbol],
+            day_ends is None or i in day_ends,
+        )
 
     def bar(self, symbol: str, i: int) -> Bar:
         """Bar `i` of a symbol's series (warm-up bars first), exact."""
+        return self._decoded[symbol].at(i)
+
+    def bar_at(self, symbol: str, sequence: int) -> Bar:
+        """The symbol's bar on tick `sequence` (delivered already; KeyError if it has none)."""
+        if sequence == self._book.sequence:
+            i = self._cursors[symbol] - 1
+        else:
+            times = self.series[symbol].times
+            i = bisect_left(times, self.ticks[sequence - 1])
+            if i == len(times) or times[i] != self.ticks[sequence - 1]:
+                raise KeyError(symbol)
         return self._decoded[symbol].at(i)
 
     def _record(self, reports: Sequence[ExecutionReport]) -> None:
@@ -390,53 +533,3 @@ class Simulation:
         if self._book.in_flight is not None:
             return f"tick {self._book.in_flight} awaiting ack"
         return "between ticks"
-
-
-_DECODED_BARS_HELD = 4_096
-"""Decoded bars kept at once across a simulation's symbols (bounds the decimal cache)."""
-
-
-class _DecodedBars:
-    """The exact bars of one series, decoded a chunk at a time: converting columns of ints
-    to decimals in bulk costs far less than bar by bar, and only a chunk is held."""
-
-    __slots__ = ("bars", "chunk", "series", "start")
-
-    def __init__(self, series: BarSeries, chunk: int) -> None:
-        self.series = series
-        self.chunk = chunk
-        self.start = 0
-        self.bars: list[Bar] = []
-
-    def at(self, i: int) -> Bar:
-        k = i - self.start
-        if 0 <= k < len(self.bars):
-            return self.bars[k]
-        self._decode(i)
-        return self.bars[0]
-
-    def _decode(self, first: int) -> None:
-        s = self.series
-        stop = min(len(s.times), first + self.chunk)
-        p, v, exact = -s.price_scale, -s.volume_scale, Decimal
-        self.bars = list(
-            map(
-                Bar,
-                [datetime.fromtimestamp(t, UTC) for t in s.times[first:stop]],
-                [exact(x).scaleb(p) for x in s.opens[first:stop]],
-                [exact(x).scaleb(p) for x in s.highs[first:stop]],
-                [exact(x).scaleb(p) for x in s.lows[first:stop]],
-                [exact(x).scaleb(p) for x in s.closes[first:stop]],
-                [exact(x).scaleb(v) for x in s.volumes[first:stop]],
-            )
-        )
-        self.start = first
-
-
-_COLUMN = {
-    "open": "opens",
-    "high": "highs",
-    "low": "lows",
-    "close": "closes",
-    "volume": "volumes",
-}

@@ -53,6 +53,14 @@ from entrypoints.sdk.errors import (
     UnknownMessageTypeError,
     ValidationFailedError,
 )
+from entrypoints.sdk.indicators import (
+    Indicator,
+    IndicatorError,
+    IndicatorTrack,
+    LookAheadError,
+    crossover,
+    sma,
+)
 from entrypoints.sdk.market import InstrumentData, list_symbols
 from entrypoints.sdk.strategy import Bar, Context, Strategy, StrategyUsageError
 
@@ -72,6 +80,9 @@ __all__ = [
     "DuplicateOrderIdError",
     "ExcessiveCapitalError",
     "ExecutionReportData",
+    "Indicator",
+    "IndicatorError",
+    "IndicatorTrack",
     "InstrumentData",
     "InsufficientCapitalError",
     "InternalServerError",
@@ -81,6 +92,7 @@ __all__ = [
     "InvalidSequenceError",
     "InvalidStateError",
     "InvalidSymbolError",
+    "LookAheadError",
     "MessageTooLargeError",
     "MetricsData",
     "MissingSymbolsError",
@@ -111,6 +123,8 @@ __all__ = [
     "UnexpectedResponseError",
     "UnknownMessageTypeError",
     "ValidationFailedError",
+    "crossover",
     "list_symbols",
     "run_backtest",
+    "sma",
 ]

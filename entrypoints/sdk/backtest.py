@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -16,6 +16,7 @@ from entrypoints.sdk.auth import AuthClient
 from entrypoints.sdk.driver import ENGINE_SETTINGS as ENGINE_SETTINGS
 from entrypoints.sdk.driver import EngineSettingValue as EngineSettingValue
 from entrypoints.sdk.driver import Outcome as Outcome
+from entrypoints.sdk.driver import ProgressCallback as ProgressCallback
 from entrypoints.sdk.driver import SimulationDriver
 from entrypoints.sdk.driver import Started as Started
 from entrypoints.sdk.driver import TickView as TickView
@@ -28,10 +29,6 @@ from entrypoints.sdk.results import Rejection as Rejection
 from entrypoints.sdk.strategy import DEFAULT_HISTORY_SIZE, Context, Strategy
 
 DateLike = date | datetime | str
-
-
-ProgressCallback = Callable[[int, int, datetime], None]
-"""(ticks done, total ticks, simulated time), called every so often during a run."""
 
 
 async def drive(
@@ -53,6 +50,7 @@ async def drive(
     rejections: list[Rejection] = []
     prices = {symbol: PriceTrack() for symbol in started.symbols}
     strategy.on_start(ctx)
+    ctx._declaring = False
     while True:
         for order_id, (code, message) in outcome.rejected.items():
             rejections.append(Rejection(order_id, code, message))
@@ -87,6 +85,7 @@ async def drive(
         rejections=rejections,
         warnings=started.warnings,
         currency=started.currency,
+        indicators=ctx._indicator_tracks({s: track.times for s, track in prices.items()}),
     )
     strategy.on_finish(ctx, results)
     return results
@@ -114,27 +113,44 @@ def run_backtest(
     Engine settings (PROTOCOL.md §4.1) are keyword arguments: `commission_per_share`,
     `commission_pct`, `commission_min`, `slippage_bps`, `max_volume_pct`, `allow_short`.
     With `server=None` the engine runs in this process on the local bar store
-    (SIMUTRADOR_HOME; the synthetic sample is written first if it holds no bars). With
+    (SIMUTRADOR_HOME; the synthetic sample is written first if it holds no bars), stepped
+    directly by the strategy loop; what it sets up (catalog, bar store, calendars) is kept
+    for the next run in the same process. With
     `server="http://host:port"` it runs on that server (the key: `api_key`, else
     SIMUTRADOR_API_KEY; or a ready `auth` client); only orders leave this process, and the
     results are the same."""
     instance = strategy() if isinstance(strategy, type) else strategy
     universe = [symbols] if isinstance(symbols, str) else list(symbols)
     run_args = (universe, _iso(start), _iso(end), Decimal(str(capital)), timeframe)
-    driver: SimulationDriver
-    where = "in process, on the local bar store"
-    if server is not None or auth is not None:
-        from entrypoints.sdk.remote import RemoteDriver
+    info = RunInfo(
+        strategy=type(instance).__name__,
+        symbols=tuple(universe),
+        start=run_args[1],
+        end=run_args[2],
+        timeframe=timeframe,
+        capital=run_args[3],
+        engine_settings={k: v for k, v in engine_settings.items() if v is not None},
+        params=dict(params or {}),
+        warmup_bars=warmup_bars,
+    )
+    if server is None and auth is None:
+        from entrypoints.sdk.local import run_in_process  # the engine itself (server code)
 
-        client = auth if auth is not None else AuthClient(server, api_key)
-        where = f"on the server {client.server_url}"
-        driver = RemoteDriver(
-            client, *run_args, warmup_bars=warmup_bars, engine_settings=engine_settings
+        results = run_in_process(
+            instance,
+            session_request(*run_args, engine_settings),
+            params=params,
+            warmup_bars=warmup_bars,
+            history_size=history_size,
+            on_progress=on_progress,
         )
-    else:
-        from entrypoints.sdk.local import LocalDriver  # the in-process engine (server code)
+        return dataclasses.replace(results, run=info)
+    from entrypoints.sdk.remote import RemoteDriver
 
-        driver = LocalDriver(*run_args, warmup_bars=warmup_bars, engine_settings=engine_settings)
+    client = auth if auth is not None else AuthClient(server, api_key)
+    driver = RemoteDriver(
+        client, *run_args, warmup_bars=warmup_bars, engine_settings=engine_settings
+    )
 
     async def run() -> BacktestResults:
         try:
@@ -149,19 +165,9 @@ def run_backtest(
             await driver.close()
 
     results = asyncio.run(run())
-    info = RunInfo(
-        strategy=type(instance).__name__,
-        symbols=tuple(universe),
-        start=run_args[1],
-        end=run_args[2],
-        timeframe=timeframe,
-        capital=run_args[3],
-        engine_settings={k: v for k, v in engine_settings.items() if v is not None},
-        params=dict(params or {}),
-        warmup_bars=warmup_bars,
-        where=where,
+    return dataclasses.replace(
+        results, run=dataclasses.replace(info, where=f"on the server {client.server_url}")
     )
-    return dataclasses.replace(results, run=info)
 
 
 def _iso(value: DateLike) -> str:

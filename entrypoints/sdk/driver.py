@@ -4,7 +4,7 @@ leaf: it imports no other module of the SDK's run."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -107,3 +107,7 @@ def session_request(
         if value is not None:
             setattr(request, name, Decimal(str(value)))
     return request
+
+
+ProgressCallback = Callable[[int, int, datetime], None]
+"""(ticks done, total ticks, simulated time), called every so often during a run."""

@@ -1,16 +1,34 @@
-"""The in-process driver: the strategy loop calls the engine's use cases directly, on the
-local bar store, with no server and no socket. (Server-side code, imported on demand.)"""
+"""The engine in the user's own process, on the local bar store, with no server and no
+socket (server-side code, imported on demand):
+
+- `run_in_process`, what `run_backtest` runs: the strategy loop steps the `Simulation`
+  itself (no coroutine, no wire message per bar); the strategy reads the bar, its history,
+  cash and equity straight off the simulation, decoded only when read. Setup is paid once
+  per process: the container (catalog, bar store, services) is kept for the next run.
+- `LocalDriver`: the same engine behind the `SimulationDriver` protocol, for `drive`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import contextlib
+import dataclasses
+import time
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
+
+from dependency_injector import providers
 
 from application.principal import Principal
-from application.simulation import Simulation, Step
+from application.simulation import Simulation, SimulationResults, Step
+from application.simulation.columns import COLUMNS, DecodedColumn
+from domain.bars import Bar
 from domain.broker import ExecutionReport
 from domain.errors import DomainError
 from domain.limits import PLAN_DEFAULTS, Plan
+from domain.session import SimulationSession
 from entrypoints.container import Container, in_process_container
 from entrypoints.protocol import messages as m
 from entrypoints.protocol.dispatcher import session_params
@@ -18,10 +36,21 @@ from entrypoints.protocol.engine import order_request, report_data, results_data
 from entrypoints.sdk.driver import (
     EngineSettingValue,
     Outcome,
+    ProgressCallback,
     Started,
     TickView,
     session_request,
 )
+from entrypoints.sdk.indicators import (
+    Indicator,
+    IndicatorFunction,
+    check_causal,
+    evaluate,
+    fields_of,
+)
+from entrypoints.sdk.results import BacktestResults, PriceTrack, Rejection
+from entrypoints.sdk.strategy import DEFAULT_HISTORY_SIZE, Context, Strategy
+from entrypoints.settings import Settings
 
 LOCAL_PRINCIPAL = Principal("local", Plan.ENTERPRISE, PLAN_DEFAULTS[Plan.ENTERPRISE])
 """Whoever runs a backtest in their own process: the largest plan, nothing shared."""
@@ -126,3 +155,282 @@ class LocalDriver:
             tick.is_last,
         )
         return Outcome(self._reports(step.reports) if step.reports else [], view)
+
+
+# ---------------------------------------------------------------------- the in-process loop
+
+_CONTAINERS: list[tuple[Settings, Container]] = []
+_CONTAINERS_HELD = 4
+
+_UNLIMITED = dataclasses.replace(
+    PLAN_DEFAULTS[Plan.ENTERPRISE],
+    max_active_sessions=1_000_000,
+    sessions_per_hour=1_000_000_000,
+    max_running_simulations=1_000_000,
+)
+RUNNER_PRINCIPAL = Principal("local", Plan.ENTERPRISE, _UNLIMITED)
+"""Who runs backtests in their own process with a container kept across runs: no limit on
+how many sessions a sweep makes an hour (each is deleted once run)."""
+
+
+_LOOP: list[asyncio.AbstractEventLoop] = []
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """The loop the container's services run on in this process, kept across runs (with
+    its thread pool): only setup and results are awaited, never a bar."""
+    if not _LOOP or _LOOP[0].is_closed():
+        _LOOP[:] = [asyncio.new_event_loop()]
+    return _LOOP[0]
+
+
+def shared_container() -> Container:
+    """The in-process container for the settings in the environment now, built once per
+    process and kept (a sweep runs hundreds of backtests per worker)."""
+    settings = dataclasses.replace(Settings.from_env(), storage="memory")
+    for known, container in _CONTAINERS:
+        if known == settings:
+            return container
+    container = Container()
+    container.settings.override(providers.Object(settings))
+    _CONTAINERS.append((settings, container))
+    if len(_CONTAINERS) > _CONTAINERS_HELD:
+        _CONTAINERS.pop(0)
+    return container
+
+
+class TickBars(Mapping[str, Bar]):
+    """symbol → bar of the symbols with a bar on a tick, each decoded when read."""
+
+    __slots__ = ("_sequence", "_simulation", "_symbols")
+
+    def __init__(self, simulation: Simulation, sequence: int) -> None:
+        self._simulation = simulation
+        self._sequence = sequence
+        self._symbols = simulation.present
+
+    def __getitem__(self, symbol: str) -> Bar:
+        if symbol not in self._symbols:
+            raise KeyError(symbol)
+        return self._simulation.bar_at(symbol, self._sequence)
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._symbols
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._symbols)
+
+    def __len__(self) -> int:
+        return len(self._symbols)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+class LocalContext(Context):
+    """The context of a strategy run in process: cash, equity, time and history are read
+    off the simulation when asked for, not copied on every bar."""
+
+    def __init__(
+        self, simulation: Simulation, params: Mapping[str, Any] | None, history_size: int
+    ) -> None:
+        super().__init__(simulation.symbols, params, history_size)
+        self._simulation = simulation
+        self._columns: dict[tuple[str, str], DecodedColumn] = {}
+
+    @property
+    def cash(self) -> Decimal:
+        simulation = self._simulation
+        return simulation.cash if simulation.sequence else Decimal(0)
+
+    @property
+    def equity(self) -> Decimal:
+        simulation = self._simulation
+        return simulation.equity if simulation.sequence else Decimal(0)
+
+    @property
+    def time(self) -> datetime | None:
+        return self._simulation.sim_time
+
+    def _make_indicator(
+        self,
+        name: str,
+        symbol: str,
+        function: IndicatorFunction,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> Indicator:
+        """In process: computed once over every bar of the run, after a check that the
+        function does not look ahead."""
+        import numpy as np
+
+        series = self._simulation.series[symbol]
+        inputs = {}
+        for name_of_field in fields_of(args, kwargs):
+            raw = np.frombuffer(getattr(series, COLUMNS[name_of_field]), dtype=np.int64)
+            scale = series.volume_scale if name_of_field == "volume" else series.price_scale
+            inputs[name_of_field] = raw / float(10**scale)  # correctly rounded, as float(Decimal)
+        whole = evaluate(name, function, args, kwargs, inputs, len(series))
+        check_causal(name, function, args, kwargs, inputs, whole)
+        return Indicator(name, symbol, self._simulation.cursors, whole)
+
+    def history(self, symbol: str, n: int, field: str = "close") -> list[Decimal]:
+        column = self._columns.get((symbol, field))
+        if column is None:
+            self._check_history(symbol, 0, field)
+            column = self._columns[symbol, field] = self._simulation.column(symbol, field)
+        if n > self._history_size:
+            self._check_history(symbol, n, field)
+        return column.window(self._simulation.cursor(symbol), n) if n > 0 else []
+
+
+def run_in_process(
+    strategy: Strategy,
+    request: m.CreateSessionData,
+    *,
+    params: Mapping[str, Any] | None = None,
+    warmup_bars: int = 0,
+    history_size: int = DEFAULT_HISTORY_SIZE,
+    on_progress: ProgressCallback | None = None,
+    progress_every: int = 1000,
+    container: Container | None = None,
+) -> BacktestResults:
+    """Run `strategy` over the simulation `request` asks for, in this process."""
+    began = time.perf_counter()
+    container = container or shared_container()
+    principal = RUNNER_PRINCIPAL
+    sessions = container.session_service()
+    service = container.simulation_service()
+
+    created: list[SimulationSession] = []
+
+    async def start() -> Simulation:
+        await container.market_data_service().seed_sample_if_empty()
+        session = await sessions.create(principal, session_params(request, principal))
+        created.append(session)
+        try:
+            return await service.start(principal, session.id, warmup_bars)
+        except BaseException:
+            await sessions.delete(principal, session.id)
+            raise
+
+    async def complete(session_id: str) -> SimulationResults:
+        return await service.complete(principal, session_id)
+
+    async def forget(session_id: str) -> None:
+        await service.forget(session_id)
+        with contextlib.suppress(DomainError):
+            await sessions.delete(principal, session_id)
+
+    run = _event_loop().run_until_complete
+    simulation = run(start())
+    session_id = simulation.session_id
+    try:
+        ctx = LocalContext(simulation, params, history_size)
+        rejections: list[Rejection] = []
+        executions = _loop(strategy, ctx, simulation, on_progress, progress_every, rejections)
+        final = results_data(session_id, run(complete(session_id)))
+    finally:
+        run(forget(session_id))
+    prices = _prices(simulation)
+    results = BacktestResults(
+        session_id=session_id,
+        metrics=final.metrics,
+        trades=final.trades,
+        equity_curve=final.equity_curve,
+        executions=executions,
+        total_ticks=simulation.total_ticks,
+        wall_time_ms=int((time.perf_counter() - began) * 1000),
+        prices=prices,
+        indicators=ctx._indicator_tracks({s: track.times for s, track in prices.items()}),
+        plots=ctx._plots,
+        rejections=rejections,
+        warnings=tuple(created[0].warnings),
+        currency=created[0].currency,
+    )
+    strategy.on_finish(ctx, results)
+    return results
+
+
+def _loop(
+    strategy: Strategy,
+    ctx: LocalContext,
+    simulation: Simulation,
+    on_progress: ProgressCallback | None,
+    progress_every: int,
+    rejections: list[Rejection],
+) -> list[m.ExecutionReportData]:
+    """The strategy over every tick, in the order `drive` keeps: refusals, then reports
+    (cancels, then the next bar's fills), then the bar."""
+    session_id = simulation.session_id
+    executions: list[m.ExecutionReportData] = []
+    total = simulation.total_ticks
+    step, acknowledge = simulation.step, simulation.acknowledge
+    on_bar, on_fill, on_reject = strategy.on_bar, strategy.on_fill, strategy.on_reject
+
+    def deliver(reports: Sequence[ExecutionReport]) -> None:
+        for report in reports:
+            data = report_data(session_id, report)
+            executions.append(data)
+            ctx._apply_report(data)
+            on_fill(ctx, data)
+
+    ctx.session_id = session_id
+    strategy.on_start(ctx)
+    ctx._declaring = False
+    reports: Sequence[ExecutionReport] = step() if total else ()
+    sequence = 1
+    while True:
+        if reports:
+            deliver(reports)
+        on_bar(ctx, TickBars(simulation, sequence))
+        if on_progress is not None and sequence % progress_every == 0:
+            sim_time = simulation.sim_time
+            assert sim_time is not None
+            on_progress(sequence, total, sim_time)
+        if ctx._pending or ctx._cancels:
+            orders, cancels = ctx._take_orders()
+            requests = []
+            rejected: dict[str, tuple[str, str]] = {}
+            for order in orders:
+                try:
+                    requests.append(order_request(order))
+                except DomainError as exc:
+                    rejected[order.order_id] = (exc.code, exc.message)
+            batch = acknowledge(sequence, requests, cancels)
+            rejected.update((oid, (e.code, e.message)) for oid, e in batch.rejected.items())
+            for order_id, (code, message) in rejected.items():
+                rejections.append(Rejection(order_id, code, message))
+                on_reject(ctx, order_id, code, message)
+            if batch.reports:
+                deliver(batch.reports)
+        else:
+            acknowledge(sequence)
+        if sequence >= total:
+            deliver(simulation.finish())
+            return executions
+        reports = step()
+        sequence += 1
+
+
+def _prices(simulation: Simulation) -> dict[str, PriceTrack]:
+    """The bars the strategy was shown, as `drive` collects them bar by bar (read from the
+    series once the run is over: nothing is kept a bar)."""
+    prices = {}
+    for symbol, series in simulation.series.items():
+        first, stop = simulation.first_tradable[symbol], simulation.cursor(symbol)
+        scale, volume_scale = 10**series.price_scale, 10**series.volume_scale
+
+        prices[symbol] = PriceTrack(
+            series.times[first:stop],
+            _floats(series.closes, first, stop, scale),
+            _floats(series.opens, first, stop, scale),
+            _floats(series.highs, first, stop, scale),
+            _floats(series.lows, first, stop, scale),
+            _floats(series.volumes, first, stop, volume_scale),
+        )
+    return prices
+
+
+def _floats(values: array[int], first: int, stop: int, scale: int) -> array[float]:
+    return array("d", [v / scale for v in values[first:stop]])

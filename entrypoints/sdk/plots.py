@@ -82,6 +82,18 @@ class Rejection:
     message: str
 
 
+class Line(Protocol):
+    """A named line over one symbol's price: a `PlotSeries` (`ctx.plot`), or an indicator's
+    values (`results.indicators`)."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def times(self) -> array[int]: ...
+    @property
+    def values(self) -> array[float]: ...
+
+
 class Reportable(Protocol):
     """Results as the report, the CSV files and `to_pandas` read them."""
 
@@ -103,6 +115,8 @@ class Reportable(Protocol):
     def prices(self) -> Mapping[str, PriceTrack]: ...
     @property
     def plots(self) -> Mapping[str, PlotSeries]: ...
+    @property
+    def indicators(self) -> Mapping[str, Line]: ...
     @property
     def rejections(self) -> Sequence[Rejection]: ...
     @property

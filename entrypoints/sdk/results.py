@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from entrypoints.protocol.messages import ExecutionReportData, MetricsData, TradeData
+from entrypoints.sdk.indicators import IndicatorTrack
 from entrypoints.sdk.plots import PlotSeries as PlotSeries
 from entrypoints.sdk.plots import PriceTrack as PriceTrack
 from entrypoints.sdk.plots import Rejection as Rejection
@@ -39,6 +40,8 @@ class BacktestResults:
     currency: str = ""
     """The currency the capital is counted in (`mixed` when the symbols' differ)."""
     run: RunInfo | None = None
+    indicators: Mapping[str, IndicatorTrack] = field(default_factory=dict, repr=False)
+    """name → the values of each indicator the strategy declared, on the bars traded."""
 
     @property
     def fills(self) -> int:

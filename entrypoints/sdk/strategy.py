@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from array import array
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -13,6 +14,16 @@ from typing import Any
 from domain.bars import Bar as Bar  # the one pure value the SDK shares with the engine
 from entrypoints.protocol.messages import ExecutionReportData, OrderData
 from entrypoints.sdk.errors import SimuTradorError
+from entrypoints.sdk.indicators import (
+    INPUT_FIELDS,
+    Indicator,
+    IndicatorError,
+    IndicatorFunction,
+    IndicatorTrack,
+    _Source,
+    default_name,
+    fields_of,
+)
 from entrypoints.sdk.plots import PlotSeries
 from entrypoints.sdk.results import BacktestResults
 
@@ -92,6 +103,14 @@ class Context:
         self._cash = Decimal(0)
         self._equity = Decimal(0)
         self._time: datetime | None = None
+        self._counts: dict[str, int] = dict.fromkeys(symbols, 0)
+        """Bars of each symbol received so far (warm-up bars included)."""
+        self._warmup: Mapping[str, Sequence[Bar]] = {}
+        self._inputs: dict[str, dict[str, array[float]]] = {}
+        """Per symbol with an indicator, its bars so far as floats, per field."""
+        self._indicators: list[Indicator] = []
+        self._declaring = True
+        """Indicators are declared in `on_start`, before the first bar."""
         self._pending: list[OrderData] = []
         self._cancels: list[str] = []
         self._ids = itertools.count(1)
@@ -124,6 +143,10 @@ class Context:
     def history(self, symbol: str, n: int, field: str = "close") -> list[Decimal]:
         """The last `n` values of `field` up to and including the current bar (warm-up bars
         included); fewer at the start of the data."""
+        column = self._check_history(symbol, n, field)
+        return column[-n:] if n > 0 else []
+
+    def _check_history(self, symbol: str, n: int, field: str) -> list[Decimal]:
         columns = self._bars_of(symbol)
         try:
             column = columns[_FIELD_INDEX[field]]
@@ -134,7 +157,78 @@ class Context:
                 f"history keeps the last {self._history_size} bars; pass a larger "
                 "history_size to run_backtest to look further back"
             )
-        return column[-n:] if n > 0 else []
+        return column
+
+    def indicator(
+        self,
+        function: IndicatorFunction,
+        *args: Any,
+        name: str | None = None,
+        symbol: str | None = None,
+        **kwargs: Any,
+    ) -> Indicator:
+        """Declare, in `on_start`, a series computed by `function` over the bars: each
+        argument naming a field (open, high, low, close, volume) is passed as that column,
+        a NumPy array of floats, warm-up bars first; the others as they are. The function
+        gives one value per bar (an array, a list, a pandas Series). Read it in `on_bar`:
+        `ind[-1]` now, `ind[-2]` a bar before; a later bar cannot be indexed.
+
+        `symbol` is needed when the simulation has several; `name` (default like
+        "sma(close, 10)") labels it in the results (`results.indicators`). A function that
+        looks ahead is refused (`LookAheadError`)."""
+        if not self._declaring:
+            raise IndicatorError("declare indicators in on_start, before the first bar")
+        if symbol is None:
+            if len(self.symbols) != 1:
+                raise IndicatorError(
+                    f"this simulation has several symbols ({', '.join(self.symbols)}): "
+                    "pass symbol= to indicator()"
+                )
+            symbol = self.symbols[0]
+        self._bars_of(symbol)
+        if not fields_of(args, kwargs):
+            raise IndicatorError(
+                f"name at least one bar field ({', '.join(INPUT_FIELDS)}) among the "
+                "arguments of indicator(): it is passed as that column"
+            )
+        label = name or default_name(function, args)
+        taken = {i.name for i in self._indicators}
+        if label in taken:
+            if name is not None:
+                raise IndicatorError(f"an indicator is already named {name!r}")
+            copies = (f"{label}#{k}" for k in range(2, len(taken) + 3))
+            label = next(c for c in copies if c not in taken)
+        made = self._make_indicator(label, symbol, function, args, kwargs)
+        self._indicators.append(made)
+        return made
+
+    def _make_indicator(
+        self,
+        name: str,
+        symbol: str,
+        function: IndicatorFunction,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> Indicator:
+        """Client side: computed over the bars received so far, each bar it is read on."""
+        columns = self._inputs.get(symbol)
+        if columns is None:
+            warm = self._warmup.get(symbol, ())
+            columns = self._inputs[symbol] = {
+                f: array("d", [float(getattr(bar, f)) for bar in warm]) for f in BAR_FIELDS
+            }
+        source = _Source(name, function, args, kwargs, columns)
+        return Indicator(name, symbol, self._counts, array("d"), source)
+
+    def _indicator_tracks(self, tradable: Mapping[str, array[int]]) -> dict[str, IndicatorTrack]:
+        """Each indicator's values on the bars traded (`tradable`: their close times)."""
+        tracks = {}
+        for made in self._indicators:
+            times = tradable.get(made.symbol, array("q"))
+            values = made.window(len(made))
+            first = len(values) - len(times)
+            tracks[made.name] = IndicatorTrack(made.symbol, times, array("d", values[first:]))
+        return tracks
 
     # ------------------------------------------------------------------ what it does
 
@@ -209,10 +303,10 @@ class Context:
         series = self._plots.get(name)
         if series is None or (symbol is not None and symbol != series.symbol):
             series = self._new_plot(name, symbol)
-        when = self._time
+        when = self.time
         if when is None:
             raise StrategyUsageError("plot from on_bar: there is no current bar yet")
-        if when is not self._plotted_at:  # one conversion a bar, however many lines
+        if when != self._plotted_at:  # one conversion a bar, however many lines
             self._plotted_at, self._plotted_epoch = when, int(when.timestamp())
         try:
             number = math.nan if value is None else float(value)
@@ -280,6 +374,15 @@ class Context:
         return orders, cancels
 
     def _add_bars(self, bars: Mapping[str, Bar]) -> None:
+        for symbol, bar in bars.items():
+            self._counts[symbol] += 1
+            columns = self._inputs.get(symbol)
+            if columns is not None:
+                for f in BAR_FIELDS:
+                    columns[f].append(float(getattr(bar, f)))
+        self._append_history(bars)
+
+    def _append_history(self, bars: Mapping[str, Bar]) -> None:
         limit = self._history_size
         for symbol, bar in bars.items():
             opens, highs, lows, closes, volumes = self._history[symbol]
@@ -293,10 +396,12 @@ class Context:
                     del column[:-limit]
 
     def _add_bars_history(self, history: Mapping[str, Sequence[Bar]]) -> None:
+        self._warmup = history
         for symbol, bars in history.items():
             self._bars_of(symbol)
+            self._counts[symbol] += len(bars)
             for bar in bars[-self._history_size :]:
-                self._add_bars({symbol: bar})
+                self._append_history({symbol: bar})
 
     def _apply_report(self, report: ExecutionReportData) -> None:
         if report.fill_quantity:

@@ -86,6 +86,6 @@ def test_the_report_opens_without_a_script_error(browser: Browser, report: Path)
     names = [name for _, name in drawn]
     assert types.count("candlestick") == 2
     assert types.count("bar") == 2  # a volume panel per symbol
-    for name in ("Equity", "Buy & hold (equal-weighted)", "AAPL SMA 10", "MSFT SMA 20"):
+    for name in ("Equity", "Buy & hold (equal-weighted)", "AAPL sma(10)", "MSFT sma(20)"):
         assert name in names
     assert "Synthetic sample:" in report.read_text(encoding="utf-8")

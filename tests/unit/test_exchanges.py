@@ -14,6 +14,7 @@ from domain.exchanges import (
     hours_of,
     trading_day,
     trading_day_bounds,
+    trading_day_runs,
 )
 from domain.symbols import AssetClass
 from tests.fakes import instrument
@@ -114,3 +115,57 @@ def test_bounds_of_a_range_span_its_first_and_last_days() -> None:
     assert hi == trading_day_bounds(date(2024, 1, 12), date(2024, 1, 12), CRYPTO)[1]
     # The crypto bar of Jan 12 closes at Jan 13 00:00 UTC: the last instant of the range.
     assert hi == daily_close(date(2024, 1, 12), CRYPTO).timestamp()
+
+
+def reference_runs(closes: list[int], hours: ExchangeHours) -> list[tuple[int, int]]:
+    """Runs bar by bar: each bar's trading day, never going back (a bar of an hour the
+    clocks repeat stays in the day already begun)."""
+    runs: list[tuple[int, int]] = []
+    for end, close in enumerate(closes, 1):
+        day = trading_day(close, hours).toordinal()
+        if runs and day <= runs[-1][1]:
+            runs[-1] = (end, runs[-1][1])
+        else:
+            runs.append((end, day))
+    return runs
+
+
+# Zones whose clocks changed at local midnight (or 00:01): the day's end is skipped or
+# repeated. America/St_Johns went back from 00:01 to 23:01 on 2010-11-07.
+MIDNIGHT_CHANGES = [
+    ("America/St_Johns", datetime(2010, 11, 5, tzinfo=UTC)),
+    ("America/St_Johns", datetime(2010, 3, 12, tzinfo=UTC)),
+    ("America/Havana", datetime(2012, 3, 9, tzinfo=UTC)),
+    ("America/Havana", datetime(2012, 10, 26, tzinfo=UTC)),
+    ("America/Santiago", datetime(2016, 5, 13, tzinfo=UTC)),
+    ("America/Santiago", datetime(2016, 8, 12, tzinfo=UTC)),
+    ("Asia/Beirut", datetime(2019, 3, 29, tzinfo=UTC)),
+    ("Asia/Beirut", datetime(2019, 10, 25, tzinfo=UTC)),
+    ("America/Sao_Paulo", datetime(2017, 10, 13, tzinfo=UTC)),
+    ("America/Asuncion", datetime(2019, 3, 22, tzinfo=UTC)),
+    ("Asia/Tehran", datetime(2019, 3, 20, tzinfo=UTC)),
+    ("Asia/Damascus", datetime(2019, 3, 28, tzinfo=UTC)),
+]
+
+
+@pytest.mark.parametrize(("zone", "around"), MIDNIGHT_CHANGES)
+@pytest.mark.parametrize("close", [None, time(0, 0), time(16, 0)])
+def test_trading_day_runs_end_where_clocks_change_at_midnight(
+    zone: str, around: datetime, close: time | None
+) -> None:
+    hours = ExchangeHours(zone, close)
+    first = int(around.timestamp())
+    minutes = [first + 60 * k for k in range(1, 5 * 1440)]  # five days of minute bars
+    runs = trading_day_runs(minutes, hours)
+    assert runs == reference_runs(minutes, hours)
+    assert [o for _, o in runs] == sorted({o for _, o in runs})
+
+
+@pytest.mark.parametrize("zone", sorted({zone for zone, _ in MIDNIGHT_CHANGES}))
+def test_trading_day_runs_over_years_of_hourly_and_daily_bars(zone: str) -> None:
+    hours = ExchangeHours(zone, None)
+    first = int(datetime(2009, 1, 1, tzinfo=UTC).timestamp())
+    hourly = [first + 3600 * k for k in range(1, 11 * 366 * 24, 7)]  # every 7 h, 11 years
+    assert trading_day_runs(hourly, hours) == reference_runs(hourly, hours)
+    daily = [first + 86_400 * k + 3 * 3600 for k in range(11 * 366)]
+    assert trading_day_runs(daily, hours) == reference_runs(daily, hours)

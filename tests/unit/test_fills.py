@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.broker import Broker
 from domain.fills import (
@@ -238,6 +240,44 @@ def test_notional_buys_the_most_whole_lots_that_fit(
     assert cost <= D(notional)
     one_more = quantity + D(lot)
     assert one_more * D(price) + commission(one_more, D(price), settings) > D(notional)
+
+
+def most_lots_that_fit(
+    notional: Decimal, price: Decimal, lot: Decimal, engine: EngineSettings
+) -> Decimal:
+    """The answer lot by lot, for comparison."""
+    lots = 0
+    while True:
+        quantity = (lots + 1) * lot
+        if quantity * price + commission(quantity, price, engine) > notional:
+            return lots * lot
+        lots += 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    notional=st.integers(0, 300_000).map(lambda c: D(c) / 100),
+    price=st.integers(1, 2_000_000).map(lambda c: D(c) / 10_000),
+    lot=st.sampled_from([D(1), D(10), D("0.001"), D("0.5")]),
+    per_share=st.sampled_from([D(0), D("0.005"), D("0.01")]),
+    pct=st.sampled_from([D(0), D("0.001"), D("0.00004"), D("0.02")]),
+    minimum=st.sampled_from([D(0), D(1), D(5), D(40)]),
+)
+def test_notional_sizing_matches_counting_lot_by_lot(
+    notional: Decimal,
+    price: Decimal,
+    lot: Decimal,
+    per_share: Decimal,
+    pct: Decimal,
+    minimum: Decimal,
+) -> None:
+    engine = EngineSettings(
+        commission_per_share=per_share, commission_pct=pct, commission_min=minimum
+    )
+    if notional // (lot * price) > 5_000:  # keep the lot-by-lot count short
+        return
+    expected = most_lots_that_fit(notional, price, lot, engine)
+    assert notional_quantity(notional, price, lot, engine) == expected
 
 
 @pytest.mark.parametrize(

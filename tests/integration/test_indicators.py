@@ -1,0 +1,205 @@
+"""Indicators (`ctx.indicator`) against a real SIMUTRADOR_HOME: read through a view that ends
+at the current bar (a later bar cannot be indexed), the same values in process (computed once
+over the whole run) and client side (recomputed over the bars received so far, as against a
+server), functions that look ahead refused both ways, and declaration mistakes reported."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from entrypoints.sdk import (
+    BacktestResults,
+    Bar,
+    Context,
+    Indicator,
+    IndicatorError,
+    LookAheadError,
+    Strategy,
+    crossover,
+    sma,
+)
+from entrypoints.sdk.backtest import drive
+from entrypoints.sdk.local import LocalDriver
+from tests.integration.test_backtest_runner import AAPL, CAPITAL, backtest, home
+
+__all__ = ["home"]  # the fixture, shared with the runner's tests
+
+
+def centred_mean(values: Any, n: int) -> Any:
+    """A moving average centred on each bar: it reads n // 2 later bars."""
+    half = n // 2
+    return np.array([np.mean(values[max(0, i - half) : i + half + 1]) for i in range(len(values))])
+
+
+def next_close(values: Any) -> Any:
+    """Tomorrow's close, today (a shift(-1))."""
+    return np.append(values[1:], np.nan)
+
+
+class Reader(Strategy):
+    """Declares sma(close, 3) (or `function`) and records what it reads on each bar."""
+
+    def __init__(self, function: Any = sma, *args: Any) -> None:
+        self.function, self.args = function, args or ("close", 3)
+        self.seen: list[tuple[int, float, float, float]] = []
+        self.future_refused = 0
+
+    def on_start(self, ctx: Context) -> None:
+        self.ind: Indicator = ctx.indicator(self.function, *self.args, name="probe")
+
+    def on_bar(self, ctx: Context, bars: Mapping[str, Bar]) -> None:
+        n = len(self.ind)
+        previous = self.ind[-2] if n > 1 else math.nan
+        self.seen.append((n, self.ind[-1], previous, float(ctx.history("AAPL", 1)[0])))
+        try:
+            self.ind[n]
+        except IndexError:
+            self.future_refused += 1
+
+
+def client_side(
+    home: Path, strategy: Strategy, warmup_bars: int = 0, start: str = "2023-01-03"
+) -> BacktestResults:
+    """The loop a server run uses (`drive`), over the engine in process: indicators are
+    computed client side from the bars received so far."""
+
+    async def run() -> BacktestResults:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("SIMUTRADOR_HOME", str(home))
+            driver = LocalDriver(["AAPL"], start, "2023-03-31", CAPITAL, warmup_bars=warmup_bars)
+            try:
+                return await drive(strategy, driver)
+            finally:
+                await driver.close()
+
+    return asyncio.run(run())
+
+
+def same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def test_an_indicator_is_read_up_to_the_current_bar_and_never_past_it(home: Path) -> None:
+    reader = Reader()
+    results = backtest(home, reader)
+    assert reader.future_refused == len(reader.seen) == results.total_ticks
+    closes = [float(b.close) for b in AAPL]
+    for i, (n, now, before, close) in enumerate(reader.seen):
+        assert n == i + 1
+        assert close == closes[i]
+        expected = float(np.mean(closes[i - 2 : i + 1])) if i >= 2 else math.nan
+        assert same(now, expected)
+        assert same(before, reader.seen[i - 1][1] if i else math.nan)
+    track = results.indicators["probe"]
+    assert list(track.times) == list(results.prices["AAPL"].times)
+    assert all(same(a, b[1]) for a, b in zip(track.values, reader.seen, strict=True))
+
+
+@pytest.mark.parametrize(("warmup_bars", "start"), [(0, "2023-01-03"), (4, "2023-01-10")])
+def test_in_process_and_client_side_values_are_identical(
+    home: Path, warmup_bars: int, start: str
+) -> None:
+    here, there = Reader(), Reader()
+    local = backtest(home, here, start=start, warmup_bars=warmup_bars)
+    remote = client_side(home, there, warmup_bars, start)
+    assert here.seen
+    assert here.seen[0][0] == warmup_bars + 1
+    # sma(close, 3) has a value from the third bar on, warm-up bars included
+    assert math.isnan(here.seen[0][1]) is (warmup_bars < 2)
+    assert all(
+        a[0] == b[0] and all(same(x, y) for x, y in zip(a[1:], b[1:], strict=True))
+        for a, b in zip(here.seen, there.seen, strict=True)
+    )
+    assert list(local.indicators["probe"].values) == pytest.approx(
+        list(remote.indicators["probe"].values), nan_ok=True, abs=0
+    )
+
+
+@pytest.mark.parametrize(
+    ("function", "args"), [(centred_mean, ("close", 5)), (next_close, ("close",))]
+)
+def test_a_function_that_looks_ahead_is_refused_in_process(
+    home: Path, function: Any, args: tuple[Any, ...]
+) -> None:
+    with pytest.raises(LookAheadError, match="looks ahead"):
+        backtest(home, Reader(function, *args))
+
+
+@pytest.mark.parametrize(
+    ("function", "args"), [(centred_mean, ("close", 5)), (next_close, ("close",))]
+)
+def test_a_function_that_looks_ahead_is_refused_client_side(
+    home: Path, function: Any, args: tuple[Any, ...]
+) -> None:
+    with pytest.raises(LookAheadError, match="looks ahead"):
+        client_side(home, Reader(function, *args))
+
+
+class DeclaresLate(Strategy):
+    def on_bar(self, ctx: Context, bars: Mapping[str, Bar]) -> None:
+        ctx.indicator(sma, "close", 3)
+
+
+class DeclaresWrongly(Strategy):
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def on_start(self, ctx: Context) -> None:
+        function = self.options.pop("function", sma)
+        ctx.indicator(function, *self.options.pop("args", ("close", 3)), **self.options)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "symbols", "message"),
+    [
+        (DeclaresLate(), "AAPL", "in on_start"),
+        (DeclaresWrongly(args=("price", 3)), "AAPL", "name at least one bar field"),
+        (DeclaresWrongly(), ["AAPL", "MSFT"], "pass symbol="),
+        (DeclaresWrongly(symbol="TSLA"), "AAPL", "not a symbol of this simulation"),
+        (
+            DeclaresWrongly(function=lambda c: c[:-1], args=("close",)),
+            "AAPL",
+            "one value per bar",
+        ),
+    ],
+)
+def test_declaration_mistakes_are_usage_errors(
+    home: Path, strategy: Strategy, symbols: str | list[str], message: str
+) -> None:
+    with pytest.raises(Exception, match=message) as caught:
+        backtest(home, strategy, symbols)
+    assert caught.value.code == IndicatorError.code  # type: ignore[attr-defined]
+
+
+class Cross(Strategy):
+    def on_start(self, ctx: Context) -> None:
+        self.fast = ctx.indicator(sma, "close", 3)
+        self.slow = ctx.indicator(sma, "close", 8)
+        self.crossings: list[int] = []
+
+    def on_bar(self, ctx: Context, bars: Mapping[str, Bar]) -> None:
+        if crossover(self.fast, self.slow):
+            self.crossings.append(len(self.fast))
+            ctx.buy("AAPL", quantity=1)
+
+
+def test_default_names_and_crossover(home: Path) -> None:
+    strategy = Cross()
+    results = backtest(home, strategy)
+    assert set(results.indicators) == {"sma(close, 3)", "sma(close, 8)"}
+    fast = results.indicators["sma(close, 3)"].values
+    slow = results.indicators["sma(close, 8)"].values
+    expected = [
+        i + 1
+        for i in range(1, len(fast))
+        if fast[i - 1] < slow[i - 1] < math.inf and fast[i] > slow[i]
+    ]
+    assert expected
+    assert strategy.crossings == expected
