@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from application.ports import BarStore, Clock, SymbolCatalog
+from application.ports import NO_METRICS, BarStore, Clock, ServiceMetrics, SymbolCatalog
 from domain.bars import Coverage, Timeframe, union_times
 from domain.calendar import count_trading_days
 from domain.dates import DateRange
@@ -60,8 +60,10 @@ class MarketDataValidator:
         clock: Clock,
         cache_size: int = 4096,
         cache_ttl_seconds: float = 300.0,
+        metrics: ServiceMetrics = NO_METRICS,
     ) -> None:
         self._catalog = catalog
+        self._metrics = metrics
         self._store = store
         self._clock = clock
         self._cache_size = cache_size
@@ -133,7 +135,9 @@ class MarketDataValidator:
             hit = self._cache.get(cache_key)
             if hit is not None and hit[0] > now:
                 self._cache.move_to_end(cache_key)
+                self._metrics.validation_cache(hit=True)
                 return hit[1]
+        self._metrics.validation_cache(hit=False)
         check = await self._validate_uncached(raw_symbols, date_range, timeframe, coverage)
         with self._lock:
             if coverage is self._cache_coverage:

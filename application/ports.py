@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from application.records import Checkpoint, CompletedRun, SimulationInput, StoredRun
 from domain.bars import BarSeries, Coverage, DataSource, Timeframe
 from domain.limits import Plan
-from domain.session import SimulationSession
+from domain.session import SessionState, SimulationSession
 from domain.symbols import Instrument
 
 
@@ -70,6 +70,11 @@ class SessionRepository(Protocol):
 
     async def count(self) -> int: ...
 
+    async def count_by_state(self) -> Mapping[SessionState, int]:
+        """How many stored sessions are in each state (states without any may be left
+        out): read when metrics are scraped, so it must stay cheap with many sessions."""
+        ...
+
 
 class SimulationHoldLost(Exception):
     """A write for a simulation that another server process has taken over (shared storage:
@@ -128,6 +133,23 @@ class SimulationCheckpoints(Protocol):
     async def delete(self, session_id: str) -> None:
         """Drop everything kept for a session (deleted, expired or failed)."""
         ...
+
+
+class ResultsStore(Protocol):
+    """Where completed simulations' results live, out of the server's memory: the process
+    keeps nothing of a completed simulation but a few numbers, and reads its results back
+    from here when asked (`get_results`, a resume after completion, the dashboard).
+
+    With durable checkpoints, `SimulationCheckpoints.complete` writes the same record (with
+    the checkpoint dropped in the same step); `put` is for storage without checkpoints."""
+
+    async def put(self, run: CompletedRun) -> None: ...
+
+    async def get(self, session_id: str) -> CompletedRun | None:
+        """The session's results, or None when none are kept."""
+        ...
+
+    async def delete(self, session_id: str) -> None: ...
 
 
 class SymbolCatalog(Protocol):
@@ -252,3 +274,98 @@ class BarGenerator(Protocol):
     def generate(self, instrument: Instrument, first: date, last: date) -> BarSeries:
         """Bars on the instrument's trading days from `first` to `last` (inclusive)."""
         ...
+
+
+class ServiceMetrics(Protocol):
+    """What the use cases and the transport report as they work, for whoever operates the
+    server (an adapter turns it into Prometheus metrics). Each call is cheap, never raises,
+    and carries nothing that identifies a user: codes and counts only."""
+
+    def session_created(self) -> None: ...
+
+    def session_refused(self, code: str) -> None:
+        """A `create_session` refused, with the error code it was refused with."""
+        ...
+
+    def validation_timed(self, seconds: float) -> None:
+        """How long the checks of one `create_session` took (parameters and market data)."""
+        ...
+
+    def validation_cache(self, hit: bool) -> None:
+        """One market-data validation answered from the cache (`hit`) or computed."""
+        ...
+
+    def simulation_started(self) -> None: ...
+
+    def simulation_completed(self) -> None: ...
+
+    def simulation_failed(self) -> None: ...
+
+    def ticks_processed(self, count: int) -> None:
+        """Ticks delivered by running simulations (called on the hot path: must be cheap)."""
+        ...
+
+    def expiry_swept(self, removed: int) -> None:
+        """One sweep of idle sessions ran and removed `removed` of them."""
+        ...
+
+    def connection_opened(self) -> None:
+        """A WebSocket connection was admitted."""
+        ...
+
+    def connection_closed(self, code: int) -> None:
+        """A WebSocket connection ended with close code `code` (admitted or refused)."""
+        ...
+
+
+class NoMetrics:
+    """`ServiceMetrics` that records nothing: the default of every service, and what the
+    server uses with SIMUTRADOR_METRICS=off."""
+
+    def session_created(self) -> None:
+        return None
+
+    def session_refused(self, code: str) -> None:
+        return None
+
+    def validation_timed(self, seconds: float) -> None:
+        return None
+
+    def validation_cache(self, hit: bool) -> None:
+        return None
+
+    def simulation_started(self) -> None:
+        return None
+
+    def simulation_completed(self) -> None:
+        return None
+
+    def simulation_failed(self) -> None:
+        return None
+
+    def ticks_processed(self, count: int) -> None:
+        return None
+
+    def expiry_swept(self, removed: int) -> None:
+        return None
+
+    def connection_opened(self) -> None:
+        return None
+
+    def connection_closed(self, code: int) -> None:
+        return None
+
+
+NO_METRICS: ServiceMetrics = NoMetrics()
+
+
+@dataclass(frozen=True, slots=True)
+class ServerGauges:
+    """What the server holds right now, read when metrics are scraped."""
+
+    sessions_by_state: Mapping[SessionState, int]
+    """Stored sessions per state (with shared storage: those of every process)."""
+    running_simulations: int
+    """Simulations this process holds (running or paused)."""
+    open_connections: int
+    """WebSocket connections open on this process."""

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from application.market_data import MarketDataValidator
-from application.ports import Clock, IdGenerator, RateLimiter, SessionRepository
+from application.ports import (
+    NO_METRICS,
+    Clock,
+    IdGenerator,
+    RateLimiter,
+    ServiceMetrics,
+    SessionRepository,
+)
 from application.principal import Principal
-from domain.errors import AccessDenied, SessionLimitExceeded, SessionNotFound
+from domain.errors import AccessDenied, DomainError, SessionLimitExceeded, SessionNotFound
 from domain.limits import SessionPolicy
 from domain.session import SessionParams, SessionState, SimulationSession
 from domain.symbols import common_currency
@@ -28,8 +35,10 @@ class SessionService:
         ids: IdGenerator,
         rate_limiter: RateLimiter,
         policy: SessionPolicy,
+        metrics: ServiceMetrics = NO_METRICS,
     ) -> None:
         self._repository = repository
+        self._metrics = metrics
         self._validator = validator
         self._clock = clock
         self._ids = ids
@@ -41,9 +50,24 @@ class SessionService:
         return self._policy
 
     async def create(self, principal: Principal, params: SessionParams) -> SimulationSession:
+        try:
+            session = await self._create(principal, params)
+        except DomainError as exc:
+            self._metrics.session_refused(exc.code)
+            raise
+        self._metrics.session_created()
+        return session
+
+    async def _create(self, principal: Principal, params: SessionParams) -> SimulationSession:
         limits = principal.limits
-        check_params(params, limits, self._policy)
-        market = await self._validator.validate(params.symbols, params.date_range, params.timeframe)
+        began = self._clock.monotonic()
+        try:
+            check_params(params, limits, self._policy)
+            market = await self._validator.validate(
+                params.symbols, params.date_range, params.timeframe
+            )
+        finally:
+            self._metrics.validation_timed(self._clock.monotonic() - began)
         market.result.raise_first()
 
         rate_key = f"sessions-created:{principal.user_id}"
@@ -127,10 +151,17 @@ class SessionService:
 
     async def expire_idle(self) -> Sequence[SimulationSession]:
         """Reclaim every session idle past the timeout; returns what was removed."""
-        return await self._repository.remove_expired(self._clock.now())
+        removed = await self._repository.remove_expired(self._clock.now())
+        self._metrics.expiry_swept(len(removed))
+        return removed
 
     async def stored_count(self) -> int:
         return await self._repository.count()
+
+    async def count_by_state(self) -> Mapping[SessionState, int]:
+        """Stored sessions per state, every state present (zero when none is in it)."""
+        counted = await self._repository.count_by_state()
+        return {state: counted.get(state, 0) for state in SessionState}
 
     async def _own(self, principal: Principal, session_id: str) -> SimulationSession:
         session = await self._repository.get(session_id)

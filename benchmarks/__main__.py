@@ -20,6 +20,7 @@ SUITES: dict[str, str] = {
     "remote": "benchmarks.remote",
     "storage": "benchmarks.storage",
     "results": "benchmarks.results",
+    "operating": "benchmarks.operating",
 }
 
 

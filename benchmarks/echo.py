@@ -12,7 +12,7 @@ import os
 import resource
 import socket
 import tracemalloc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -90,6 +90,7 @@ class ServerSpec:
     jwt_secret: str
     plan_limits: Mapping[Plan, Limits]
     users: tuple[tuple[str, Plan], ...] = ()
+    storage: str = "sqlite"
 
     def settings(self) -> Settings:
         return Settings(
@@ -97,6 +98,7 @@ class ServerSpec:
             jwt_secret=self.jwt_secret,
             plan_limits=dict(self.plan_limits),
             log_level="warning",
+            storage=self.storage,
         )
 
 
@@ -157,5 +159,24 @@ async def obey(control: Connection, container: Container) -> None:
             control.send(traced)
         elif command == "stored":
             control.send(await container.session_service().stored_count())
+        elif isinstance(command, tuple) and command[0] == "results-as-objects":
+            control.send(await results_as_objects(container, command[1]))
         else:
             control.send(ValueError(f"unknown command {command!r}"))
+
+
+async def results_as_objects(container: Container, session_ids: Sequence[str]) -> int:
+    """Bytes the results of these completed sessions take as the objects a server held
+    until results left memory (read back from the store, traced, then dropped)."""
+    store = container.results_store()
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    held = [await store.get(session_id) for session_id in session_ids]
+    gc.collect()
+    traced = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    if any(run is None for run in held):
+        raise RuntimeError("a completed session has no stored results")
+    del held
+    return traced

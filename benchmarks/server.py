@@ -181,12 +181,13 @@ async def measure(jobs: Sequence[Job]) -> Sample:
 class BenchServer:
     """The server process, its control pipe, and the tokens of the benchmark users."""
 
-    def __init__(self, home: Path, users: Sequence[str]) -> None:
+    def __init__(self, home: Path, users: Sequence[str], storage: str = "sqlite") -> None:
         spec = ServerSpec(
             home=home,
             jwt_secret=secrets.token_urlsafe(32),
             plan_limits={**PLAN_DEFAULTS, Plan.ENTERPRISE: ROOMY},
             users=tuple((user, Plan.ENTERPRISE) for user in users),
+            storage=storage,
         )
         context = multiprocessing.get_context("spawn")
         self._control, child_end = context.Pipe()
@@ -212,7 +213,7 @@ class BenchServer:
             raise answer
         return answer
 
-    def ask(self, command: str) -> Any:
+    def ask(self, command: str | tuple[Any, ...]) -> Any:
         self._control.send(command)
         return self._receive(120.0)
 

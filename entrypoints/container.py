@@ -16,23 +16,26 @@ from adapters.clock import SystemClock
 from adapters.connections import InMemoryConnectionRegistry
 from adapters.ids import SecureIdGenerator
 from adapters.ratelimit import InMemoryRateLimiter
-from adapters.storage.memory import InMemorySessionRepository
+from adapters.storage.memory import InMemoryResultsStore, InMemorySessionRepository
 from adapters.storage.redis import (
     RedisConnectionRegistry,
     RedisDatabase,
     RedisRateLimiter,
+    RedisResultsStore,
     RedisSessionRepository,
     RedisSimulationCheckpoints,
 )
 from adapters.storage.sqlite import (
     SqliteDatabase,
     SqliteRateLimiter,
+    SqliteResultsStore,
     SqliteSessionRepository,
     SqliteSimulationCheckpoints,
 )
 from application.auth import AuthService
 from application.bars import MarketDataService
 from application.market_data import MarketDataValidator
+from application.ports import NoMetrics, ServiceMetrics
 from application.sessions import SessionService
 from application.simulation import SimulationService
 from entrypoints.protocol.dispatcher import Dispatcher
@@ -52,6 +55,17 @@ def _redis(settings: Settings) -> RedisDatabase:
     return RedisDatabase(settings.redis_url, lease_seconds=settings.redis_lease_seconds)
 
 
+def _metrics(settings: Settings) -> ServiceMetrics:
+    """Prometheus metrics (SIMUTRADOR_METRICS=on, the default), or none."""
+    if not settings.metrics:
+        return NoMetrics()
+    # Imported here: prometheus_client takes ~0.1 s to import, which every CLI command that
+    # builds a container (and never serves) would pay otherwise.
+    from adapters.metrics.prometheus import PrometheusMetrics
+
+    return PrometheusMetrics()
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Singleton(Settings.from_env)
 
@@ -64,6 +78,7 @@ class Container(containers.DeclarativeContainer):
     )
     bar_store = providers.Singleton(SqliteBarStore, settings.provided.bars_path)
     bar_generator = providers.Singleton(RandomWalkBarGenerator)
+    metrics = providers.Singleton(_metrics, settings)
     # SIMUTRADOR_STORAGE picks where sessions, limits and simulations live (and, with
     # redis, the API keys and the open connections: what several processes must share).
     sessions_database = providers.Singleton(SqliteDatabase, settings.provided.sessions_path)
@@ -92,6 +107,13 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Object(None),
         redis=providers.Singleton(RedisSimulationCheckpoints, redis_database),
     )
+    # Completed simulations' results: in the storage, never held by the process.
+    results_store = providers.Selector(
+        settings.provided.storage,
+        sqlite=providers.Singleton(SqliteResultsStore, sessions_database),
+        memory=providers.Singleton(InMemoryResultsStore),
+        redis=providers.Singleton(RedisResultsStore, redis_database),
+    )
 
     market_data_validator = providers.Singleton(
         MarketDataValidator,
@@ -100,6 +122,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         cache_size=settings.provided.validation_cache_size,
         cache_ttl_seconds=settings.provided.validation_cache_ttl_seconds,
+        metrics=metrics,
     )
     market_data_service = providers.Singleton(
         MarketDataService,
@@ -116,6 +139,7 @@ class Container(containers.DeclarativeContainer):
         ids=ids,
         rate_limiter=rate_limiter,
         policy=settings.provided.session_policy,
+        metrics=metrics,
     )
 
     simulation_service = providers.Singleton(
@@ -126,6 +150,8 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         checkpoints=checkpoints,
         checkpoint_every_ticks=settings.provided.checkpoint_every_ticks,
+        results=results_store,
+        metrics=metrics,
     )
 
     file_api_key_store = providers.Singleton(FileApiKeyStore, settings.provided.api_keys_path)
@@ -162,13 +188,15 @@ class Container(containers.DeclarativeContainer):
         max_message_bytes=settings.provided.max_message_bytes,
         simulations=simulation_service,
         tick_timeout_seconds=settings.provided.tick_timeout_seconds,
+        metrics=metrics,
     )
 
 
 def in_process_container() -> Container:
     """A container for running in the user's own process (`run_backtest`): settings from
-    the environment, but sessions in memory, never written to SIMUTRADOR_HOME."""
+    the environment, but sessions in memory, never written to SIMUTRADOR_HOME, and no
+    metrics (nothing serves them)."""
     container = Container()
-    settings = dataclasses.replace(Settings.from_env(), storage="memory")
+    settings = dataclasses.replace(Settings.from_env(), storage="memory", metrics=False)
     container.settings.override(providers.Object(settings))
     return container

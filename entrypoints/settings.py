@@ -29,7 +29,10 @@ MIN_JWT_SECRET_BYTES = 32
 MAX_PORT = 65535
 STORAGES = ("sqlite", "memory", "redis")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-_LOWERED = ("log_level", "storage")
+LOG_FORMATS = ("text", "json")
+_LOWERED = ("log_level", "log_format", "storage")
+_TRUE = ("on", "true", "yes", "1")
+_FALSE = ("off", "false", "no", "0")
 
 
 def _default_home() -> Path:
@@ -74,6 +77,11 @@ class Settings:
     """Where `simutrador data fetch --source stooq` downloads from."""
     yahoo_url: str = "https://query1.finance.yahoo.com"
     """Where `simutrador data fetch --source yahoo` downloads from."""
+    log_format: str = "text"
+    """`text` (one readable line per record) or `json` (one JSON object per line, with the
+    user and session ids where they apply)."""
+    metrics: bool = True
+    """Serve Prometheus metrics at `GET /metrics` (SIMUTRADOR_METRICS=on|off)."""
     plan_limits: Mapping[Plan, Limits] = field(default_factory=lambda: PLAN_DEFAULTS)
 
     @classmethod
@@ -133,6 +141,7 @@ _KINDS = {
     "float": "a finite number",
     "Decimal": "a finite decimal number",
     "Path": "a path",
+    "bool": "on or off",
 }
 
 
@@ -154,6 +163,11 @@ def _convert(name: str, raw: str, type_name: str) -> Any:
             return amount
         if type_name == "Path":
             return Path(raw).expanduser()
+        if type_name == "bool":
+            word = raw.strip().lower()
+            if word in _TRUE or word in _FALSE:
+                return word in _TRUE
+            raise ValueError(raw)
     except (ValueError, InvalidOperation):
         raise SettingsError(
             f"{name}={raw!r} is not {_KINDS.get(type_name, 'valid')}"
@@ -181,6 +195,10 @@ def _not_negative(value: Any) -> bool:
 _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "port": (lambda v: 1 <= v <= MAX_PORT, f"allowed: a port from 1 to {MAX_PORT}"),
     "log_level": (lambda v: v.lower() in LOG_LEVELS, "allowed: " + ", ".join(LOG_LEVELS)),
+    "log_format": (
+        lambda v: v.lower() in LOG_FORMATS,
+        "allowed: text (readable lines) or json (one JSON object per line)",
+    ),
     "jwt_secret": (
         lambda v: len(v.encode()) >= MIN_JWT_SECRET_BYTES,
         f"it must be at least {MIN_JWT_SECRET_BYTES} bytes long; leave it unset to have one "

@@ -16,10 +16,12 @@ from adapters.ratelimit import InMemoryRateLimiter
 from adapters.storage.memory import InMemorySessionRepository
 from application.market_data import MarketDataValidator
 from application.ports import (
+    NO_METRICS,
     BarStore,
     Clock,
     IdGenerator,
     RateLimiter,
+    ServiceMetrics,
     SessionRepository,
     SymbolCatalog,
 )
@@ -301,6 +303,7 @@ def make_validator(
     cache_size: int = 4096,
     cache_ttl_seconds: float = 300.0,
     store: BarStore | None = None,
+    metrics: ServiceMetrics = NO_METRICS,
 ) -> MarketDataValidator:
     return MarketDataValidator(
         catalog if catalog is not None else InMemoryCatalog(),
@@ -308,6 +311,7 @@ def make_validator(
         clock if clock is not None else FakeClock(),
         cache_size=cache_size,
         cache_ttl_seconds=cache_ttl_seconds,
+        metrics=metrics,
     )
 
 
@@ -320,17 +324,21 @@ def make_service(
     rate_limiter: RateLimiter | None = None,
     policy: SessionPolicy | None = None,
     validator: MarketDataValidator | None = None,
+    metrics: ServiceMetrics = NO_METRICS,
 ) -> SessionService:
     """A `SessionService` over the real in-memory repository and rate limiter, with fakes for
     time, ids and the catalog. Pass in whatever the test wants to inspect or drive."""
     clock = clock if clock is not None else FakeClock()
     return SessionService(
         repository=repository if repository is not None else InMemorySessionRepository(),
-        validator=validator if validator is not None else make_validator(catalog, clock),
+        validator=validator
+        if validator is not None
+        else make_validator(catalog, clock, metrics=metrics),
         clock=clock,
         ids=ids if ids is not None else FakeIds(),
         rate_limiter=rate_limiter if rate_limiter is not None else InMemoryRateLimiter(),
         policy=policy if policy is not None else SessionPolicy(),
+        metrics=metrics,
     )
 
 
@@ -430,3 +438,50 @@ METRIC_NAMES: tuple[str, ...] = (
     "beta",
 )
 """The §4.6 metrics, in the protocol's order: every results shape must carry exactly these."""
+
+
+# ---------------------------------------------------------------- operating metrics
+# Added for tests/unit/test_service_metrics.py.
+
+
+class RecordingMetrics:
+    """`ServiceMetrics` that keeps every report, in order, as (event, argument)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def count(self, event: str, argument: object = None) -> int:
+        return sum(1 for e, a in self.events if e == event and (argument is None or a == argument))
+
+    def session_created(self) -> None:
+        self.events.append(("session_created", None))
+
+    def session_refused(self, code: str) -> None:
+        self.events.append(("session_refused", code))
+
+    def validation_timed(self, seconds: float) -> None:
+        self.events.append(("validation_timed", seconds))
+
+    def validation_cache(self, hit: bool) -> None:
+        self.events.append(("validation_cache", hit))
+
+    def simulation_started(self) -> None:
+        self.events.append(("simulation_started", None))
+
+    def simulation_completed(self) -> None:
+        self.events.append(("simulation_completed", None))
+
+    def simulation_failed(self) -> None:
+        self.events.append(("simulation_failed", None))
+
+    def ticks_processed(self, count: int) -> None:
+        self.events.append(("ticks_processed", count))
+
+    def expiry_swept(self, removed: int) -> None:
+        self.events.append(("expiry_swept", removed))
+
+    def connection_opened(self) -> None:
+        self.events.append(("connection_opened", None))
+
+    def connection_closed(self, code: int) -> None:
+        self.events.append(("connection_closed", code))

@@ -4,6 +4,7 @@ of any size). A record that cannot be read is a `StorageError`, never a half-rea
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -74,6 +75,31 @@ def decode_checkpoint(data: bytes) -> Checkpoint:
 def decode_completed(data: bytes) -> CompletedRun:
     completed: CompletedRun = _decode(_completed_decoder, data, "result")
     return completed
+
+
+_compact_encoder = msgspec.msgpack.Encoder()
+_compact_completed_decoder = msgspec.msgpack.Decoder(CompletedRun)
+COMPACT_LEVEL = 6
+"""zlib level: results are written once and read rarely; 6 is most of level 9's gain."""
+
+
+def encode_completed_compact(run: CompletedRun) -> bytes:
+    """Results as msgpack, deflated: about a tenth of their JSON and a fraction of a
+    percent of the objects (for results kept in memory). Nothing in them is an integer
+    beyond msgpack's range: no session metadata."""
+    return zlib.compress(_compact_encoder.encode(run), COMPACT_LEVEL)
+
+
+def decode_completed_compact(data: bytes) -> CompletedRun:
+    try:
+        raw = zlib.decompress(data)
+    except zlib.error as exc:
+        raise StorageError(f"a stored result cannot be read ({exc})") from None
+    try:
+        run: CompletedRun = _compact_completed_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise StorageError(f"a stored result cannot be read ({exc})") from None
+    return run
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,13 +1,17 @@
-"""Thread-safe in-memory session storage: the embedded default."""
+"""Thread-safe in-memory storage (SIMUTRADOR_STORAGE=memory): sessions, and the results of
+completed simulations, compactly encoded."""
 
 from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from domain.session import SimulationSession
+from adapters.storage.codec import decode_completed_compact, encode_completed_compact
+from application.records import CompletedRun
+from domain.session import SessionState, SimulationSession
 
 
 class InMemorySessionRepository:
@@ -87,6 +91,10 @@ class InMemorySessionRepository:
     async def count(self) -> int:
         return len(self._by_id)
 
+    async def count_by_state(self) -> Mapping[SessionState, int]:
+        with self._lock:
+            return Counter(s.state for s in self._by_id.values())
+
     def _remove_locked(self, session_id: str) -> SimulationSession | None:
         session = self._by_id.pop(session_id, None)
         if session is None:
@@ -102,3 +110,31 @@ class InMemorySessionRepository:
         """Drop heap entries of deleted sessions, so deletes cannot grow the heap forever."""
         self._expiry = [(s.expires_at, s.id) for s in self._by_id.values()]
         heapq.heapify(self._expiry)
+
+
+class InMemoryResultsStore:
+    """`ResultsStore` for SIMUTRADOR_STORAGE=memory: each completed simulation's results as
+    one compact encoded record (msgpack, deflated), decoded again when read, rather than
+    the objects themselves (a hundred times the size)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: dict[str, bytes] = {}
+
+    async def put(self, run: CompletedRun) -> None:
+        data = encode_completed_compact(run)
+        with self._lock:
+            self._records[run.session_id] = data
+
+    async def get(self, session_id: str) -> CompletedRun | None:
+        data = self._records.get(session_id)
+        return decode_completed_compact(data) if data is not None else None
+
+    async def delete(self, session_id: str) -> None:
+        with self._lock:
+            self._records.pop(session_id, None)
+
+    def stored_bytes(self) -> int:
+        """What the records take (their bytes), for benchmarks."""
+        with self._lock:
+            return sum(len(data) for data in self._records.values())

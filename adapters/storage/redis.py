@@ -31,7 +31,7 @@ import hashlib
 import secrets
 import threading
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -53,7 +53,7 @@ from adapters.storage.codec import (
 )
 from application.ports import Clock, SimulationHoldLost
 from application.simulation import Checkpoint, CompletedRun, SimulationInput, StoredRun
-from domain.session import SimulationSession
+from domain.session import SessionState, SimulationSession
 
 DEFAULT_PREFIX = "simutrador:"
 SOCKET_TIMEOUT_SECONDS = 10.0
@@ -291,6 +291,28 @@ return out
 """
 )
 
+_COUNT_BY_STATE = Script(
+    """
+local counts = {}
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local data = redis.call('HGET', ARGV[1] .. sid, 'data')
+  if data then
+    local state = nil
+    -- The session's own state follows its metadata in the record: the last match is it.
+    for found in string.gmatch(data, '"state":"(%a+)","updated_at":') do state = found end
+    if state then counts[state] = (counts[state] or 0) + 1 end
+  end
+end
+local out = {}
+for state, n in pairs(counts) do
+  out[#out + 1] = state
+  out[#out + 1] = n
+end
+return out
+"""
+)
+"""Stored sessions per state, read in Redis (one pass, no record leaves the server)."""
+
 EXPIRY_BATCH = 500
 TOUCH_COALESCE_US = 1_000_000
 """As with SQLite: a touch that moves a session's expiry by less than this (and less than a
@@ -419,6 +441,17 @@ class RedisSessionRepository:
 
     async def count(self) -> int:
         return int(await self.database.client().zcard(self.database.key("expiry")))
+
+    async def count_by_state(self) -> Mapping[SessionState, int]:
+        db = self.database
+        flat = await db.run(_COUNT_BY_STATE, [db.key("expiry")], [db.key("session", "")])
+        known = {s.value for s in SessionState}
+        counts: dict[SessionState, int] = {}
+        for i in range(0, len(flat), 2):
+            state = flat[i].decode() if isinstance(flat[i], bytes) else str(flat[i])
+            if state in known:
+                counts[SessionState(state)] = _int(flat[i + 1])
+        return counts
 
 
 # ---------------------------------------------------------------------- rate limits
@@ -719,3 +752,31 @@ class RedisSimulationCheckpoints:
             pipe.delete(*self._keys(session_id))
             pipe.srem(db.key("simulations"), session_id)
             await pipe.execute()
+
+
+class RedisResultsStore:
+    """`ResultsStore` on Redis, in the key `RedisSimulationCheckpoints.complete` writes:
+    every process reads any completed simulation's results from there when asked, and
+    none holds them."""
+
+    def __init__(self, database: RedisDatabase) -> None:
+        self.database = database
+
+    def _key(self, session_id: str) -> str:
+        return self.database.key("result", session_id)
+
+    async def put(self, run: CompletedRun) -> None:
+        db = self.database
+        async with db.client().pipeline(transaction=True) as pipe:
+            pipe.set(self._key(run.session_id), encode_record(run))
+            pipe.sadd(db.key("simulations"), run.session_id)
+            await pipe.execute()
+
+    async def get(self, session_id: str) -> CompletedRun | None:
+        data = await self.database.client().get(self._key(session_id))
+        if data is None:
+            return None
+        return decode_completed(data.encode() if isinstance(data, str) else data)
+
+    async def delete(self, session_id: str) -> None:
+        await self.database.client().delete(self._key(session_id))

@@ -34,7 +34,7 @@ import asyncio
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -60,6 +60,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SqliteDatabase",
     "SqliteRateLimiter",
+    "SqliteResultsStore",
     "SqliteSessionRepository",
     "SqliteSimulationCheckpoints",
     "StorageError",
@@ -307,6 +308,22 @@ class SqliteSessionRepository:
         (count,) = self.database.connection().execute("SELECT count(*) FROM sessions").fetchone()
         return int(count)
 
+    async def count_by_state(self) -> Mapping[SessionState, int]:
+        # The state is read out of each record's JSON by SQLite itself: no column (and no
+        # schema change) for a figure read once per scrape.
+        rows = (
+            self.database.connection()
+            .execute(
+                "SELECT json_extract(CAST(data AS TEXT), '$.state'), count(*) FROM sessions "
+                "GROUP BY 1"
+            )
+            .fetchall()
+        )
+        return {SessionState(state): int(n) for state, n in rows if state in _STATES}
+
+
+_STATES = frozenset(s.value for s in SessionState)
+
 
 def _forget_owned(db: sqlite3.Connection, owners: Sequence[str]) -> None:
     """Keep `owners.stored` equal to each owner's stored sessions after deletes."""
@@ -500,3 +517,38 @@ class SqliteSimulationCheckpoints:
         with self.database.writing() as db:
             for table in ("checkpoints", "journal", "results"):
                 db.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))
+
+
+class SqliteResultsStore:
+    """`ResultsStore` in the sessions file's `results` table, where
+    `SqliteSimulationCheckpoints.complete` writes them too: a completed simulation's
+    results are read from the file when asked, never held by the process."""
+
+    def __init__(self, database: SqliteDatabase | Path | str) -> None:
+        self.database = _database(database)
+
+    async def put(self, run: CompletedRun) -> None:
+        await asyncio.to_thread(self._put, run)
+
+    def _put(self, run: CompletedRun) -> None:
+        data = encode_record(run)
+        with self.database.writing() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO results (session_id, data) VALUES (?, ?)",
+                (run.session_id, data),
+            )
+
+    async def get(self, session_id: str) -> CompletedRun | None:
+        return await asyncio.to_thread(self.get_sync, session_id)
+
+    def get_sync(self, session_id: str) -> CompletedRun | None:
+        row = (
+            self.database.connection()
+            .execute("SELECT data FROM results WHERE session_id = ?", (session_id,))
+            .fetchone()
+        )
+        return decode_completed(row[0]) if row is not None else None
+
+    async def delete(self, session_id: str) -> None:
+        with self.database.writing() as db:
+            db.execute("DELETE FROM results WHERE session_id = ?", (session_id,))

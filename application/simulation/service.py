@@ -10,8 +10,11 @@ from datetime import datetime
 from enum import StrEnum
 
 from application.ports import (
+    NO_METRICS,
     BarStore,
     Clock,
+    ResultsStore,
+    ServiceMetrics,
     SimulationCheckpoints,
     SimulationHoldLost,
     SymbolCatalog,
@@ -30,6 +33,7 @@ from application.records import (
 )
 from application.sessions import SessionService
 from application.simulation.core import Simulation
+from application.simulation.kept import results_store
 from application.simulation.recovery import Recovery, apply_input
 from application.simulation.values import BatchResult, Step
 from domain.bars import merge_series
@@ -101,7 +105,11 @@ class SimulationService:
     when it pauses, so that the next `resume_session` may reach any process, which builds
     it again from the store. A simulation whose process died while it ran is taken up the
     same way once that process's claim lapses, as after a restart (`paused`, `restart`).
-    Nothing is recovered at start-up: each simulation is adopted when a client asks."""
+    Nothing is recovered at start-up: each simulation is adopted when a client asks.
+
+    A completed simulation leaves the process: its results go to `results` (the storage's
+    `ResultsStore`; with checkpoints, `SimulationCheckpoints.complete` writes them there)
+    and are read back when asked; only its progress (a few numbers) stays here."""
 
     def __init__(
         self,
@@ -111,8 +119,11 @@ class SimulationService:
         clock: Clock | None = None,
         checkpoints: SimulationCheckpoints | None = None,
         checkpoint_every_ticks: int = 500,
+        results: ResultsStore | None = None,
+        metrics: ServiceMetrics = NO_METRICS,
     ) -> None:
         self._sessions = sessions
+        self._metrics = metrics
         self._catalog = catalog
         self._store = store
         self._clock = clock
@@ -120,8 +131,9 @@ class SimulationService:
         self._shared = checkpoints is not None and checkpoints.shared
         self._every = max(1, checkpoint_every_ticks)
         self._running: dict[str, RunningSimulation] = {}
-        self._results: dict[str, SimulationResults] = {}
-        self._finished: dict[str, FinishedSimulation] = {}
+        self._kept = results_store(results, checkpoints)
+        self._done: dict[str, tuple[int, datetime | None]] = {}
+        """Per completed session known here: (total ticks, last simulated time)."""
 
     async def start(
         self,
@@ -167,6 +179,7 @@ class SimulationService:
         self._running[session_id] = run
         if self._checkpoints is not None:
             await self._checkpoint(session_id, run)
+        self._metrics.simulation_started()
         return simulation
 
     async def _running_count(self, principal: Principal) -> int:
@@ -301,9 +314,9 @@ class SimulationService:
         if run is not None:
             simulation = run.simulation
             return simulation.sequence, simulation.total_ticks, simulation.sim_time
-        results = self._results.get(session_id)
-        if results is not None:
-            return results.total_ticks, results.total_ticks, results.last_sim_time
+        done = self._done.get(session_id)
+        if done is not None:
+            return done[0], done[0], done[1]
         return None
 
     async def progress_of(
@@ -315,7 +328,7 @@ class SimulationService:
         if found is not None or not self._shared:
             return found
         if session.state is SessionState.COMPLETED:
-            await self._load_results(session.id)
+            await self._kept_run(session.id)
             return self.progress(session.id)
         if session.state in (SessionState.RUNNING, SessionState.PAUSED):
             return await self._stored.progress(session.id)
@@ -496,45 +509,49 @@ class SimulationService:
         finished = FinishedSimulation(
             simulation.state(), simulation.broker.account(), self.wall_time_ms(session_id)
         )
-        if self._checkpoints is not None:  # before the state change, so a crash between
-            # the two still finds the results (recovery then completes the session)
+        completed = CompletedRun(session_id, run.principal, results, finished)
+        # Kept before the state change, so a crash between the two still finds the results
+        # (recovery then completes the session).
+        if self._checkpoints is not None:  # with the checkpoint dropped, in one step
             try:
-                await self._checkpoints.complete(
-                    CompletedRun(session_id, run.principal, results, finished)
-                )
+                await self._checkpoints.complete(completed)
             except SimulationHoldLost:
                 raise self._lost(session_id) from None
+        else:
+            await self._kept.put(completed)
         await self._sessions.change_state(principal, session_id, SessionState.COMPLETED)
-        self._results[session_id] = results
-        self._finished[session_id] = finished
-        self._running.pop(session_id, None)
+        self._done[session_id] = (results.total_ticks, results.last_sim_time)
+        self._running.pop(session_id, None)  # the simulation, its bars and state: all gone
+        self._metrics.simulation_completed()
         return results
-
-    def finished(self, session_id: str) -> FinishedSimulation | None:
-        return self._finished.get(session_id)
 
     async def finished_of(self, principal: Principal, session_id: str) -> FinishedSimulation | None:
         """What is kept of a completed simulation (with shared storage, completed by any
         process); None while it has not completed."""
-        found = self._finished.get(session_id)
-        if found is not None or not self._shared or session_id in self._running:
-            return found
+        if session_id in self._done:
+            kept = await self._kept_run(session_id)
+            return kept.finished if kept is not None else None
+        if not self._shared or session_id in self._running:
+            return None
         session = await self._sessions.get(principal, session_id)
         if session.state is SessionState.RUNNING:
             # Held by no live process, its process died; maybe after the last ack was
             # journaled: taking it up completes it then (SESSION_BUSY while one drives it).
             await self._adopt(principal, session, hold=False)
-            if session_id in self._finished:
-                return self._finished[session_id]
-        if session.state is SessionState.COMPLETED:
-            await self._load_results(session_id)
-        return self._finished.get(session_id)
+            if session_id not in self._done:
+                return None
+        elif session.state is not SessionState.COMPLETED:
+            return None
+        kept = await self._kept_run(session_id)
+        return kept.finished if kept is not None else None
 
-    async def _load_results(self, session_id: str) -> None:
-        stored = await self._stored.load(session_id)
-        if isinstance(stored, CompletedRun):
-            self._results[session_id] = stored.results
-            self._finished[session_id] = stored.finished
+    async def _kept_run(self, session_id: str) -> CompletedRun | None:
+        """The stored results of a completed simulation (completed here, before a restart,
+        or with shared storage by any process); its progress is remembered."""
+        kept = await self._kept.get(session_id)
+        if kept is not None:
+            self._done[session_id] = (kept.results.total_ticks, kept.results.last_sim_time)
+        return kept
 
     def wall_time_ms(self, session_id: str) -> int:
         run = self._running.get(session_id)
@@ -545,25 +562,27 @@ class SimulationService:
         if self._checkpoints is not None:
             await self._checkpoints.delete(session_id)
         await self._sessions.fail(principal, session_id, reason)
+        self._metrics.simulation_failed()
 
     async def results(self, principal: Principal, session_id: str) -> SimulationResults:
         session = await self._sessions.get(principal, session_id)
-        found = self._results.get(session_id)
-        if found is None and self._shared and session.state is SessionState.COMPLETED:
-            await self._load_results(session_id)  # completed by another process
-            found = self._results.get(session_id)
-        if found is None:
+        kept = None
+        # Completed here, or with shared storage by another process.
+        if session_id in self._done or (self._shared and session.state is SessionState.COMPLETED):
+            kept = await self._kept_run(session_id)
+        if kept is None:
             raise InvalidState(session_id, session.state.value, "get results of", ["completed"])
-        return found
+        return kept.results
 
     async def forget(self, session_id: str) -> None:
         """Drop whatever is held for a deleted or expired session (a running simulation
         stops: nothing of it is kept)."""
         self._running.pop(session_id, None)
-        self._results.pop(session_id, None)
-        self._finished.pop(session_id, None)
-        if self._checkpoints is not None:
+        self._done.pop(session_id, None)
+        if self._checkpoints is not None:  # its results too
             await self._checkpoints.delete(session_id)
+        else:
+            await self._kept.delete(session_id)
 
     async def recover(self) -> Recovery:
         """At start-up, before any client: bring back every simulation durable storage
@@ -599,8 +618,7 @@ class SimulationService:
         if isinstance(stored, CompletedRun):
             if session.state is not SessionState.COMPLETED:
                 await self._sessions.change_state(principal, session_id, SessionState.COMPLETED)
-            self._results[session_id] = stored.results
-            self._finished[session_id] = stored.finished
+            self._done[session_id] = (stored.results.total_ticks, stored.results.last_sim_time)
             return "completed"
         if session.state not in (SessionState.RUNNING, SessionState.PAUSED):
             await self._checkpoints.delete(session_id)

@@ -22,6 +22,7 @@ from entrypoints.cli.market_commands import symbols
 from entrypoints.cli.run_command import run
 from entrypoints.cli.session_commands import session_app
 from entrypoints.container import Container
+from entrypoints.logs import install_handler
 from entrypoints.settings import MAX_PORT
 from entrypoints.version import __version__
 
@@ -84,7 +85,7 @@ def serve(
     container = Container()
     settings = container.settings()
     bind_host, bind_port = host or settings.host, port or settings.port
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     _ensure_demo_key(container, bind_host, bind_port)
     if sample:
         _ensure_sample_data(container)
@@ -105,16 +106,13 @@ def serve(
     asyncio.run(build_server(container, bind_host, bind_port).serve())
 
 
-def _configure_logging(level: str) -> None:
-    """The server's own log lines (`simutrador.*`) on stderr at SIMUTRADOR_LOG_LEVEL; uvicorn
-    configures its own loggers. Only this command does it: library code leaves logging to
-    the program that embeds it."""
+def _configure_logging(level: str, log_format: str = "text") -> None:
+    """The server's own log lines (`simutrador.*`) on stderr at SIMUTRADOR_LOG_LEVEL, in
+    SIMUTRADOR_LOG_FORMAT; uvicorn configures its own loggers (in the same format). Only
+    this command does it: library code leaves logging to the program that embeds it."""
     logger = logging.getLogger("simutrador")
     logger.setLevel(logging.DEBUG if level == "trace" else level.upper())
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:  %(name)s: %(message)s"))
-        logger.addHandler(handler)
+    install_handler(logger, log_format)
 
 
 def _ensure_sample_data(container: Container) -> None:

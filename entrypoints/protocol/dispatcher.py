@@ -14,7 +14,7 @@ from datetime import datetime
 import msgspec
 
 from application.bars import InstrumentCoverage
-from application.ports import Clock
+from application.ports import NO_METRICS, Clock, ServiceMetrics
 from application.principal import Principal
 from application.sessions import SessionService
 from application.simulation import SimulationService
@@ -25,6 +25,7 @@ from domain.ratelimit import TokenBucket
 from domain.session import EngineSettings, SessionParams, SessionState, SimulationSession
 from domain.symbols import AssetClass, common_asset_class
 from domain.validation import check_symbol_count, parse_capital
+from entrypoints.logs import session_context
 from entrypoints.protocol import messages as m
 from entrypoints.protocol.errors import (
     InternalError,
@@ -174,13 +175,15 @@ class Dispatcher:
         max_message_bytes: int = 64 * 1024,
         simulations: SimulationService | None = None,
         tick_timeout_seconds: float = 300.0,
+        metrics: ServiceMetrics = NO_METRICS,
     ) -> None:
         self._sessions = sessions
+        self._metrics = metrics
         self._clock = clock
         self._version = server_version
         self._max_bytes = max_message_bytes
         self._engine = (
-            SimulationProtocol(simulations, clock.now, tick_timeout_seconds)
+            SimulationProtocol(simulations, clock.now, tick_timeout_seconds, metrics)
             if simulations is not None
             else None
         )
@@ -233,7 +236,8 @@ class Dispatcher:
         try:
             message = self._decode_frame(frame, context)
             request_id = message.request_id
-            replies = await self.dispatch_all(context, message)
+            with session_context(getattr(message.data, "session_id", None)):
+                replies = await self.dispatch_all(context, message)
         except ProtocolError as exc:
             if request_id is None and isinstance(frame, str):
                 request_id = _salvage_request_id(frame)
@@ -321,9 +325,12 @@ class Dispatcher:
         try:
             match message:
                 case m.CreateSession(data=data):
-                    created = await self._sessions.create(
-                        principal, session_params(data, principal)
-                    )
+                    try:
+                        params = session_params(data, principal)
+                    except DomainError as exc:  # refused before the service saw it
+                        self._metrics.session_refused(exc.code)
+                        raise
+                    created = await self._sessions.create(principal, params)
                     return m.SessionCreated(
                         request_id=rid, timestamp=now(), data=session_data(created)
                     )

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from application.ports import NO_METRICS, ServiceMetrics
 from application.principal import Principal
 from application.simulation import (
     AccountUpdates,
@@ -74,10 +75,12 @@ class SimulationProtocol:
         simulations: SimulationService,
         now: Callable[[], datetime],
         tick_timeout_seconds: float = 300.0,
+        metrics: ServiceMetrics = NO_METRICS,
     ) -> None:
         self._simulations = simulations
         self._now = now
         self._tick_timeout = tick_timeout_seconds
+        self._metrics = metrics
 
     @property
     def simulations(self) -> SimulationService:
@@ -346,6 +349,7 @@ class SimulationProtocol:
             )
         reply.append(self._tick(sid, step.tick))
         self._arm(connection, sid, simulation, step.tick.sequence_id)
+        self._metrics.ticks_processed(1)
         return reply
 
     def _pending(self, connection: EngineConnection, sid: str, simulation: Simulation) -> Reply:
@@ -429,11 +433,16 @@ class SimulationProtocol:
         period = min(1.0, self._tick_timeout / 2)
         while connection.deadlines:
             await asyncio.sleep(period)
-            now = loop.time()
-            for sid, deadline in list(connection.deadlines.items()):
-                if deadline.due <= now and connection.deadlines.get(sid) is deadline:
-                    del connection.deadlines[sid]
-                    await self._timed_out(connection, sid, deadline)
+            await self._expire(connection, loop.time())
+
+    async def _expire(self, connection: EngineConnection, now: float) -> None:
+        """Time out the deadlines due at `now`. A function of its own so that no deadline
+        (and the whole simulation it refers to) outlives the check in a local variable
+        while the watchdog sleeps: a completed simulation must leave memory at once."""
+        for sid, deadline in list(connection.deadlines.items()):
+            if deadline.due <= now and connection.deadlines.get(sid) is deadline:
+                del connection.deadlines[sid]
+                await self._timed_out(connection, sid, deadline)
 
     async def _timed_out(
         self, connection: EngineConnection, sid: str, deadline: AckDeadline

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from litestar import Litestar, Request, Response, WebSocket, get, post, websocket
+from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromQuery
 
@@ -25,6 +26,7 @@ from entrypoints.protocol.messages import (
     SymbolsResponse,
     TokenResponse,
 )
+from entrypoints.server.metrics import metrics_routes
 from entrypoints.server.websocket import LiveSockets, guard_connections, serve_connection
 from entrypoints.version import __version__
 
@@ -86,6 +88,7 @@ def create_app(container: Container) -> Litestar:
     simulations = container.simulation_service()
     registry = container.connection_registry()
     shared: SharedStorage | None = container.shared_storage()
+    metrics = container.metrics()
     live = LiveSockets()
 
     @post("/auth/token", status_code=200, summary="Exchange an API key for a bearer token")
@@ -140,7 +143,7 @@ def create_app(container: Container) -> Litestar:
 
     @websocket("/ws/simulate")
     async def simulate(socket: WebSocket[Any, Any, Any]) -> None:
-        await serve_connection(socket, auth, dispatcher, registry, live)
+        await serve_connection(socket, auth, dispatcher, registry, live, metrics)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -172,8 +175,12 @@ def create_app(container: Container) -> Litestar:
                     await shared.vanish()
                 await shared.aclose()
 
+    # SIMUTRADOR_METRICS=on: GET /metrics and the request metrics' middleware.
+    observed = metrics_routes(metrics, sessions, simulations, registry)
     app = Litestar(
-        route_handlers=[issue_token, health, symbols, simulate],
+        route_handlers=[issue_token, health, symbols, simulate, *observed.handlers],
+        middleware=[*observed.middleware],
+        state=State(observed.state),
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="SimuTrador", version=__version__, path="/schema"),
         # Litestar's default would configure the root logger (INFO, stderr) in whatever

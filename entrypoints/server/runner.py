@@ -10,6 +10,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from entrypoints.container import Container
+from entrypoints.logs import uvicorn_log_config
 from entrypoints.server.app import create_app
 from entrypoints.server.protocols import AnsweringWebSocketProtocol, with_handshake_timeout
 from entrypoints.server.websocket import LiveSockets
@@ -96,7 +97,9 @@ def build_server(
     app = create_app(container)
     config = uvicorn.Config(
         app,
-        log_config=LOGGING_CONFIG if configure_logging else None,
+        log_config=uvicorn_log_config(LOGGING_CONFIG, settings.log_format)
+        if configure_logging
+        else None,
         host=host or settings.host,
         port=settings.port if port is None else port,
         log_level=log_level or settings.log_level,

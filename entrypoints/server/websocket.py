@@ -13,9 +13,10 @@ from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
 from application.auth import AuthService
-from application.ports import ConnectionRegistry
+from application.ports import NO_METRICS, ConnectionRegistry, ServiceMetrics
 from application.principal import Principal
 from domain.errors import AuthenticationFailed
+from entrypoints.logs import current_user_id
 from entrypoints.protocol.dispatcher import ConnectionContext, Dispatcher
 
 log = logging.getLogger("simutrador.server")
@@ -29,6 +30,8 @@ CLOSE_INTERNAL_ERROR = 1011
 CLOSE_GOING_AWAY = 1001
 CLOSE_NORMAL = 1000
 """Sent, with the reason "Idle for N s", to a connection silent for the idle timeout."""
+CLOSE_ABNORMAL = 1006
+"""Counted (never sent) for a connection that ended without a close frame."""
 
 
 @dataclass(eq=False, slots=True)
@@ -42,6 +45,8 @@ class LiveConnection:
     last_heard: float
     context: ConnectionContext | None = None
     closing: bool = False
+    close_code: int | None = None
+    """The code of the close this server sent, if it closed the connection."""
     done: asyncio.Event = field(default_factory=asyncio.Event)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -59,6 +64,7 @@ class LiveConnection:
         if self.closing:
             return
         self.closing = True  # at once: no further frame is handled, no second close is sent
+        self.close_code = code
         async with self._lock:
             with contextlib.suppress(Exception):
                 await self.socket.close(code, reason)
@@ -155,30 +161,39 @@ async def serve_connection(
     dispatcher: Dispatcher,
     registry: ConnectionRegistry,
     live: LiveSockets,
+    metrics: ServiceMetrics = NO_METRICS,
 ) -> None:
     await socket.accept()
+
+    async def refuse(code: int, reason: str) -> None:
+        await socket.close(code, reason)
+        metrics.connection_closed(code)
+
     try:
         principal = await auth.authenticate(bearer_token(socket))
     except AuthenticationFailed as exc:
-        await socket.close(CLOSE_UNAUTHORIZED, exc.message)
+        await refuse(CLOSE_UNAUTHORIZED, exc.message)
         return
+    current_user_id.set(principal.user_id)  # this connection's task: its log records say whose
     if live.closing:
-        await socket.close(CLOSE_GOING_AWAY, "server shutting down")
+        await refuse(CLOSE_GOING_AWAY, "server shutting down")
         return
     limit = principal.limits.max_connections
     try:
         admitted = await registry.try_open(principal.user_id, limit)
     except Exception:
         log.exception("counting the connections of %s failed", principal.user_id)
-        await socket.close(CLOSE_INTERNAL_ERROR, "server storage unavailable; try again")
+        await refuse(CLOSE_INTERNAL_ERROR, "server storage unavailable; try again")
         return
     if not admitted:
-        await socket.close(
+        await refuse(
             CLOSE_TOO_MANY_CONNECTIONS,
             f"Connection limit reached: the {principal.plan.value} plan allows {limit} "
             "open connection" + ("s" if limit != 1 else ""),
         )
         return
+    metrics.connection_opened()
+    client_code: int | None = None
     connection = live.add(socket, principal)
     context = dispatcher.open(principal, connection.send)
     connection.context = context
@@ -188,6 +203,8 @@ async def serve_connection(
         while True:
             event = await socket.receive()
             if event["type"] != "websocket.receive" or connection.closing:
+                if event["type"] == "websocket.disconnect":
+                    client_code = int(event.get("code") or CLOSE_NORMAL)
                 break
             connection.last_heard = loop.time()
             text = event.get("text")
@@ -197,11 +214,12 @@ async def serve_connection(
             # Frames already buffered are received without suspending; yield once per frame
             # so a client pipelining thousands of requests cannot starve the others.
             await asyncio.sleep(0)
-    except WebSocketDisconnect:
-        pass
+    except WebSocketDisconnect as exc:
+        client_code = _code_of(exc)
     except OSError as exc:  # the peer vanished mid-send
         log.debug("connection of %s dropped: %s", principal.user_id, exc)
     finally:
+        metrics.connection_closed(connection.close_code or client_code or CLOSE_ABNORMAL)
         live.discard(connection)
         try:
             await registry.close(principal.user_id)
@@ -211,3 +229,9 @@ async def serve_connection(
             await dispatcher.close(context)  # its simulations pause, waiting for a resume
         except Exception:
             log.exception("pausing the simulations of a closed connection failed")
+
+
+def _code_of(exc: WebSocketDisconnect) -> int | None:
+    """The close code a `WebSocketDisconnect` reports, when it reports one."""
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, int) and code > 0 else None

@@ -184,7 +184,7 @@ async def finish(world: Services, sid: str) -> tuple[SimulationResults, Simulati
     simulation = await world.simulations.simulation(ALICE, sid)
     simulation.finish()
     results = await world.simulations.complete(ALICE, sid)
-    finished = world.simulations.finished(sid)
+    finished = await world.simulations.finished_of(ALICE, sid)
     assert finished is not None
     return results, finished.state
 
@@ -303,7 +303,7 @@ async def test_results_survive_a_restart(
     second = boot(worlds, tmp_path, bars)
     assert (await second.simulations.recover()).completed == [sid]
     assert await second.simulations.results(ALICE, sid) == results
-    finished = second.simulations.finished(sid)
+    finished = await second.simulations.finished_of(ALICE, sid)
     assert finished is not None
     assert finished.state == state
     assert second.simulations.progress(sid) == (

@@ -1,0 +1,1 @@
+"""Where the server's operating metrics go."""
