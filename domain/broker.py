@@ -3,13 +3,14 @@ bar under the fill rules of PROTOCOL.md §4.5 (the rules themselves live in doma
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from domain.errors import DuplicateOrderId, OrderNotFound
+from domain.errors import DomainError, DuplicateOrderId, OrderFailed, OrderNotFound
 from domain.fills import (
     BarQuote,
     FillReason,
@@ -19,6 +20,14 @@ from domain.fills import (
     notional_quantity,
     triggers_stop_limit,
     volume_cap,
+)
+from domain.money import (
+    AVG_PRICE_PLACES,
+    BASIS_PLACES,
+    MONEY_CONTEXT,
+    check_step_size,
+    divide_places,
+    exact,
 )
 from domain.orders import (
     Order,
@@ -43,6 +52,8 @@ __all__ = [
     "ReportReason",
 ]
 
+log = logging.getLogger("simutrador.engine")
+
 ZERO = Decimal(0)
 SHORT_MARGIN_FRACTION = Decimal("0.5")
 """Equity must stay at least this share of the gross short value after a short sale (§4.5)."""
@@ -59,6 +70,8 @@ class ReportReason(StrEnum):
     CANCELLED = "CANCELLED"
     OCO = "OCO"
     """The other leg of its bracket filled."""
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    """The engine failed on this order (a fault of ours, logged); the simulation goes on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +105,11 @@ class ExecutionReport:
 @dataclass(slots=True)
 class Position:
     """A net position with average-cost accounting. `cost_basis` is the signed cost of the
-    open quantity (negative for a short), so unrealized P&L is quantity * mark - cost_basis."""
+    open quantity (negative for a short), so unrealized P&L is quantity * mark - cost_basis.
+
+    The basis is exact: what the fills paid, less what closes released. A partial close
+    releases its share of the basis rounded to BASIS_PLACES; whatever that rounding leaves
+    stays in the basis, so realized + unrealized always adds up to the cash that moved."""
 
     symbol: str
     quantity: Decimal
@@ -114,7 +131,11 @@ class Position:
             held = abs(self.quantity)
             closing = min(abs(signed_quantity), held)
             # Releasing all of the basis on a full close leaves no rounding residue behind.
-            released = self.cost_basis if closing == held else self.cost_basis * closing / held
+            released = (
+                self.cost_basis
+                if closing == held
+                else divide_places(self.cost_basis * closing, held, BASIS_PLACES)
+            )
             direction = 1 if self.quantity > 0 else -1
             realized = direction * closing * price - released
             self.cost_basis -= released
@@ -187,10 +208,23 @@ class Broker:
     """
 
     def __init__(
-        self, initial_cash: Decimal, lot_sizes: Mapping[str, Decimal], settings: EngineSettings
+        self,
+        initial_cash: Decimal,
+        lot_sizes: Mapping[str, Decimal],
+        settings: EngineSettings,
+        tick_sizes: Mapping[str, Decimal] | None = None,
+        *,
+        session_id: str = "",
     ) -> None:
+        """`tick_sizes` (per symbol) makes prices that are not a multiple of the tick
+        invalid; `session_id` names the simulation in the log of an engine fault."""
+        for name, sizes in (("lot_size", lot_sizes), ("tick_size", tick_sizes or {})):
+            for size in sizes.values():
+                check_step_size(name, size)
         self._settings = settings
         self._lot_sizes = dict(lot_sizes)
+        self._tick_sizes = None if tick_sizes is None else dict(tick_sizes)
+        self.session_id = session_id
         self._cash = initial_cash
         self._realized_pnl = ZERO
         self._total_commission = ZERO
@@ -204,13 +238,21 @@ class Broker:
 
     # -- orders -------------------------------------------------------------------------
 
+    @exact
     def submit(self, request: OrderRequest, live_from_sequence: int) -> Order:
         """Accept an order, live from the first bar whose sequence is >= live_from_sequence.
 
         Raises InvalidOrder, or DuplicateOrderId for an id this broker has seen, including
-        the `-sl`/`-tp` ids a bracket reserves for its exits.
+        the `-sl`/`-tp` ids a bracket reserves for its exits; OrderFailed (logged) if the
+        engine itself fails on the order, which then changes nothing.
         """
-        validate_order(request, self._lot_sizes)
+        try:
+            validate_order(request, self._lot_sizes, self._tick_sizes)
+        except DomainError:
+            raise
+        except Exception as exc:
+            self._fault(request.order_id, exc)
+            raise OrderFailed(request.order_id) from None
         order_ids = [request.order_id]
         order_ids += [exit_order_id(request.order_id, role) for role in request.exit_roles]
         for order_id in order_ids:
@@ -221,13 +263,19 @@ class Broker:
         self._open_orders[order.order_id] = order
         return order
 
+    @exact
     def cancel(self, order_id: str) -> ExecutionReport:
         """Cancel an open order as of the last bar processed. A cancelled entry never
         creates its bracket; cancelling one exit leaves its sibling open."""
         order = self._open_orders.get(order_id)
         if order is None:
             raise OrderNotFound(order_id)
-        return self._end(order, OrderStatus.CANCELLED, ReportReason.CANCELLED)
+        try:
+            return self._end(order, OrderStatus.CANCELLED, ReportReason.CANCELLED)
+        except Exception as exc:  # a fault of ours costs this cancel, not the simulation
+            self._fault(order_id, exc)
+            self._open_orders.pop(order_id, None)
+            raise OrderFailed(order_id) from None
 
     def process_bar(
         self, sequence_id: int, sim_time: datetime, quotes: Mapping[str, BarQuote]
@@ -238,22 +286,48 @@ class Broker:
             raise ValueError(f"bar {sequence_id} does not follow bar {self._last_sequence_id}")
         self._last_sequence_id, self._last_sim_time = sequence_id, sim_time
         reports: list[ExecutionReport] = []
-        for order in list(self._open_orders.values()):
-            quote = quotes.get(order.symbol)
-            # An order may have been closed earlier in this loop (the other leg of an OCO).
-            if quote is None or not order.is_open or not order.go_live(sequence_id):
-                continue
-            self._work(order, quote, reports)
+        if self._open_orders:
+            self._work_orders(sequence_id, quotes, reports)
         for symbol, position in self._positions.items():
             quote = quotes.get(symbol)
             if quote is not None:
                 position.mark = quote.close
         return reports
 
+    def _work_orders(
+        self, sequence_id: int, quotes: Mapping[str, BarQuote], reports: list[ExecutionReport]
+    ) -> None:
+        for order in list(self._open_orders.values()):
+            quote = quotes.get(order.symbol)
+            # An order may have been closed earlier in this loop (the other leg of an OCO).
+            if quote is None or not order.is_open or not order.go_live(sequence_id):
+                continue
+            try:
+                self._work(order, quote, reports)
+            except Exception as exc:  # a fault of ours costs this order, not the simulation
+                self._fault(order.order_id, exc)
+                if order.order_id in self._open_orders:
+                    self._reject_after_fault(order, reports)
+
+    def _reject_after_fault(self, order: Order, reports: list[ExecutionReport]) -> None:
+        try:
+            reports.append(self._end(order, OrderStatus.REJECTED, ReportReason.INTERNAL_ERROR))
+        except Exception:  # not even that: the order leaves the book without a report
+            self._open_orders.pop(order.order_id, None)
+
+    def _fault(self, order_id: str, exc: Exception) -> None:
+        log.error(
+            "engine fault on order %s of session %s; the order is refused",
+            order_id,
+            self.session_id or "?",
+            exc_info=exc,
+        )
+
     def at(self, sequence_id: int, sim_time: datetime) -> None:
         """Note a bar with nothing to fill (reports of later cancels carry its time)."""
         self._last_sequence_id, self._last_sim_time = sequence_id, sim_time
 
+    @exact
     def finish(self, sequence_id: int, sim_time: datetime) -> list[ExecutionReport]:
         """End of data: cancel every open order (END_OF_DATA). Positions stay as they are."""
         self._last_sequence_id, self._last_sim_time = sequence_id, sim_time
@@ -276,13 +350,19 @@ class Broker:
     def equity(self) -> Decimal:
         if not self._positions:
             return self._cash
-        return self._cash + sum((p.market_value for p in self._positions.values()), ZERO)
+        # Explicitly in MONEY_CONTEXT (cheaper than entering it: this runs every tick).
+        add, multiply = MONEY_CONTEXT.add, MONEY_CONTEXT.multiply
+        equity = self._cash
+        for p in self._positions.values():
+            equity = add(equity, multiply(p.quantity, p.mark))
+        return equity
 
     @property
     def realized_pnl(self) -> Decimal:
         return self._realized_pnl
 
     @property
+    @exact
     def unrealized_pnl(self) -> Decimal:
         return sum((p.unrealized_pnl for p in self._positions.values()), ZERO)
 
@@ -338,12 +418,13 @@ class Broker:
         order = self._open_orders.get(order_id)
         return None if order is None else order.snapshot()
 
+    @exact
     def account(self) -> AccountView:
         positions = tuple(
             PositionView(
                 symbol=p.symbol,
                 quantity=p.quantity,
-                avg_price=p.cost_basis / p.quantity,
+                avg_price=divide_places(p.cost_basis, p.quantity, AVG_PRICE_PLACES),
                 market_price=p.mark,
                 market_value=p.market_value,
                 unrealized_pnl=p.unrealized_pnl,
@@ -383,9 +464,15 @@ class Broker:
 
     @classmethod
     def restore(
-        cls, state: BrokerState, lot_sizes: Mapping[str, Decimal], settings: EngineSettings
+        cls,
+        state: BrokerState,
+        lot_sizes: Mapping[str, Decimal],
+        settings: EngineSettings,
+        tick_sizes: Mapping[str, Decimal] | None = None,
+        *,
+        session_id: str = "",
     ) -> Broker:
-        broker = cls(state.cash, lot_sizes, settings)
+        broker = cls(state.cash, lot_sizes, settings, tick_sizes, session_id=session_id)
         broker._realized_pnl = state.realized_pnl
         broker._total_commission = state.total_commission
         broker._total_slippage = state.total_slippage
@@ -420,6 +507,7 @@ class Broker:
             time_in_force is TimeInForce.DAY and quote.last_of_day
         )
 
+    @exact  # entered only when an order matches: a resting order costs no context switch
     def _try_fill(
         self, order: Order, match: PriceMatch, quote: BarQuote, reports: list[ExecutionReport]
     ) -> None:
@@ -493,13 +581,22 @@ class Broker:
         return equity >= SHORT_MARGIN_FRACTION * gross_short
 
     def _book_fill(self, order: Order, quantity: Decimal, match: PriceMatch, fee: Decimal) -> None:
+        # Every new amount is computed before any is stored, so a failure here (see
+        # _work_orders) leaves the account as it was.
         signed_quantity = quantity * order.request.side.sign
-        self._cash -= signed_quantity * match.price + fee
-        self._total_commission += fee
-        self._total_slippage += match.slippage_cost(quantity)
+        cash = self._cash - (signed_quantity * match.price + fee)
+        total_commission = self._total_commission + fee
+        total_slippage = self._total_slippage + match.slippage_cost(quantity)
         symbol = order.symbol
-        position = self._positions.get(symbol) or Position(symbol, ZERO, ZERO, match.price)
-        self._realized_pnl += position.apply_fill(signed_quantity, match.price)
+        held = self._positions.get(symbol)
+        position = (
+            Position(symbol, ZERO, ZERO, match.price)
+            if held is None
+            else Position(symbol, held.quantity, held.cost_basis, held.mark)
+        )
+        realized_pnl = self._realized_pnl + position.apply_fill(signed_quantity, match.price)
+        self._cash, self._realized_pnl = cash, realized_pnl
+        self._total_commission, self._total_slippage = total_commission, total_slippage
         if position.quantity:
             self._positions[symbol] = position
         else:

@@ -198,3 +198,17 @@ class SessionBusy(DomainError):
             f"Session '{session_id}' is driven by another connection",
             {"session_id": session_id},
         )
+
+
+class OrderFailed(DomainError):
+    """The engine failed on this one order (a fault of ours, logged): the order is refused
+    and the simulation goes on."""
+
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(
+            f"The server failed to handle order '{order_id}'; it has been logged and the "
+            "order is refused",
+            {"order_id": order_id},
+        )

@@ -8,11 +8,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
+from domain.money import MONEY_CONTEXT, QUANTITY, round_places
 from domain.orders import ExitRole, Order, OrderSide, OrderType
 from domain.session import EngineSettings
 
-CENT = Decimal("0.01")
-BPS_PER_UNIT = Decimal(10_000)
 ZERO = Decimal(0)
 ONE = Decimal(1)
 
@@ -100,8 +99,12 @@ def slipped_price(price: Decimal, side: OrderSide, slippage_bps: Decimal) -> Dec
     """The price after slippage: a buy pays more, a sell receives less."""
     if not slippage_bps:
         return price
-    fraction = slippage_bps / BPS_PER_UNIT
-    return price * (ONE + fraction) if side is OrderSide.BUY else price * (ONE - fraction)
+    # Basis points → a fraction, then the product: exact in MONEY_CONTEXT (domain.money),
+    # given explicitly because a resting order is matched outside the broker's context.
+    ctx = MONEY_CONTEXT
+    fraction = slippage_bps.scaleb(-4, ctx)
+    factor = ctx.add(ONE, fraction) if side is OrderSide.BUY else ctx.subtract(ONE, fraction)
+    return ctx.multiply(price, factor)
 
 
 def match_order(order: Order, bar: BarQuote, settings: EngineSettings) -> PriceMatch | None:
@@ -147,21 +150,26 @@ def _required(price: Decimal | None) -> Decimal:
 
 
 def commission(quantity: Decimal, price: Decimal, settings: EngineSettings) -> Decimal:
-    """Per fill: max(min, qty * per_share + pct * qty * price), rounded half-up to the cent."""
+    """Per fill: max(min, qty * per_share + pct * qty * price), rounded half-up to the cent
+    (exactly, from the exact product; run in `MONEY_CONTEXT`, as the broker does)."""
     variable = quantity * settings.commission_per_share + settings.commission_pct * quantity * price
-    return max(settings.commission_min, variable).quantize(CENT, rounding=ROUND_HALF_UP)
+    return round_places(max(settings.commission_min, variable), 2, ROUND_HALF_UP)
 
 
 def notional_quantity(
     notional: Decimal, price: Decimal, lot_size: Decimal, settings: EngineSettings
 ) -> Decimal:
-    """The most whole lots whose cost plus commission fits in `notional` (0 when none does).
+    """The most whole lots whose cost plus commission fits in `notional` (0 when none does),
+    never more than the largest quantity an order may have (`domain.money.QUANTITY`).
 
     Cost grows with the lot count, so a binary search over lots finds the answer exactly,
     whatever the minimum commission and cent rounding do to the linear estimate.
     """
+    most_lots = int(QUANTITY.maximum // lot_size)
     lot_cost = lot_size * price
-    low, high = 0, int(notional // lot_cost)
+    low, high = 0, most_lots
+    if lot_cost * most_lots > notional:
+        high = int(notional // lot_cost)
 
     def fits(lots: int) -> bool:
         quantity = lots * lot_size

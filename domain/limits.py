@@ -37,6 +37,10 @@ PLAN_DEFAULTS: Mapping[Plan, Limits] = MappingProxyType(
 )
 
 
+CAPITAL_CEILING = Decimal(10) ** 15
+"""The largest initial capital any configuration may allow (the exactness proof's bound)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SessionPolicy:
     """Rules that hold for every plan."""
@@ -47,3 +51,8 @@ class SessionPolicy:
     max_metadata_bytes: int = 4096
     max_metadata_depth: int = 8
     session_timeout: timedelta = field(default=timedelta(minutes=60))
+
+    def __post_init__(self) -> None:
+        # docs/protocol.md §7.5 proves the engine exact for capitals up to this ceiling.
+        if not Decimal(0) < self.max_capital <= CAPITAL_CEILING:
+            raise ValueError(f"max_capital must be above 0 and at most {CAPITAL_CEILING:,}")

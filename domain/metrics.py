@@ -12,13 +12,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal, localcontext
+from decimal import Context, Decimal, localcontext
 from itertools import pairwise
 
+from domain.money import exact, ratio
 from domain.trades import ClosedTrade
 
 TRADING_DAYS_PER_YEAR = 252
 _PRECISION = 40  # decimal digits for return arithmetic: far beyond a float's 17
+_RATIO_CONTEXT = Context(prec=_PRECISION)
+"""A context of its own (not a copy of the caller's): returns are ratios, rounded anyway."""
 _SQRT_YEAR = math.sqrt(TRADING_DAYS_PER_YEAR)
 DAYS_PER_YEAR = 365.25  # calendar years, for the CAGR
 _DAY = timedelta(days=1)
@@ -68,8 +71,7 @@ def _finite(value: float | None) -> float | None:
 
 def daily_returns(daily_equity: Sequence[Decimal]) -> list[float]:
     """Simple returns between consecutive equity values, each exact in decimal then rounded once."""
-    with localcontext() as ctx:
-        ctx.prec = _PRECISION
+    with localcontext(_RATIO_CONTEXT):
         returns: list[float] = []
         for previous, current in pairwise(daily_equity):
             if previous == 0:
@@ -82,8 +84,7 @@ def total_return(daily_equity: Sequence[Decimal]) -> float | None:
     """E_T / E_0 - 1 as a fraction; `None` for fewer than two points."""
     if len(daily_equity) < 2:
         return None
-    with localcontext() as ctx:
-        ctx.prec = _PRECISION
+    with localcontext(_RATIO_CONTEXT):
         return _finite(float((daily_equity[-1] - daily_equity[0]) / daily_equity[0]))
 
 
@@ -106,8 +107,7 @@ def max_drawdown(daily_equity: Sequence[Decimal]) -> float | None:
     """min(E / cummax(E) - 1) as a (non-positive) fraction; `None` for fewer than two points."""
     if len(daily_equity) < 2:
         return None
-    with localcontext() as ctx:
-        ctx.prec = _PRECISION
+    with localcontext(_RATIO_CONTEXT):
         peak = daily_equity[0]
         deepest = Decimal(0)
         for equity in daily_equity:
@@ -160,8 +160,7 @@ def equal_weight_buy_and_hold(closes: Mapping[str, Sequence[Decimal | None]]) ->
     if len(lengths) != 1:
         raise ValueError("every symbol needs one close per point")
     (points,) = lengths
-    with localcontext() as ctx:
-        ctx.prec = _PRECISION
+    with localcontext(_RATIO_CONTEXT):
         total = [Decimal(0)] * points
         for series in closes.values():
             first: Decimal | None = None
@@ -187,8 +186,7 @@ class DrawdownPeriods:
 def drawdown_periods(daily_equity: Sequence[Decimal], days: Sequence[date]) -> DrawdownPeriods:
     if len(daily_equity) != len(days):
         raise ValueError("one day per equity point")
-    with localcontext() as ctx:
-        ctx.prec = _PRECISION
+    with localcontext(_RATIO_CONTEXT):
         depth: list[float] = []
         peak = Decimal(0)
         for equity in daily_equity:
@@ -220,8 +218,7 @@ def cagr(daily_equity: Sequence[Decimal], days: Sequence[date]) -> float | None:
 
 
 def _log_returns(values: Sequence[Decimal]) -> list[float] | None:
-    with localcontext() as ctx:
-        ctx.prec = _PRECISION
+    with localcontext(_RATIO_CONTEXT):
         if any(value <= 0 for value in values):
             return None
         return [math.log(float(current / previous)) for previous, current in pairwise(values)]
@@ -245,8 +242,7 @@ def beta(daily_equity: Sequence[Decimal], market: Sequence[Decimal]) -> float | 
 def net_return(trade: ClosedTrade) -> float:
     """A trade's return net of its commission, as a fraction of what it cost to open:
     pnl / (quantity * entry price)."""
-    with localcontext() as ctx:
-        ctx.prec = _PRECISION
+    with localcontext(_RATIO_CONTEXT):
         return float(trade.pnl / (trade.quantity * trade.entry_price))
 
 
@@ -293,6 +289,7 @@ def _trade_stats(trades: Sequence[ClosedTrade], resolution: timedelta) -> _Trade
     )
 
 
+@exact
 def compute_metrics(
     daily_equity: Sequence[Decimal],
     trades: Sequence[ClosedTrade],
@@ -357,7 +354,7 @@ def compute_metrics(
         total_trades=total_trades,
         winning_trades=winning_trades,
         win_rate_pct=winning_trades / total_trades * 100.0 if total_trades else None,
-        profit_factor=_finite(float(gross_profit / gross_loss)) if gross_loss > 0 else None,
+        profit_factor=_finite(ratio(gross_profit, gross_loss)) if gross_loss > 0 else None,
         avg_trade_pct=_finite(_mean(trade_returns)) if trade_returns else None,
         best_trade_pct=max(trade_returns) if trade_returns else None,
         worst_trade_pct=min(trade_returns) if trade_returns else None,

@@ -9,6 +9,14 @@ from decimal import Decimal
 from enum import StrEnum
 
 from domain.errors import InvalidOrder
+from domain.money import (
+    AVG_PRICE_PLACES,
+    MONEY_CONTEXT,
+    ORDER_BOUNDS,
+    check_bound,
+    check_step,
+    divide_places,
+)
 
 MAX_ORDER_ID_LENGTH = 64
 ZERO = Decimal(0)
@@ -106,11 +114,18 @@ class OrderRequest:
         return tuple(roles)
 
 
-def validate_order(request: OrderRequest, lot_sizes: Mapping[str, Decimal]) -> None:
+def validate_order(
+    request: OrderRequest,
+    lot_sizes: Mapping[str, Decimal],
+    tick_sizes: Mapping[str, Decimal] | None = None,
+) -> None:
     """Refuse a request the engine cannot accept, naming the offending field.
 
-    `lot_sizes` maps every symbol of the session to its lot size. Rules that depend on the
-    market at the fill (funds, shorting) are judged by the broker then, not here.
+    `lot_sizes` maps every symbol of the session to its lot size, `tick_sizes` to its tick
+    size (a price must be a multiple of it; None checks no tick). Every number must be
+    within its bound of `domain.money.ORDER_BOUNDS`, so every amount the engine forms
+    from it stays exact. Rules that depend on the market at the fill (funds, shorting)
+    are judged by the broker then, not here.
     """
     if not request.order_id or len(request.order_id) > MAX_ORDER_ID_LENGTH:
         raise InvalidOrder(
@@ -121,9 +136,19 @@ def validate_order(request: OrderRequest, lot_sizes: Mapping[str, Decimal]) -> N
         raise InvalidOrder(
             "symbol", f"Symbol '{request.symbol}' is not in this session", symbol=request.symbol
         )
+    tick_size = None if tick_sizes is None else tick_sizes.get(request.symbol)
     _validate_size(request, lot_size)
-    _validate_prices(request)
-    _validate_bracket(request)
+    _validate_prices(request, tick_size)
+    _validate_bracket(request, tick_size)
+
+
+def check_numbers(request: OrderRequest) -> None:
+    """The bounds of every number the request carries (the protocol edge and the SDK check
+    these before the order goes further; `validate_order` checks them again)."""
+    for name, bound in ORDER_BOUNDS.items():
+        value = getattr(request, name)
+        if value is not None:
+            check_bound(name, value, bound)
 
 
 def _validate_size(request: OrderRequest, lot_size: Decimal) -> None:
@@ -131,20 +156,13 @@ def _validate_size(request: OrderRequest, lot_size: Decimal) -> None:
     if (quantity is None) == (notional is None):
         raise InvalidOrder("quantity", "Give exactly one of quantity and notional")
     if quantity is not None:
-        if not quantity.is_finite() or quantity <= 0:
-            raise InvalidOrder("quantity", "quantity must be above 0", value=str(quantity))
-        if quantity % lot_size != 0:
-            raise InvalidOrder(
-                "quantity",
-                f"quantity must be a multiple of the lot size {lot_size}",
-                value=str(quantity),
-                lot_size=str(lot_size),
-            )
-    if notional is not None and (not notional.is_finite() or notional <= 0):
-        raise InvalidOrder("notional", "notional must be above 0", value=str(notional))
+        check_bound("quantity", quantity, ORDER_BOUNDS["quantity"])
+        check_step("quantity", quantity, lot_size, "lot_size")
+    if notional is not None:
+        check_bound("notional", notional, ORDER_BOUNDS["notional"])
 
 
-def _validate_prices(request: OrderRequest) -> None:
+def _validate_prices(request: OrderRequest, tick_size: Decimal | None) -> None:
     order_type = request.type
     for name, price, used in (
         ("limit_price", request.limit_price, order_type.uses_limit_price),
@@ -156,15 +174,15 @@ def _validate_prices(request: OrderRequest) -> None:
             # Silently ignoring a price would fill the order differently from what was meant.
             raise InvalidOrder(name, f"A {order_type} order takes no {name}")
         if price is not None:
-            _require_positive_price(name, price)
+            _check_price(name, price, tick_size)
 
 
-def _validate_bracket(request: OrderRequest) -> None:
+def _validate_bracket(request: OrderRequest, tick_size: Decimal | None) -> None:
     stop_loss, take_profit = request.stop_loss, request.take_profit
     if stop_loss is not None:
-        _require_positive_price("stop_loss", stop_loss)
+        _check_price("stop_loss", stop_loss, tick_size)
     if take_profit is not None:
-        _require_positive_price("take_profit", take_profit)
+        _check_price("take_profit", take_profit, tick_size)
     if stop_loss is None or take_profit is None:
         return
     # A long is protected below and takes profit above; a short the other way round.
@@ -178,9 +196,10 @@ def _validate_bracket(request: OrderRequest) -> None:
         )
 
 
-def _require_positive_price(name: str, price: Decimal) -> None:
-    if not price.is_finite() or price <= 0:
-        raise InvalidOrder(name, f"{name} must be a finite price above 0", value=str(price))
+def _check_price(name: str, price: Decimal, tick_size: Decimal | None) -> None:
+    check_bound(name, price, ORDER_BOUNDS[name])
+    if tick_size is not None:
+        check_step(name, price, tick_size, "tick_size")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +223,10 @@ class OrderSnapshot:
 
     @property
     def average_fill_price(self) -> Decimal | None:
-        return self.filled_value / self.filled_quantity if self.filled_quantity else None
+        """For display, rounded to AVG_PRICE_PLACES; the exact figure is filled_value."""
+        if not self.filled_quantity:
+            return None
+        return divide_places(self.filled_value, self.filled_quantity, AVG_PRICE_PLACES)
 
 
 @dataclass(slots=True, eq=False)
@@ -266,11 +288,16 @@ class Order:
 
     @property
     def remaining_quantity(self) -> Decimal | None:
-        return None if self.quantity is None else self.quantity - self.filled_quantity
+        if self.quantity is None:
+            return None
+        return MONEY_CONTEXT.subtract(self.quantity, self.filled_quantity)
 
     @property
     def average_fill_price(self) -> Decimal | None:
-        return self.filled_value / self.filled_quantity if self.filled_quantity else None
+        """For display, rounded to AVG_PRICE_PLACES; the exact figure is filled_value."""
+        if not self.filled_quantity:
+            return None
+        return divide_places(self.filled_value, self.filled_quantity, AVG_PRICE_PLACES)
 
     @property
     def sibling_id(self) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 from domain.bars import Timeframe
 from domain.dates import DateRange
 from domain.errors import InvalidState, ValidationFailed
+from domain.money import CLIENT_PLACES, places_of, shown
 from domain.symbols import Symbol
 
 
@@ -72,15 +73,29 @@ class EngineSettings:
         ):
             if not value.is_finite() or value < 0 or value > upper:
                 raise ValidationFailed(
-                    name, f"{name} must be between 0 and {upper}", value=str(value)
+                    name, f"{name} must be between 0 and {upper}", value=shown(value)
                 )
+            _check_places(name, value)
         cap = self.max_volume_pct
         if cap is not None and (not cap.is_finite() or cap <= 0 or cap > 1):
             raise ValidationFailed(
                 "max_volume_pct",
                 "max_volume_pct must be above 0 and at most 1 (a fraction of the bar's volume)",
-                value=str(cap),
+                value=shown(cap),
             )
+        if cap is not None:
+            _check_places("max_volume_pct", cap)
+
+
+def _check_places(name: str, value: Decimal) -> None:
+    """At most CLIENT_PLACES decimal places, as every number of an order (domain.money)."""
+    if places_of(value) > CLIENT_PLACES:
+        raise ValidationFailed(
+            name,
+            f"{name} has at most {CLIENT_PLACES} decimal places",
+            value=shown(value),
+            max_places=CLIENT_PLACES,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-CENT = Decimal("0.01")
+from domain.money import divide_places, exact, ratio
+
 _ZERO = Decimal(0)
 _HUNDRED = Decimal(100)
 
@@ -73,16 +74,18 @@ class LedgerState:
     trades: list[ClosedTradeRecord] = field(default_factory=list)
 
 
+@exact
 def return_pct(side: TradeSide, entry_price: Decimal, exit_price: Decimal) -> float:
     """A round trip's gross return, in percent.
 
     (exit/entry - 1)*100 for a long, (entry/exit - 1)*100 for a short.
     """
     if side == "long":
-        return float((exit_price / entry_price - 1) * _HUNDRED)
-    return float((entry_price / exit_price - 1) * _HUNDRED)
+        return ratio(_HUNDRED * (exit_price - entry_price), entry_price)
+    return ratio(_HUNDRED * (entry_price - exit_price), exit_price)
 
 
+@exact
 def split_pro_rata(amount: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
     """Split `amount` by `weights` into cent-rounded (half-up) shares summing exactly to it.
 
@@ -100,7 +103,7 @@ def split_pro_rata(amount: Decimal, weights: Sequence[Decimal]) -> list[Decimal]
     allocated = _ZERO
     for weight in weights[:-1]:
         running += weight
-        rounded_total = (amount * running / total).quantize(CENT, rounding=ROUND_HALF_UP)
+        rounded_total = divide_places(amount * running, total, 2, ROUND_HALF_UP)
         shares.append(rounded_total - allocated)
         allocated = rounded_total
     shares.append(amount - allocated)
@@ -157,12 +160,14 @@ class TradeLedger:
         """The open lots of `symbol`, oldest first (all on one side)."""
         return list(self._lots.get(symbol, ()))
 
+    @exact
     def position(self, symbol: str) -> Decimal:
         """The net open quantity of `symbol`: positive long, negative short."""
         lots = self._lots.get(symbol, [])
         net = sum((lot.quantity for lot in lots), _ZERO)
         return -net if lots and lots[0].side == "short" else net
 
+    @exact
     def record_fill(
         self,
         symbol: str,
@@ -212,9 +217,7 @@ class TradeLedger:
             if taken < lot.quantity:  # only the last piece can be partial
                 entry_share = min(
                     lot.entry_commission,
-                    (lot.entry_commission * taken / lot.quantity).quantize(
-                        CENT, rounding=ROUND_HALF_UP
-                    ),
+                    divide_places(lot.entry_commission * taken, lot.quantity, 2, ROUND_HALF_UP),
                 )
                 leftover.append(
                     OpenLot(

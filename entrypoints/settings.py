@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from adapters.catalog.yaml_catalog import DEFAULT_CATALOG
-from domain.limits import PLAN_DEFAULTS, Limits, Plan, SessionPolicy
+from domain.limits import CAPITAL_CEILING, PLAN_DEFAULTS, Limits, Plan, SessionPolicy
 
 PREFIX = "SIMUTRADOR_"
 
@@ -227,7 +227,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "idle_timeout_seconds": (_positive, "allowed: a number above 0"),
     "handshake_timeout_seconds": (_positive, "allowed: a number above 0"),
     "min_capital": (_not_negative, "allowed: an amount of 0 or more"),
-    "max_capital": (_positive, "allowed: an amount above 0"),
+    "max_capital": (
+        lambda v: 0 < v <= CAPITAL_CEILING,
+        "allowed: an amount above 0, at most 1,000,000,000,000,000 (money stays exact below it)",
+    ),
     "max_range_days": (_positive, "allowed: a whole number above 0"),
     "max_metadata_bytes": (_positive, "allowed: a whole number above 0"),
     "max_message_bytes": (_positive, "allowed: a whole number above 0"),

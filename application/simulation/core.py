@@ -78,6 +78,7 @@ class Simulation:
         initial_capital: Decimal,
         settings: EngineSettings,
         account_updates: AccountUpdates = AccountUpdates.ON_FILL,
+        tick_sizes: Mapping[str, Decimal] | None = None,
     ) -> None:
         self.session_id = session_id
         self.series = dict(series)
@@ -86,13 +87,16 @@ class Simulation:
         self.initial_capital = initial_capital
         self.settings = settings
         self.account_updates = account_updates
-        self._broker = Broker(initial_capital, lot_sizes, settings)
+        self._lot_sizes = dict(lot_sizes)
+        self._tick_sizes = None if tick_sizes is None else dict(tick_sizes)
+        self._broker = Broker(
+            initial_capital, lot_sizes, settings, self._tick_sizes, session_id=session_id
+        )
         self._synced = 0
         """The tick the broker's clock is up to date with."""
         self._marked = 0
         """The tick the positions are marked to."""
         self.ledger = TradeLedger()
-        self._lot_sizes = dict(lot_sizes)
         self.ticks = array(
             "q",
             union_times(
@@ -457,7 +461,13 @@ class Simulation:
 
     def restore(self, state: SimulationState) -> None:
         """Continue from `state` (taken from a simulation over the same bars and settings)."""
-        self._broker = Broker.restore(state.broker, self._lot_sizes, self.settings)
+        self._broker = Broker.restore(
+            state.broker,
+            self._lot_sizes,
+            self.settings,
+            self._tick_sizes,
+            session_id=self.session_id,
+        )
         self._synced = self._marked = state.sequence
         self.ledger = TradeLedger.restore(state.ledger)
         self._cursors.clear()  # in place: views of the simulation hold this mapping

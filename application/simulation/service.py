@@ -242,6 +242,7 @@ class SimulationService:
             session.initial_capital,
             session.engine,
             account_updates,
+            tick_sizes={i.symbol.ticker: i.tick_size for i in instruments},
         )
 
     async def simulation(self, principal: Principal, session_id: str) -> Simulation:

@@ -35,6 +35,7 @@ from entrypoints.protocol.errors import (
     RateLimitExceeded,
     UnknownMessageType,
 )
+from entrypoints.protocol.nesting import scan
 from entrypoints.protocol.simulation import EngineConnection, Push, SimulationProtocol
 
 log = logging.getLogger("simutrador.protocol")
@@ -406,12 +407,16 @@ class Dispatcher:
     def _classify(self, frame: str, exc: Exception) -> ProtocolError:
         """Why the full decode failed: not JSON, not an object, unknown type, or bad fields."""
         if isinstance(exc, RecursionError):
-            return InvalidMessage("Message is nested too deeply", {"path": "$"})
+            return _too_deep(frame)
         try:
             envelope = m.envelope_decoder.decode(frame)
+        except RecursionError:
+            return _too_deep(frame)
         except _UNDECODABLE:
             try:
                 msgspec.json.decode(frame)
+            except RecursionError:
+                return _too_deep(frame)
             except _UNDECODABLE:
                 return InvalidMessage("Message is not valid JSON", {"reason": str(exc)})
             return InvalidMessage("Message must be a JSON object", {"path": "$"})
@@ -443,11 +448,20 @@ class Dispatcher:
         )
 
 
+def _too_deep(frame: str) -> InvalidMessage:
+    nesting = scan(frame)
+    return InvalidMessage(
+        f"Message is nested {nesting.depth} levels deep, deeper than the server decodes",
+        {"path": nesting.path, "depth": nesting.depth},
+    )
+
+
 def _salvage_request_id(frame: str) -> str | None:
     """Echo the request_id of a request that failed to decode, when it has a usable one."""
     try:
-        envelope = m.envelope_decoder.decode(frame)
+        rid = m.envelope_decoder.decode(frame).request_id
+    except RecursionError:  # read it without the decoder
+        rid = scan(frame).request_id
     except _UNDECODABLE:
         return None
-    rid = envelope.request_id
     return rid if isinstance(rid, str) and len(rid) <= MAX_REQUEST_ID_LENGTH else None

@@ -13,16 +13,24 @@ from application.simulation import SimulationResults
 from domain.bars import Bar
 from domain.broker import AccountView, ExecutionReport
 from domain.dates import format_instant
-from domain.errors import InvalidOrder
+from domain.errors import InvalidOrder, ValidationFailed
 from domain.metrics import Metrics
-from domain.orders import OrderRequest, OrderSide, OrderSnapshot, OrderType, TimeInForce
+from domain.orders import (
+    OrderRequest,
+    OrderSide,
+    OrderSnapshot,
+    OrderType,
+    TimeInForce,
+    check_numbers,
+)
 from domain.trades import ClosedTrade
 from entrypoints.protocol import messages as m
 
 
 def order_request(data: m.OrderData) -> OrderRequest:
-    """Wire order → domain request; an unknown enum value is INVALID_ORDER on its field."""
-    return OrderRequest(
+    """Wire order → domain request; an unknown enum value, or a number outside its bound
+    (`domain.money.ORDER_BOUNDS`), is INVALID_ORDER on its field."""
+    request = OrderRequest(
         order_id=data.order_id,
         symbol=data.symbol,
         side=_enum(OrderSide, data.side, "side"),
@@ -35,6 +43,19 @@ def order_request(data: m.OrderData) -> OrderRequest:
         stop_loss=data.stop_loss,
         take_profit=data.take_profit,
     )
+    check_numbers(request)
+    return request
+
+
+def check_batch_size(orders: Sequence[m.OrderData]) -> None:
+    """At most MAX_BATCH_ORDERS orders per request, in an `order_batch` or a `tick_ack`."""
+    if len(orders) > m.MAX_BATCH_ORDERS:
+        raise ValidationFailed(
+            "orders",
+            f"An order batch holds at most {m.MAX_BATCH_ORDERS} orders",
+            max=m.MAX_BATCH_ORDERS,
+            count=len(orders),
+        )
 
 
 E = TypeVar("E", OrderSide, OrderType, TimeInForce)

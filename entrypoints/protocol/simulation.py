@@ -26,12 +26,13 @@ from application.simulation import (
 )
 from domain.bars import from_epoch
 from domain.broker import ExecutionReport
-from domain.errors import DomainError, ValidationFailed
+from domain.errors import DomainError, OrderFailed, ValidationFailed
 from domain.orders import OrderRequest
 from entrypoints.protocol import messages as m
 from entrypoints.protocol.engine import (
     account_data,
     bars_json,
+    check_batch_size,
     history_json,
     metrics_data,
     order_request,
@@ -202,7 +203,8 @@ class SimulationProtocol:
         self, principal: Principal, connection: EngineConnection, data: m.TickAckData
     ) -> Reply:
         sid = data.session_id
-        requests, refused = _parse_orders(data.orders) if data.orders else ([], {})
+        check_batch_size(data.orders)
+        requests, refused = _parse_orders(sid, data.orders) if data.orders else ([], {})
         simulation, batch, step = await self._simulations.acknowledge(
             principal,
             sid,
@@ -238,14 +240,8 @@ class SimulationProtocol:
     async def _batch(
         self, principal: Principal, connection: EngineConnection, data: m.OrderBatchData
     ) -> Reply:
-        if len(data.orders) > m.MAX_BATCH_ORDERS:
-            raise ValidationFailed(
-                "orders",
-                f"An order batch holds at most {m.MAX_BATCH_ORDERS} orders",
-                max=m.MAX_BATCH_ORDERS,
-                count=len(data.orders),
-            )
-        requests, refused = _parse_orders(data.orders)
+        check_batch_size(data.orders)
+        requests, refused = _parse_orders(data.session_id, data.orders)
         batch = await self._simulations.submit(
             principal, data.session_id, connection.connection_id, requests, refused
         )
@@ -462,8 +458,10 @@ class SimulationProtocol:
 
 
 def _parse_orders(
-    orders: Sequence[m.OrderData],
+    session_id: str, orders: Sequence[m.OrderData]
 ) -> tuple[list[OrderRequest], dict[str, DomainError]]:
+    """Wire orders → requests, and the refusals of those that cannot be one. A fault of ours
+    on one order refuses that order (INTERNAL_ERROR, logged), not the whole request."""
     requests: list[OrderRequest] = []
     refused: dict[str, DomainError] = {}
     for order in orders:
@@ -471,4 +469,7 @@ def _parse_orders(
             requests.append(order_request(order))
         except DomainError as exc:
             refused[order.order_id] = exc
+        except Exception:
+            log.exception("fault parsing order %s of session %s", order.order_id, session_id)
+            refused[order.order_id] = OrderFailed(order.order_id)
     return requests, refused

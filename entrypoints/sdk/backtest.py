@@ -51,8 +51,10 @@ async def drive(
     prices = {symbol: PriceTrack() for symbol in started.symbols}
     strategy.on_start(ctx)
     ctx._declaring = False
+    refused: dict[str, tuple[str, str]] = {}
     while True:
-        for order_id, (code, message) in outcome.rejected.items():
+        # Orders refused before sending (numbers out of bounds) first, then the engine's.
+        for order_id, (code, message) in (refused | dict(outcome.rejected)).items():
             rejections.append(Rejection(order_id, code, message))
             strategy.on_reject(ctx, order_id, code, message)
         for report in outcome.reports:
@@ -70,6 +72,7 @@ async def drive(
         if on_progress is not None and tick.sequence_id % progress_every == 0:
             on_progress(tick.sequence_id, started.total_ticks, tick.sim_time)
         orders, cancels = ctx._take_orders()
+        refused = ctx._take_refused()
         outcome = await driver.acknowledge(tick.sequence_id, orders, cancels)
     final = await driver.results()
     results = BacktestResults(

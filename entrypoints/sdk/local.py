@@ -32,7 +32,12 @@ from domain.session import SimulationSession
 from entrypoints.container import Container, in_process_container
 from entrypoints.protocol import messages as m
 from entrypoints.protocol.dispatcher import session_params
-from entrypoints.protocol.engine import order_request, report_data, results_data
+from entrypoints.protocol.engine import (
+    check_batch_size,
+    order_request,
+    report_data,
+    results_data,
+)
 from entrypoints.sdk.driver import (
     EngineSettingValue,
     Outcome,
@@ -109,6 +114,7 @@ class LocalDriver:
             if simulation.done_stepping:
                 return Outcome(self._reports(simulation.finish()), None)
             return self._outcome(simulation.advance())
+        check_batch_size(orders)  # as over the WebSocket
         requests = []
         rejected: dict[str, tuple[str, str]] = {}
         for order in orders:

@@ -12,6 +12,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from domain.bars import Bar as Bar  # the one pure value the SDK shares with the engine
+from domain.errors import InvalidOrder
+from domain.money import MONEY_CONTEXT, ORDER_BOUNDS, budget, check_bound
 from entrypoints.protocol.messages import ExecutionReportData, OrderData
 from entrypoints.sdk.errors import SimuTradorError
 from entrypoints.sdk.indicators import (
@@ -81,6 +83,25 @@ def _decimal(name: str, value: Number | None) -> Decimal | None:
         raise StrategyUsageError(f"{name}={value!r} is not a number") from None
 
 
+def _budget(notional: Decimal | None) -> Decimal | None:
+    """A notional is a budget: the SDK cuts it down to 8 places (`ctx.cash / 3` is fine)."""
+    return None if notional is None else budget(notional)
+
+
+def _out_of_bounds(order: OrderData) -> InvalidOrder | None:
+    """The first number of `order` outside its bound (`domain.money.ORDER_BOUNDS`, the one
+    definition the server checks too), or None."""
+    for name, bound in ORDER_BOUNDS.items():
+        value = getattr(order, name)
+        if value is None:
+            continue
+        try:
+            check_bound(name, value, bound)
+        except InvalidOrder as exc:
+            return exc
+    return None
+
+
 class Context:
     """What a strategy sees and does: positions (from its fills), cash and equity (as of
     the current bar), bar history, and orders sent with the next acknowledgement."""
@@ -112,6 +133,7 @@ class Context:
         self._declaring = True
         """Indicators are declared in `on_start`, before the first bar."""
         self._pending: list[OrderData] = []
+        self._refused: dict[str, tuple[str, str]] = {}
         self._cancels: list[str] = []
         self._ids = itertools.count(1)
         self._plots: dict[str, PlotSeries] = {}
@@ -341,21 +363,26 @@ class Context:
     ) -> str:
         self._bars_of(symbol)
         order_id = f"o{next(self._ids)}"
-        self._pending.append(
-            OrderData(
-                order_id=order_id,
-                symbol=symbol,
-                side=side,
-                type=type,
-                quantity=_decimal("quantity", quantity),
-                notional=_decimal("notional", notional),
-                limit_price=_decimal("limit_price", limit_price),
-                stop_price=_decimal("stop_price", stop_price),
-                time_in_force=time_in_force,
-                stop_loss=_decimal("stop_loss", stop_loss),
-                take_profit=_decimal("take_profit", take_profit),
-            )
+        order = OrderData(
+            order_id=order_id,
+            symbol=symbol,
+            side=side,
+            type=type,
+            quantity=_decimal("quantity", quantity),
+            notional=_budget(_decimal("notional", notional)),
+            limit_price=_decimal("limit_price", limit_price),
+            stop_price=_decimal("stop_price", stop_price),
+            time_in_force=time_in_force,
+            stop_loss=_decimal("stop_loss", stop_loss),
+            take_profit=_decimal("take_profit", take_profit),
         )
+        # Refused here exactly as the server would (INVALID_ORDER through on_reject),
+        # without sending it: a number out of bounds can never be accepted.
+        refusal = _out_of_bounds(order)
+        if refusal is None:
+            self._pending.append(order)
+        else:
+            self._refused[order_id] = (refusal.code, refusal.message)
         return order_id
 
     def _bars_of(self, symbol: str) -> tuple[list[Decimal], ...]:
@@ -365,6 +392,11 @@ class Context:
                 f"{symbol!r} is not a symbol of this simulation ({', '.join(self.symbols)})"
             )
         return bars
+
+    def _take_refused(self) -> dict[str, tuple[str, str]]:
+        """Orders refused before sending: order id → (code, message), for on_reject."""
+        refused, self._refused = self._refused, {}
+        return refused
 
     def _take_orders(self) -> tuple[Sequence[OrderData], Sequence[str]]:
         if not self._pending and not self._cancels:
@@ -406,7 +438,8 @@ class Context:
     def _apply_report(self, report: ExecutionReportData) -> None:
         if report.fill_quantity:
             signed = report.fill_quantity if report.side == "buy" else -report.fill_quantity
-            held = self._positions.get(report.symbol, Decimal(0)) + signed
+            # In the engine's context: a position may outgrow the caller's 28 digits.
+            held = MONEY_CONTEXT.add(self._positions.get(report.symbol, Decimal(0)), signed)
             if held:
                 self._positions[report.symbol] = held
             else:

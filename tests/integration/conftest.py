@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -104,3 +105,25 @@ def issue_token(server: EmbeddedServer, user_id: str, plan: Plan = Plan.PROFESSI
     response.raise_for_status()
     token: str = response.json()["access_token"]
     return token
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record not in self.records:  # a record may reach two of the watched loggers
+            self.records.append(record)
+
+
+@pytest.fixture
+def server_log() -> Iterator[Records]:
+    """Every record of the server's loggers (uvicorn's and litestar's do not propagate)."""
+    handler = Records()
+    names = ["", "uvicorn", "uvicorn.error", "uvicorn.access", "litestar", "simutrador"]
+    for name in names:
+        logging.getLogger(name).addHandler(handler)
+    yield handler
+    for name in names:
+        logging.getLogger(name).removeHandler(handler)

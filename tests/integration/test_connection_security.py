@@ -14,7 +14,6 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
 from entrypoints.server.embedded import EmbeddedServer
-from tests.integration.conftest import TEST_JWT_SECRET, ServerFactory, issue_token
+from tests.integration.conftest import TEST_JWT_SECRET, Records, ServerFactory, issue_token
 from tests.integration.test_ws_tokens import claims_for, issue_token_for, new_key, sign
 from tests.integration.wsclient import (
     WsClient,
@@ -243,28 +242,6 @@ def test_keep_alive_requests_within_the_handshake_timeout_still_work(
 
 
 # ---------------------------------------------------------------- invalid UTF-8
-
-
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record not in self.records:  # a record may reach two of the watched loggers
-            self.records.append(record)
-
-
-@pytest.fixture
-def server_log() -> Iterator[Records]:
-    """Every record of the server's loggers (uvicorn's and litestar's do not propagate)."""
-    handler = Records()
-    names = ["", "uvicorn", "uvicorn.error", "uvicorn.access", "litestar", "simutrador"]
-    for name in names:
-        logging.getLogger(name).addHandler(handler)
-    yield handler
-    for name in names:
-        logging.getLogger(name).removeHandler(handler)
 
 
 def masked_frame(opcode: int, payload: bytes) -> bytes:

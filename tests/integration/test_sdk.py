@@ -170,8 +170,9 @@ async def test_calls_connect_lazily_and_close_refuses_further_calls(
 
 def test_sdk_imports_nothing_from_the_server_side() -> None:
     # Since the strategy API shares `domain.bars.Bar` with the engine (entrypoints/sdk/
-    # strategy.py), the SDK loads that one pure module and the errors it raises; nothing else
-    # of the domain, and nothing of the application, the adapters or the server.
+    # strategy.py), and checks orders against the engine's own bounds (`domain.money`), the
+    # SDK loads those two pure modules and the errors they raise; nothing else of the domain,
+    # and nothing of the application, the adapters or the server.
     probe = (
         "import sys, entrypoints.sdk; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
@@ -180,7 +181,7 @@ def test_sdk_imports_nothing_from_the_server_side() -> None:
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
-    assert done.stdout.strip() == "['domain', 'domain.bars', 'domain.errors']"
+    assert done.stdout.strip() == "['domain', 'domain.bars', 'domain.errors', 'domain.money']"
 
 
 def test_sdk_states_match_the_server() -> None:

@@ -150,8 +150,7 @@ def test_money_is_exact_fills_stay_in_the_bar_and_nothing_fills_early(
         if not engine.allow_short:
             assert all(q > 0 for q in held.values())
         pnl = broker.realized_pnl + broker.unrealized_pnl - broker.total_commission
-        # average cost divides, so P&L may round in its last digits; cash and equity may not
-        assert abs(INITIAL_CASH + pnl - broker.equity) < D("1e-12")
+        assert INITIAL_CASH + pnl == broker.equity  # exactly (domain.money)
 
 
 @settings(max_examples=100, deadline=None)

@@ -25,6 +25,7 @@ from domain.errors import (
     InvalidState,
     InvalidSymbol,
     MissingSymbols,
+    OrderFailed,
     OrderNotFound,
     SessionBusy,
     SessionLimitExceeded,
@@ -403,6 +404,7 @@ EVERY_DOMAIN_ERROR: list[DomainError] = [
     OrderNotFound("o1"),
     InvalidSequence(3, 2),
     SessionBusy("sess_x"),
+    OrderFailed("o1"),
 ]
 
 

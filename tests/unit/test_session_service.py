@@ -513,6 +513,7 @@ ENGINE_CODES = {
     "ORDER_NOT_FOUND",
     "INVALID_SEQUENCE",
     "SESSION_BUSY",
+    "INTERNAL_ERROR",  # OrderFailed: the engine failing on one order
 }
 """Raised by the simulation engine (orders, the broker, tick flow), which SessionService does
 not drive; the engine's own tests provoke them."""

@@ -105,6 +105,7 @@ def test_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatc
         ("SIMUTRADOR_PORT", "80.5"),
         ("SIMUTRADOR_MIN_CAPITAL", "lots"),
         ("SIMUTRADOR_MAX_CAPITAL", "NaN"),
+        ("SIMUTRADOR_MAX_CAPITAL", "1e16"),  # above the ceiling exact money is proven for
         ("SIMUTRADOR_SESSION_TIMEOUT_MINUTES", "soon"),
         ("SIMUTRADOR_SESSION_TIMEOUT_MINUTES", "nan"),
         ("SIMUTRADOR_SESSION_TIMEOUT_MINUTES", "inf"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -141,11 +142,46 @@ def test_an_order_for_a_symbol_outside_the_simulation_is_a_usage_error(ctx: Cont
 
 
 def test_engine_rules_are_left_to_the_engine(ctx: Context) -> None:
-    """The context does not judge orders (zero size, unknown type): the engine refuses them
-    with INVALID_ORDER, which reaches on_reject."""
-    ctx.buy("AAPL", 0, type="bogus", time_in_force="forever")
+    """The context does not judge the order's rules (unknown type, lot size): the engine
+    refuses them with INVALID_ORDER, which reaches on_reject."""
+    ctx.buy("AAPL", "0.5", type="bogus", time_in_force="forever")
     (order,), _ = ctx._take_orders()
-    assert (order.quantity, order.type, order.time_in_force) == (D(0), "bogus", "forever")
+    assert (order.quantity, order.type, order.time_in_force) == (D("0.5"), "bogus", "forever")
+    assert ctx._take_refused() == {}
+
+
+LIMIT = {"type": "limit"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "says"),
+    [
+        ({"quantity": 0}, "quantity", "must be above 0"),
+        ({"quantity": 1e308}, "quantity", "must be at most 10,000,000,000"),
+        ({"quantity": float("inf")}, "quantity", "must be a finite number"),
+        ({"quantity": "1e9999"}, "quantity", "must be at most"),
+        ({"quantity": "1" * 50}, "quantity", "must be at most"),
+        ({"quantity": "0.000000001"}, "quantity", "has at most 8 decimal places"),
+        ({"notional": "1e13"}, "notional", "must be at most 1,000,000,000,000"),
+        ({"quantity": 1, **LIMIT, "limit_price": "600." + "1" * 40}, "limit_price", "8 decimal"),
+        ({"quantity": 1, "stop_loss": "-1"}, "stop_loss", "must be above 0"),
+        ({"quantity": 1, "take_profit": "NaN"}, "take_profit", "must be a finite number"),
+    ],
+)
+def test_numbers_out_of_bounds_are_refused_before_sending(
+    ctx: Context, kwargs: dict[str, Any], field: str, says: str
+) -> None:
+    """The server's bounds (domain.money.ORDER_BOUNDS): such an order is never sent, and
+    comes back through on_reject as the INVALID_ORDER the server would give."""
+    order_id = ctx.buy("AAPL", **kwargs)
+    assert ctx._take_orders() == ((), ())
+    refused = ctx._take_refused()
+    assert list(refused) == [order_id]
+    code, message = refused[order_id]
+    assert code == "INVALID_ORDER"
+    assert message.startswith(field)
+    assert says in message
+    assert ctx._take_refused() == {}
 
 
 def test_close_flattens_a_long_or_a_short_and_does_nothing_when_flat(ctx: Context) -> None:
@@ -250,3 +286,12 @@ def test_positions_follow_fills_partial_fills_and_flips(ctx: Context) -> None:
     assert ctx.position("AAPL") == 0
     assert ctx.close("AAPL") is None  # flat again: nothing to close
     assert ctx.position("MSFT") == D("-2.5")
+
+
+def test_a_notional_is_cut_down_to_eight_places_as_a_budget(ctx: Context) -> None:
+    """`ctx.cash / 3` has 28 digits; as a budget it is cut (never rounded up) to 8 places."""
+    ctx.buy("AAPL", notional=D("100000.01") / 3)
+    ctx.sell("AAPL", notional="2.999999999999")
+    orders, _ = ctx._take_orders()
+    assert [o.notional for o in orders] == [D("33333.33666666"), D("2.99999999")]
+    assert ctx._take_refused() == {}
