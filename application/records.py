@@ -108,6 +108,8 @@ class SimulationState:
     finished: bool
     report_marks: tuple[int, ...] = ()
     rejections: tuple[Rejection, ...] = ()
+    window: int = 1
+    """Bars per window the client asked for (PROTOCOL §7.14); 1 is one tick at a time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +145,8 @@ class SimulationInput:
     cancels: tuple[str, ...] = ()
     refused: tuple[Refusal, ...] = ()
     """Orders refused before reaching the engine (unparseable)."""
+    window: int = 1
+    """For an ack, how many bars the next window may hold (1: the next tick alone)."""
 
 
 @dataclass(frozen=True, slots=True)

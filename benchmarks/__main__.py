@@ -18,6 +18,7 @@ SUITES: dict[str, str] = {
     "engine": "benchmarks.engine",
     "imports": "benchmarks.imports",
     "remote": "benchmarks.remote",
+    "latency": "benchmarks.latency",
     "storage": "benchmarks.storage",
     "results": "benchmarks.results",
     "operating": "benchmarks.operating",

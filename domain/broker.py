@@ -486,6 +486,45 @@ class Broker:
         broker._last_sim_time = state.last_sim_time
         return broker
 
+    def savepoint(self) -> BrokerState:
+        """`state()` without the order ids used so far: a bar adds none (only `submit`
+        does), so rewinding to a savepoint taken between bars needs them not (see
+        `rewind`). Costs the open orders and positions, not the orders ever placed."""
+        return BrokerState(
+            cash=self._cash,
+            realized_pnl=self._realized_pnl,
+            total_commission=self._total_commission,
+            total_slippage=self._total_slippage,
+            positions=tuple(
+                PositionState(p.symbol, p.quantity, p.cost_basis, p.mark)
+                for p in self._positions.values()
+            ),
+            open_orders=tuple(o.snapshot() for o in self._open_orders.values()),
+            used_order_ids=(),
+            executions=self._executions,
+            last_sequence_id=self._last_sequence_id,
+            last_sim_time=self._last_sim_time,
+        )
+
+    def rewind(self, point: BrokerState) -> None:
+        """Back, in place, to exactly where `savepoint` was taken, provided no order was
+        submitted since (bars were processed, orders filled, expired or cancelled by the
+        engine). The order ids used stay as they are: no bar changed them."""
+        self._cash = point.cash
+        self._realized_pnl = point.realized_pnl
+        self._total_commission = point.total_commission
+        self._total_slippage = point.total_slippage
+        self._positions = {
+            p.symbol: Position(p.symbol, p.quantity, p.cost_basis, p.mark) for p in point.positions
+        }
+        self._open_orders = {o.order_id: Order.from_snapshot(o) for o in point.open_orders}
+        self._executions = point.executions
+        self._last_sequence_id = point.last_sequence_id
+        self._last_sim_time = point.last_sim_time
+
+    def used_order_ids(self) -> tuple[str, ...]:
+        return tuple(sorted(self._used_order_ids))
+
     # -- filling ------------------------------------------------------------------------
 
     def _work(self, order: Order, quote: BarQuote, reports: list[ExecutionReport]) -> None:

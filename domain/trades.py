@@ -281,6 +281,25 @@ class TradeLedger:
             trades=[_record_from_trade(trade) for trade in self._trades],
         )
 
+    def savepoint(self) -> tuple[dict[str, list[OpenLot]], int]:
+        """The open lots and how many trades are closed: enough to `rewind` to (lots are
+        immutable and each symbol's list is replaced, never changed in place; trades are
+        only ever appended)."""
+        return dict(self._lots), len(self._trades)
+
+    def rewind(self, point: tuple[dict[str, list[OpenLot]], int]) -> None:
+        lots, trades = point
+        self._lots = dict(lots)
+        del self._trades[trades:]
+
+    def state_at(self, point: tuple[dict[str, list[OpenLot]], int]) -> LedgerState:
+        """`state()` as it was at `point` (taken from this ledger, which has only gone on)."""
+        lots, trades = point
+        return LedgerState(
+            open_lots={symbol: list(held) for symbol, held in lots.items()},
+            trades=[_record_from_trade(trade) for trade in self._trades[:trades]],
+        )
+
     @classmethod
     def restore(cls, state: LedgerState) -> TradeLedger:
         """A ledger that continues exactly where the one `state` was taken from stopped."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -30,6 +30,7 @@ from application.simulation.values import (
     Step,
     Tick,
 )
+from application.simulation.window import Savepoint, Window
 from domain.bars import Bar, BarSeries, from_epoch, union_times
 from domain.broker import BarQuote, Broker, ExecutionReport
 from domain.errors import DomainError, InvalidSequence, InvalidState
@@ -127,6 +128,9 @@ class Simulation:
         self._only = self.symbols[0] if len(self.symbols) == 1 else None
         self._total = len(self.ticks)
         self._times = tuple((symbol, s.times) for symbol, s in self.series.items())
+        self.window_size = 1
+        """Bars per window the client asks for (1: one tick at a time)."""
+        self._window: Window | None = None
 
     # ------------------------------------------------------------------ progress
 
@@ -319,8 +323,130 @@ class Simulation:
 
     @property
     def next_sequence_id(self) -> int:
-        """The tick that awaits an ack (or comes next)."""
+        """The tick that awaits an ack (or comes next); with a window in flight, its first."""
+        if self._window is not None:
+            return self._window.first
         return self._book.in_flight or self._book.sequence + 1
+
+    # ------------------------------------------------------------------ windows
+
+    @property
+    def in_window(self) -> bool:
+        """Bars are in flight as a window (stepped ahead of the last acknowledged one)."""
+        return self._window is not None
+
+    @property
+    def acknowledged(self) -> int:
+        """The last bar the client acknowledged, or will have once the tick in flight is:
+        where the simulation stands for good (checkpoints and the journal)."""
+        if self._window is not None:
+            return self._window.point.sequence
+        return self._book.sequence
+
+    def open_window(self, size: int, admit: Callable[[Step], bool] | None = None) -> list[Step]:
+        """Deliver up to `size` bars at once (PROTOCOL §7.14). From between ticks, step
+        ahead speculatively, each bar exactly as `advance` does (fills of resting orders,
+        expiries, marks), until `size` bars, the end of data, or until `admit`, shown each
+        step as it is made, answers that no more may follow. An ack may then name any bar
+        of the window: the bars after it are void, and the simulation steps again from the
+        savepoint taken here (the engine is deterministic, so the bars up to the ack come
+        out the same). `size` 1 is `advance`: one tick, nothing saved."""
+        if size <= 1:
+            return [self.advance()]
+        book = self._book
+        if book.finished or book.in_flight is not None or book.sequence >= len(self.ticks):
+            raise InvalidState(self.session_id, self._phase(), "advance", ["tick acknowledged"])
+        point = self._savepoint()
+        last = min(len(self.ticks), book.sequence + size)
+        steps: list[Step] = []
+        while True:
+            step = self.advance()
+            steps.append(step)
+            more = admit(step) if admit is not None else True
+            if not more or book.sequence >= last:
+                break
+            book.in_flight = None
+        self._window = Window(point.sequence + 1, book.sequence, point)
+        return steps
+
+    def check_ack(self, sequence_id: int) -> None:
+        """INVALID_SEQUENCE unless `sequence_id` is the tick in flight or a bar of the window
+        in flight (what `acknowledge` takes)."""
+        window = self._window
+        if window is not None:
+            if not window.first <= sequence_id <= window.last:
+                raise InvalidSequence(window.last, sequence_id)
+        elif self._book.in_flight is None or sequence_id != self._book.in_flight:
+            raise InvalidSequence(self._book.in_flight or self._book.sequence + 1, sequence_id)
+
+    def reach(self, sequence_id: int) -> None:
+        """Make bar `sequence_id` one an ack may name, when nothing but a window (or nothing)
+        is in flight: the window is opened again from the last bar acknowledged, long
+        enough. (Replaying the journal: a window the client was sent may have been opened,
+        on a resume, longer than the last ack asked for; nothing of it was kept.)"""
+        if self._book.in_flight is not None and self._window is None:
+            return  # one tick in flight: only it may be acknowledged
+        window = self._window
+        if window is not None and window.first <= sequence_id <= window.last:
+            return
+        self.void_window()
+        if sequence_id > self._book.sequence:
+            self.open_window(sequence_id - self._book.sequence)
+
+    def trim_window(self, last: int) -> None:
+        """The window ends at bar `last` (a frame held no more): the simulation goes back
+        to that bar, as if the window had been opened that long."""
+        window = self._window
+        if window is None or not window.first <= last <= window.last:
+            raise InvalidSequence(self.next_sequence_id, last)
+        if last != self._book.sequence:
+            self._step_to(window.point, last)
+        window.last = last
+
+    def void_window(self) -> None:
+        """Drop the window in flight: back to the last acknowledged bar, nothing in flight
+        (a pause; the window is opened again when the simulation resumes)."""
+        window = self._window
+        if window is not None:
+            self._rewind(window.point)
+            self._window = None
+
+    def _savepoint(self) -> Savepoint:
+        book = self._book
+        return Savepoint(
+            book.sequence,
+            dict(self._cursors),
+            self._present,
+            self.broker.savepoint(),  # (the property brings the clock and marks up to date)
+            self.ledger.savepoint(),
+            len(book.equity_curve),
+            book.ticks_with_position,
+            len(book.reports),
+            len(book.report_marks),
+        )
+
+    def _rewind(self, point: Savepoint) -> None:
+        self._broker.rewind(point.broker)
+        self._synced = self._marked = point.sequence
+        self.ledger.rewind(point.ledger)
+        self._cursors.clear()  # in place: views of the simulation hold this mapping
+        self._cursors.update(point.cursors)
+        self._present = point.present
+        book = self._book
+        book.sequence = point.sequence
+        book.in_flight = None
+        del book.equity_curve[point.curve :]
+        book.ticks_with_position = point.ticks_with_position
+        del book.reports[point.reports :]
+        del book.report_marks[point.marks :]
+
+    def _step_to(self, point: Savepoint, sequence_id: int) -> None:
+        """Back to `point`, then step again up to bar `sequence_id` (left in flight)."""
+        self._rewind(point)
+        book = self._book
+        while book.sequence < sequence_id:
+            book.in_flight = None
+            self.step()
 
     def history(self) -> dict[str, list[Bar]]:
         """The warm-up bars of each symbol (before the first tradable bar)."""
@@ -335,10 +461,14 @@ class Simulation:
         orders: Sequence[OrderRequest] = (),
         cancels: Sequence[str] = (),
     ) -> BatchResult:
-        """Close tick `sequence_id`; `orders` and `cancels` take effect from the next bar."""
-        if self._book.in_flight is None or sequence_id != self._book.in_flight:
-            expected = self._book.in_flight or self._book.sequence + 1
-            raise InvalidSequence(expected, sequence_id)
+        """Close tick `sequence_id`; `orders` and `cancels` take effect from the next bar.
+        With a window in flight, any of its bars: the ones after it are void."""
+        self.check_ack(sequence_id)
+        window = self._window
+        if window is not None:
+            if sequence_id != self._book.sequence:
+                self._step_to(window.point, sequence_id)
+            self._window = None
         result = self.submit(orders, cancels) if orders or cancels else NOTHING
         self._book.in_flight = None
         return result
@@ -444,7 +574,26 @@ class Simulation:
     # ------------------------------------------------------------------ snapshot
 
     def state(self) -> SimulationState:
+        """The state to keep: with a window in flight, as of its savepoint (the last bar
+        acknowledged): the bars stepped ahead are not the client's yet."""
         book = self._book
+        window = self._window
+        if window is not None:
+            p = window.point
+            return SimulationState(
+                p.sequence,
+                None,
+                tuple(p.cursors.items()),
+                replace(p.broker, used_order_ids=self._broker.used_order_ids()),
+                self.ledger.state_at(p.ledger),
+                tuple(book.equity_curve[: p.curve]),
+                p.ticks_with_position,
+                tuple(book.reports[: p.reports]),
+                False,
+                tuple(book.report_marks[: p.marks]),
+                tuple(book.rejections),
+                self.window_size,
+            )
         return SimulationState(
             book.sequence,
             book.in_flight,
@@ -457,6 +606,7 @@ class Simulation:
             book.finished,
             tuple(book.report_marks),
             tuple(book.rejections),
+            self.window_size,
         )
 
     def restore(self, state: SimulationState) -> None:
@@ -472,6 +622,8 @@ class Simulation:
         self.ledger = TradeLedger.restore(state.ledger)
         self._cursors.clear()  # in place: views of the simulation hold this mapping
         self._cursors.update(state.cursors)
+        self.window_size = state.window
+        self._window = None
         self._book = _Book(
             state.sequence,
             state.in_flight,

@@ -4,6 +4,7 @@ The stored values themselves (`Checkpoint`, `SimulationInput`, …) are the port
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from application.records import Checkpoint as Checkpoint
@@ -16,10 +17,18 @@ from application.simulation.core import Simulation
 from application.simulation.values import BatchResult, Step
 
 
-def apply_input(simulation: Simulation, entry: SimulationInput) -> tuple[BatchResult, Step | None]:
+def apply_input(
+    simulation: Simulation,
+    entry: SimulationInput,
+    admit: Callable[[Step], bool] | None = None,
+) -> tuple[BatchResult, Step | None]:
     """Do what a request asks of a simulation; the one path for live requests and for
-    journal entries replayed after a restart, so both do exactly the same."""
+    journal entries replayed after a restart, so both do exactly the same. An ack opens
+    the next window (`entry.window` bars at most, fewer when `admit`, shown each step,
+    says so; see `Simulation.open_window`) and returns its last step."""
     if entry.kind is InputKind.ACK:
+        simulation.reach(entry.sequence_id)  # (live acks were checked: a no-op for them)
+        simulation.window_size = entry.window
         batch = simulation.acknowledge(entry.sequence_id, entry.orders, entry.cancels)
     elif entry.kind is InputKind.ORDERS:
         batch = simulation.submit(entry.orders)
@@ -31,7 +40,7 @@ def apply_input(simulation: Simulation, entry: SimulationInput) -> tuple[BatchRe
         simulation.record_refusals(refusals.values())
     step = None
     if entry.kind is InputKind.ACK and not simulation.done_stepping:
-        step = simulation.advance()
+        step = simulation.open_window(entry.window, admit)[-1]
     return batch, step
 
 

@@ -4,7 +4,7 @@ recover it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -142,7 +142,10 @@ class SimulationService:
         warmup_bars: int = 0,
         account_updates: AccountUpdates = AccountUpdates.ON_FILL,
         driver: str | None = None,
+        window: int = 1,
     ) -> Simulation:
+        """Start a session's simulation; its ticks are delivered `window` bars at a time
+        (PROTOCOL §7.14; the caller opens the first window)."""
         session = await self._sessions.get(principal, session_id)
         if session.state is not SessionState.READY:
             raise InvalidState(session_id, session.state.value, "start", ["ready"])
@@ -162,6 +165,7 @@ class SimulationService:
             raise SessionBusy(session_id)  # being started by another process right now
         try:
             simulation = await self.build(session, warmup_bars, account_updates)
+            simulation.window_size = window
             await self._sessions.change_state(principal, session_id, SessionState.RUNNING)
         except BaseException:
             if self._shared:
@@ -353,11 +357,17 @@ class SimulationService:
         orders: Sequence[OrderRequest] = (),
         cancels: Sequence[str] = (),
         refused: Mapping[str, DomainError] | None = None,
+        window: int | None = None,
+        admit: Callable[[Step], bool] | None = None,
     ) -> tuple[Simulation, BatchResult, Step | None]:
         """`tick_ack`: close the tick (orders and cancels live from the next bar, `refused`
         kept as refusals) and deliver the next one, unless that was the last (then None:
-        the caller finishes and completes)."""
+        the caller finishes and completes). With a window in flight, any of its bars may
+        be acknowledged (the later ones are void); the next window holds up to `window`
+        bars (None: as many as the last), `admit` being shown each as it is stepped (see
+        `Simulation.open_window`); the last step is returned."""
         run = await self._driven(principal, session_id, driver)
+        run.simulation.check_ack(sequence_id)  # before anything is journaled
         entry = SimulationInput(
             run.journaled + 1,
             InputKind.ACK,
@@ -365,8 +375,9 @@ class SimulationService:
             tuple(orders),
             tuple(cancels),
             tuple(Refusal.of(k, e) for k, e in refused.items()) if refused else (),
+            run.simulation.window_size if window is None else window,
         )
-        batch, step = apply_input(run.simulation, entry)
+        batch, step = apply_input(run.simulation, entry, admit)
         await self._journal(session_id, run, entry)
         return run.simulation, batch, step
 
@@ -380,6 +391,7 @@ class SimulationService:
     ) -> BatchResult:
         """`order_batch`: orders live from the bar after the last one delivered."""
         run = await self._driven(principal, session_id, driver)
+        self._one_tick(run, session_id)
         entry = SimulationInput(
             run.journaled + 1,
             InputKind.ORDERS,
@@ -394,6 +406,7 @@ class SimulationService:
         self, principal: Principal, session_id: str, driver: str, order_id: str
     ) -> ExecutionReport:
         run = await self._driven(principal, session_id, driver)
+        self._one_tick(run, session_id)
         entry = SimulationInput(run.journaled + 1, InputKind.CANCEL, cancels=(order_id,))
         batch, _ = apply_input(run.simulation, entry)
         await self._journal(session_id, run, entry)
@@ -408,6 +421,18 @@ class SimulationService:
             raise InvalidState(session_id, "paused", "step the simulation of", ["running"])
         return run
 
+    @staticmethod
+    def _one_tick(run: RunningSimulation, session_id: str) -> None:
+        """With a window of bars in flight, which bar an order would follow is unsaid:
+        orders and cancels go with its `tick_ack` then (PROTOCOL §7.14)."""
+        if run.simulation.in_window:
+            raise InvalidState(
+                session_id,
+                "running with a window in flight",
+                "take order_batch or cancel_order for",
+                ["running with one tick in flight"],
+            )
+
     async def _journal(
         self, session_id: str, run: RunningSimulation, entry: SimulationInput
     ) -> None:
@@ -419,7 +444,7 @@ class SimulationService:
         except SimulationHoldLost:
             raise self._lost(session_id) from None
         run.journaled = entry.position
-        if run.simulation.sequence - run.checkpointed >= self._every:
+        if run.simulation.acknowledged - run.checkpointed >= self._every:
             await self._checkpoint(session_id, run)
 
     def _lost(self, session_id: str) -> SessionBusy:
@@ -433,7 +458,7 @@ class SimulationService:
         if self._checkpoints is None:
             return
         simulation = run.simulation
-        run.checkpointed = simulation.sequence
+        run.checkpointed = simulation.acknowledged
         checkpoint = Checkpoint(
             session_id,
             run.principal,
@@ -457,6 +482,7 @@ class SimulationService:
         if run.paused is None:
             await self._sessions.change_state(principal, session_id, SessionState.PAUSED)
             run.paused = reason
+            run.simulation.void_window()  # opened again on resume, from the bar acknowledged
             if self._checkpoints is not None and run.checkpointed != run.simulation.sequence:
                 await self._checkpoint(session_id, run)
         if self._running.get(session_id) is run:
@@ -652,7 +678,7 @@ class SimulationService:
             # Between requests a running simulation always has a tick in flight, but the
             # checkpoint taken at start precedes the first tick, which went out next.
             if simulation.in_flight is None and not simulation.done_stepping:
-                simulation.advance()
+                simulation.open_window(simulation.window_size)
             for entry in stored.journal:
                 apply_input(simulation, entry)
         except Exception as exc:
@@ -665,6 +691,9 @@ class SimulationService:
         return simulation
 
     def _restored_run(self, simulation: Simulation, stored: StoredRun) -> RunningSimulation:
+        """A rebuilt simulation comes back paused: a window it had in flight is void (it is
+        opened again on resume, from the last bar acknowledged)."""
+        simulation.void_window()
         checkpoint = stored.checkpoint
         now = self._now()
         return RunningSimulation(

@@ -37,7 +37,9 @@ from entrypoints.cli.results_view import (
     write_outputs,
 )
 from entrypoints.cli.token_cache import TokenCache
+from entrypoints.protocol.messages import MAX_WINDOW
 from entrypoints.sdk import ServerAddress, SimuTradorError, run_backtest
+from entrypoints.sdk.driver import DEFAULT_WINDOW
 from entrypoints.sdk.loading import load_strategy
 from entrypoints.settings import SettingsError
 
@@ -119,6 +121,17 @@ def run(
             show_default=False,
         ),
     ] = None,
+    window: Annotated[
+        int,
+        typer.Option(
+            "--window",
+            min=1,
+            max=MAX_WINDOW,
+            metavar="BARS",
+            help="With --server: bars the server may send at once; only the bars on which "
+            "the strategy places or cancels orders cost a round trip. 1: one bar at a time.",
+        ),
+    ] = DEFAULT_WINDOW,
     api_key: ApiKeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -153,6 +166,7 @@ def run(
                 auth=auth,
                 warmup_bars=warmup,
                 on_progress=on_progress,
+                window=window,
                 commission_per_share=commission_per_share,
                 commission_pct=commission_pct,
                 commission_min=commission_min,

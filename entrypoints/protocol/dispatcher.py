@@ -184,7 +184,13 @@ class Dispatcher:
         self._version = server_version
         self._max_bytes = max_message_bytes
         self._engine = (
-            SimulationProtocol(simulations, clock.now, tick_timeout_seconds, metrics)
+            SimulationProtocol(
+                simulations,
+                clock.now,
+                tick_timeout_seconds,
+                metrics=metrics,
+                max_frame_bytes=max_message_bytes,
+            )
             if simulations is not None
             else None
         )
@@ -281,7 +287,7 @@ class Dispatcher:
 
     async def dispatch_all(
         self, context: ConnectionContext, message: m.ClientMessage
-    ) -> Sequence[m.ServerMessage | m.TickOut | m.HistoryOut]:
+    ) -> Sequence[m.ServerMessage | m.TickOut | m.TicksOut | m.HistoryOut]:
         """One decoded request → every message it causes; each echoes its request_id."""
         if isinstance(message, SESSION_MESSAGES):
             reply = await self.dispatch(context.principal, message)

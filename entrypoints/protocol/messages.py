@@ -62,12 +62,16 @@ class DeleteSession(_Message, tag="delete_session"):
 
 
 MAX_BATCH_ORDERS = 500
+MAX_WINDOW = 4096
+"""Most bars one `ticks` window may hold (§7.14); a frame may hold fewer."""
 
 
 class StartSimulationData(Struct, kw_only=True, forbid_unknown_fields=True):
     session_id: str
     warmup_bars: int = 0
     account_updates: str = "on_fill"
+    window: int = 1
+    """Bars per window (§7.14): 1 is one `tick` at a time."""
 
 
 class TickAckData(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -75,6 +79,8 @@ class TickAckData(Struct, kw_only=True, forbid_unknown_fields=True):
     sequence_id: int
     orders: list[OrderData] = field(default_factory=list)
     cancels: list[str] = field(default_factory=list)
+    window: int | None = None
+    """Bars the next window may hold; None: as many as the last one asked for."""
 
 
 class OrderBatchData(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -91,6 +97,7 @@ class CancelOrderData(Struct, kw_only=True, forbid_unknown_fields=True):
 class ResumeSessionData(Struct, kw_only=True, forbid_unknown_fields=True):
     session_id: str
     last_sequence_id: int = 0
+    window: int = 1
 
 
 class StartSimulation(_Message, tag="start_simulation"):
@@ -303,6 +310,8 @@ class ConnectionReadyData(Struct, kw_only=True):
     server_version: str
     protocol_version: int = PROTOCOL_VERSION
     session_timeout_minutes: float = 60.0
+    max_window: int = MAX_WINDOW
+    """Most bars a `ticks` window holds (§7.14); a client without windows ignores it."""
 
 
 class ProgressData(Struct, kw_only=True):
@@ -431,6 +440,27 @@ class TickData(Struct, kw_only=True):
     is_last: bool
 
 
+class WindowTickData(Struct, kw_only=True):
+    """One bar of a `ticks` window: a `tick`'s fields, with the execution reports its bar
+    produced and, when `account_updates` asks, the account after it (§7.14)."""
+
+    sequence_id: int
+    sim_time: datetime
+    bars: dict[str, TickBarData]
+    equity: Decimal
+    cash: Decimal
+    is_last: bool
+    executions: list[ExecutionReportData] = field(default_factory=list)
+    account: AccountData | None = None
+
+
+class TicksData(Struct, kw_only=True):
+    session_id: str
+    ticks: list[msgspec.Raw]
+    """Each a `WindowTickData`, decoded (`window_tick_decoder`) only when the client gets to
+    it: the bars after a decision are void and need no decoding."""
+
+
 class RejectionData(Struct, kw_only=True):
     error_code: str
     message: str
@@ -519,6 +549,10 @@ class Tick(_ServerMessage, tag="tick"):
     data: TickData
 
 
+class Ticks(_ServerMessage, tag="ticks"):
+    data: TicksData
+
+
 class BatchAck(_ServerMessage, tag="batch_ack"):
     data: BatchAckData
 
@@ -578,6 +612,27 @@ class TickOut(_ServerMessage, tag="tick"):
     data: TickOutData
 
 
+class WindowTickOut(Struct, kw_only=True):
+    sequence_id: int
+    sim_time: datetime
+    bars: msgspec.Raw
+    equity: Decimal
+    cash: Decimal
+    is_last: bool
+    executions: list[ExecutionReportData]
+    account: AccountData | None
+
+
+class TicksOutData(Struct, kw_only=True):
+    session_id: str
+    ticks: msgspec.Raw
+    """A JSON array of encoded `WindowTickOut`s (each encoded as it is stepped)."""
+
+
+class TicksOut(_ServerMessage, tag="ticks"):
+    data: TicksOutData
+
+
 class HistoryOutData(Struct, kw_only=True):
     session_id: str
     bars: msgspec.Raw
@@ -598,6 +653,7 @@ ServerMessage = (
     | SimulationStarted
     | History
     | Tick
+    | Ticks
     | BatchAck
     | ExecutionReport
     | AccountSnapshot
@@ -615,6 +671,7 @@ client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(Clien
 envelope_decoder: msgspec.json.Decoder[Envelope] = msgspec.json.Decoder(Envelope)
 server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)
 encoder = msgspec.json.Encoder(decimal_format="string")
+window_tick_decoder: msgspec.json.Decoder[WindowTickData] = msgspec.json.Decoder(WindowTickData)
 
 
 # ---------------------------------------------------------------- REST bodies

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import msgspec
+
 from application.ports import NO_METRICS, ServiceMetrics
 from application.principal import Principal
 from application.simulation import (
@@ -43,7 +45,11 @@ from entrypoints.protocol.engine import (
 log = logging.getLogger("simutrador.protocol")
 
 Push = Callable[[bytes], Awaitable[None]]
-Reply = list[m.ServerMessage | m.TickOut | m.HistoryOut]
+Reply = list[m.ServerMessage | m.TickOut | m.TicksOut | m.HistoryOut]
+
+FRAME_OVERHEAD = 1024
+"""Bytes a `ticks` frame spends outside its bars: envelope, timestamp, session and
+request ids (the request id is at most 128 characters, escaped up to 6 bytes each)."""
 
 
 @dataclass(slots=True)
@@ -77,11 +83,13 @@ class SimulationProtocol:
         now: Callable[[], datetime],
         tick_timeout_seconds: float = 300.0,
         metrics: ServiceMetrics = NO_METRICS,
+        max_frame_bytes: int = 64 * 1024,
     ) -> None:
         self._simulations = simulations
         self._now = now
         self._tick_timeout = tick_timeout_seconds
         self._metrics = metrics
+        self._max_frame = max_frame_bytes
 
     @property
     def simulations(self) -> SimulationService:
@@ -122,6 +130,7 @@ class SimulationProtocol:
                 simulation = await self._simulations.resume(
                     principal, ref.session_id, connection.connection_id
                 )
+                simulation.void_window()  # (a pause voided it already)
                 resumed = m.SimulationResumed(
                     timestamp=self._now(),
                     data=m.SimulationResumedData(
@@ -173,8 +182,9 @@ class SimulationProtocol:
                 f"account_updates '{data.account_updates}' is not one of "
                 + ", ".join(a.value for a in AccountUpdates),
             ) from None
+        size = _window(data.window)
         simulation = await self._simulations.start(
-            principal, data.session_id, data.warmup_bars, updates, connection.connection_id
+            principal, data.session_id, data.warmup_bars, updates, connection.connection_id, size
         )
         sid = data.session_id
         first, last = simulation.ticks[0], simulation.ticks[-1]
@@ -197,7 +207,7 @@ class SimulationProtocol:
                     data=m.HistoryOutData(session_id=sid, bars=history_json(simulation.history())),
                 )
             )
-        return reply + self._step(connection, sid, simulation, simulation.advance())
+        return reply + self._next(connection, sid, simulation)
 
     async def _ack(
         self, principal: Principal, connection: EngineConnection, data: m.TickAckData
@@ -205,6 +215,12 @@ class SimulationProtocol:
         sid = data.session_id
         check_batch_size(data.orders)
         requests, refused = _parse_orders(sid, data.orders) if data.orders else ([], {})
+        if data.window is not None:
+            size = _window(data.window)
+        else:
+            run = self._simulations.run_of_any(sid)
+            size = run.simulation.window_size if run is not None else 1
+        frame = _WindowFrame(self, sid, self._max_frame) if size > 1 else None
         simulation, batch, step = await self._simulations.acknowledge(
             principal,
             sid,
@@ -213,6 +229,8 @@ class SimulationProtocol:
             requests,
             data.cancels,
             refused,
+            data.window,
+            frame.admit if frame is not None else None,
         )
         connection.cancel_timer(sid)
         reply: Reply = []
@@ -220,6 +238,8 @@ class SimulationProtocol:
             reply.append(self._batch_ack(sid, f"tick-{data.sequence_id}", batch, refused))
         reply += self._reports(sid, batch.reports)
         if step is not None:
+            if frame is not None:
+                return reply + self._sent(connection, sid, simulation, frame)
             return reply + self._step(connection, sid, simulation, step)
         reply += self._reports(sid, simulation.finish())
         wall_time_ms = self._simulations.wall_time_ms(sid)
@@ -255,11 +275,17 @@ class SimulationProtocol:
         if finished is not None:
             results = await self._simulations.results(principal, sid)  # checks the owner
             return self._completed_sync(sid, finished, results, data.last_sequence_id)
+        size = _window(data.window)
         run = await self._simulations.run_of(principal, sid)
         if run.paused is not None:
             simulation = await self._simulations.resume(principal, sid, connection.connection_id)
         else:
             simulation = await self._simulations.drive(principal, sid, connection.connection_id)
+        # A window in flight is void: what follows is as of the last bar acknowledged, and
+        # the pending bars go out again as a window of the size asked for now (the engine
+        # is deterministic: the same bars, fills and ids as before).
+        simulation.void_window()
+        simulation.window_size = size
         sync = self._sync(
             sid,
             "running",
@@ -268,7 +294,7 @@ class SimulationProtocol:
             account_data(
                 sid, simulation.sequence, simulation.sim_time, simulation.broker.account()
             ),
-            simulation.missed_since(data.last_sequence_id),
+            simulation.missed_since(min(data.last_sequence_id, simulation.sequence)),
         )
         return [sync, *self._pending(connection, sid, simulation)]
 
@@ -349,11 +375,69 @@ class SimulationProtocol:
         return reply
 
     def _pending(self, connection: EngineConnection, sid: str, simulation: Simulation) -> Reply:
+        """The tick in flight, sent again; or, with nothing in flight (a window was void),
+        the next window."""
         tick = simulation.pending_tick()
         if tick is None:
-            return []
+            if simulation.done_stepping or simulation.finished:
+                return []
+            return self._next(connection, sid, simulation)
         self._arm(connection, sid, simulation, tick.sequence_id)
         return [self._tick(sid, tick)]
+
+    def _next(self, connection: EngineConnection, sid: str, simulation: Simulation) -> Reply:
+        """From between ticks: the next tick, or the next window when the client asks for
+        windows (§7.14)."""
+        if simulation.window_size <= 1:
+            return self._step(connection, sid, simulation, simulation.advance())
+        frame = _WindowFrame(self, sid, self._max_frame)
+        simulation.open_window(simulation.window_size, frame.admit)
+        return self._sent(connection, sid, simulation, frame)
+
+    def _sent(
+        self, connection: EngineConnection, sid: str, simulation: Simulation, frame: _WindowFrame
+    ) -> Reply:
+        """The `ticks` frame of the window just opened, ending where the frame is full; a
+        lone bar whose reports fill more than a frame goes out as `tick` with its reports
+        and account as separate messages (a window of one bar, as without windows)."""
+        if frame.used > frame.budget and len(frame.steps) > 1:
+            frame.drop_last()
+            simulation.trim_window(frame.steps[-1].tick.sequence_id)
+        last = frame.steps[-1].tick.sequence_id
+        if frame.used > frame.budget:
+            return self._step(connection, sid, simulation, frame.steps[0])
+        self._arm(connection, sid, simulation, last)
+        return [
+            m.TicksOut(
+                timestamp=self._now(),
+                data=m.TicksOutData(session_id=sid, ticks=frame.ticks()),
+            )
+        ]
+
+    def _window_tick(self, sid: str, step: Step) -> bytes:
+        """One bar of a window, encoded as it is stepped (the account is the broker's now,
+        right after the bar)."""
+        tick = step.tick
+        account = None
+        run = self._simulations.run_of_any(sid)
+        if run is not None:
+            updates = run.simulation.account_updates
+            if updates is AccountUpdates.EVERY_TICK or (
+                updates is AccountUpdates.ON_FILL and any(r.is_fill for r in step.reports)
+            ):
+                account = self._account(sid, run.simulation)
+        return m.encoder.encode(
+            m.WindowTickOut(
+                sequence_id=tick.sequence_id,
+                sim_time=tick.sim_time,
+                bars=bars_json(tick.bars),
+                equity=tick.equity,
+                cash=tick.cash,
+                is_last=tick.is_last,
+                executions=[report_data(sid, r) for r in step.reports],
+                account=account,
+            )
+        )
 
     def _tick(self, sid: str, tick: Tick) -> m.TickOut:
         return m.TickOut(
@@ -455,6 +539,47 @@ class SimulationProtocol:
             await connection.push(frame)
         except Exception:  # the connection may be closing; the pause itself stands
             log.debug("ack timeout of %s not delivered", sid, exc_info=True)
+
+
+class _WindowFrame:
+    """The `ticks` frame of a window being stepped: each bar is encoded as it is made, and
+    stepping stops once another bar as large as the largest so far would not fit."""
+
+    def __init__(self, protocol: SimulationProtocol, sid: str, max_bytes: int) -> None:
+        self.protocol = protocol
+        self.sid = sid
+        self.budget = max_bytes
+        self.steps: list[Step] = []
+        self.parts: list[bytes] = []
+        self.used = FRAME_OVERHEAD + 2 * len(sid)
+        self.largest = 0
+
+    def admit(self, step: Step) -> bool:
+        part = self.protocol._window_tick(self.sid, step)
+        self.steps.append(step)
+        self.parts.append(part)
+        self.used += len(part) + 1
+        self.largest = max(self.largest, len(part))
+        return self.used + self.largest + 1 <= self.budget
+
+    def drop_last(self) -> None:
+        self.steps.pop()
+        self.used -= len(self.parts.pop()) + 1
+
+    def ticks(self) -> msgspec.Raw:
+        return msgspec.Raw(b"[" + b",".join(self.parts) + b"]")
+
+
+def _window(value: int) -> int:
+    if not 1 <= value <= m.MAX_WINDOW:
+        raise ValidationFailed(
+            "window",
+            f"window must be between 1 and {m.MAX_WINDOW} bars",
+            min=1,
+            max=m.MAX_WINDOW,
+            value=value,
+        )
+    return value
 
 
 def _parse_orders(

@@ -13,11 +13,11 @@ from typing import Any
 
 from entrypoints.protocol.messages import ExecutionReportData
 from entrypoints.sdk.auth import AuthClient
+from entrypoints.sdk.driver import DEFAULT_WINDOW, SimulationDriver
 from entrypoints.sdk.driver import ENGINE_SETTINGS as ENGINE_SETTINGS
 from entrypoints.sdk.driver import EngineSettingValue as EngineSettingValue
 from entrypoints.sdk.driver import Outcome as Outcome
 from entrypoints.sdk.driver import ProgressCallback as ProgressCallback
-from entrypoints.sdk.driver import SimulationDriver
 from entrypoints.sdk.driver import Started as Started
 from entrypoints.sdk.driver import TickView as TickView
 from entrypoints.sdk.driver import session_request as session_request
@@ -109,6 +109,7 @@ def run_backtest(
     warmup_bars: int = 0,
     history_size: int = DEFAULT_HISTORY_SIZE,
     on_progress: ProgressCallback | None = None,
+    window: int | None = None,
     **engine_settings: Decimal | int | str | bool | None,
 ) -> BacktestResults:
     """Run a strategy over the bars of `symbols` from `start` to `end` (inclusive days).
@@ -121,7 +122,9 @@ def run_backtest(
     for the next run in the same process. With
     `server="http://host:port"` it runs on that server (the key: `api_key`, else
     SIMUTRADOR_API_KEY; or a ready `auth` client); only orders leave this process, and the
-    results are the same."""
+    results are the same. Remotely, bars come `window` at a time (default 1,024, fewer when
+    a frame holds fewer): a round trip per bar on which the strategy places or cancels
+    something, not per bar; `window=1` asks for one bar at a time (PROTOCOL §7.14)."""
     instance = strategy() if isinstance(strategy, type) else strategy
     universe = [symbols] if isinstance(symbols, str) else list(symbols)
     run_args = (universe, _iso(start), _iso(end), Decimal(str(capital)), timeframe)
@@ -152,7 +155,11 @@ def run_backtest(
 
     client = auth if auth is not None else AuthClient(server, api_key)
     driver = RemoteDriver(
-        client, *run_args, warmup_bars=warmup_bars, engine_settings=engine_settings
+        client,
+        *run_args,
+        warmup_bars=warmup_bars,
+        engine_settings=engine_settings,
+        window=DEFAULT_WINDOW if window is None else window,
     )
 
     async def run() -> BacktestResults:

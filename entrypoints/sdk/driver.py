@@ -19,6 +19,10 @@ from entrypoints.protocol.messages import (
     SimulationResultsData,
 )
 
+DEFAULT_WINDOW = 1024
+"""Bars per window a remote run asks for (PROTOCOL §7.14; the server sends fewer when its
+frame holds fewer)."""
+
 _NO_REJECTIONS: Mapping[str, tuple[str, str]] = MappingProxyType({})
 
 

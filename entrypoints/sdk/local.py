@@ -394,10 +394,11 @@ def _loop(
             sim_time = simulation.sim_time
             assert sim_time is not None
             on_progress(sequence, total, sim_time)
-        if ctx._pending or ctx._cancels:
+        if ctx._pending or ctx._cancels or ctx._refused:
+            # Orders refused before sending (numbers out of bounds) first, as `drive` does.
+            rejected: dict[str, tuple[str, str]] = ctx._take_refused()
             orders, cancels = ctx._take_orders()
             requests = []
-            rejected: dict[str, tuple[str, str]] = {}
             for order in orders:
                 try:
                     requests.append(order_request(order))

@@ -1,22 +1,32 @@
 """The WebSocket driver: the strategy loop runs here, the engine on a server. The strategy
 never leaves this process; the server sends closed bars and fills, the client sends orders.
 
+Bars come in windows (PROTOCOL §7.14): the server sends up to `window` bars at once, each
+with the execution reports it produced; the strategy runs over them here, bar by bar, and
+only the first bar on which it places or cancels something goes back to the server (its
+ack voids the rest of the window). So a run costs a round trip per decision, not per bar;
+`window=1` asks for one tick at a time.
+
 A dropped connection is survived: the driver reconnects (with backoff) and sends
 `resume_session` with the last tick it saw; the server replays the executions it missed
-and the tick in flight, and the run goes on as if nothing happened (an execution is never
-delivered twice: they are recognised by id)."""
+and the tick (or window) in flight, and the run goes on as if nothing happened (an
+execution is never delivered twice: they are recognised by id)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+
+import msgspec
 
 from domain.bars import Bar
 from entrypoints.protocol import messages as m
 from entrypoints.sdk.auth import AuthClient
 from entrypoints.sdk.client import SessionClient
 from entrypoints.sdk.driver import (
+    DEFAULT_WINDOW,
     EngineSettingValue,
     Outcome,
     Started,
@@ -29,14 +39,21 @@ from entrypoints.sdk.errors import (
     RequestTimeoutError,
     SessionError,
     SimuTradorError,
+    UnexpectedReplyError,
 )
 
 RESUME_ATTEMPTS = 8
 SESSION_BUSY_BACKOFF = 0.2
+SMALLEST_WINDOW = 32
+"""The least a window is sized to after a decision (when windows are asked for)."""
+WINDOW_PER_GAP = 4
+"""A window after a decision holds this many times the bars between recent decisions."""
+WINDOW_GROWTH = 4
+"""A window acknowledged whole (no decision in it): the next one is this much longer."""
 
 
 def _ends_a_step(message: m.ServerMessage) -> bool:
-    return isinstance(message, m.Tick | m.SimulationComplete)
+    return isinstance(message, m.Tick | m.Ticks | m.SimulationComplete)
 
 
 class RemoteDriver:
@@ -56,8 +73,11 @@ class RemoteDriver:
         engine_settings: Mapping[str, EngineSettingValue] | None = None,
         timeout: float = 60.0,
         max_connect_attempts: int = 8,
+        window: int = DEFAULT_WINDOW,
         first_connect_attempts: int = 3,
     ) -> None:
+        if not 1 <= window <= m.MAX_WINDOW:
+            raise ValueError(f"window must be between 1 and {m.MAX_WINDOW} bars")
         self._request = session_request(symbols, start, end, capital, timeframe, engine_settings)
         self._client = SessionClient(
             auth, timeout=timeout, max_connect_attempts=max_connect_attempts
@@ -70,8 +90,21 @@ class RemoteDriver:
         self._last_tick = 0
         self._seen: set[str] = set()
         self._refused: set[str] = set()
+        self._window = window
+        self._current = window
+        """The size of the window in flight, as asked (the server may have sent fewer)."""
+        self._since_decision = 0
+        self._gap = 0.0
+        """Bars between decisions, a moving average (0 until the first decision)."""
+        self._ahead: deque[msgspec.Raw] = deque()
+        """The bars of the window in flight the strategy has not run over yet."""
         self.resumes = 0
         """How many times the run reconnected and resumed (for monitoring and tests)."""
+        self.round_trips = 0
+        """Requests that stepped the simulation (the start, each ack, each resume): what a
+        run costs in latency."""
+        self.decisions = 0
+        """Acks that carried orders or cancels."""
 
     @property
     def client(self) -> SessionClient:
@@ -89,10 +122,13 @@ class RemoteDriver:
         self._session_id = session.session_id
         messages = await self._client.exchange(
             m.StartSimulation(
-                data=m.StartSimulationData(session_id=session.session_id, warmup_bars=self._warmup)
+                data=m.StartSimulationData(
+                    session_id=session.session_id, warmup_bars=self._warmup, window=self._window
+                )
             ),
             _ends_a_step,
         )
+        self.round_trips += 1
         total = 0
         history: dict[str, list[Bar]] = {s: [] for s in session.symbols}
         for message in messages:
@@ -114,18 +150,29 @@ class RemoteDriver:
     async def acknowledge(
         self, sequence_id: int, orders: Sequence[m.OrderData], cancels: Sequence[str]
     ) -> Outcome:
+        if self._ahead and not orders and not cancels:
+            return self._bar(self._ahead.popleft(), [])  # the window goes on, no round trip
+        self._ahead.clear()  # the bars after a decision are void
+        decided = bool(orders or cancels)
+        if decided:
+            self.decisions += 1
+        following = self._next_window(decided)
         ack = m.TickAck(
             data=m.TickAckData(
                 session_id=self._session_id,
                 sequence_id=sequence_id,
                 orders=list(orders),
                 cancels=list(cancels),
+                window=following if following != self._current else None,
             )
         )
         carried: list[m.ServerMessage] = []
         while True:
             try:
-                return self._outcome(carried + await self._client.exchange(ack, _ends_a_step))
+                self.round_trips += 1
+                messages = await self._client.exchange(ack, _ends_a_step)
+                self._current = following
+                return self._outcome(carried + messages)
             except (ConnectionLostError, RequestTimeoutError):
                 resumed = await self._resume()
             except InvalidStateError as exc:
@@ -134,11 +181,25 @@ class RemoteDriver:
                 resumed = await self._resume()  # paused (e.g. our ack came too late)
 
             sync = next(x for x in resumed if isinstance(x, m.StateSync))
-            if sync.data.next_sequence_id == sequence_id:
-                # The ack never arrived: the server waits for it still. Send it again.
-                carried += [x for x in resumed if not isinstance(x, m.Tick)]
+            if sync.data.next_sequence_id <= sequence_id:
+                # The ack never arrived: the server waits for it still (for the tick, or
+                # for an ack within the window it sent again, the same). Send it again.
+                carried += [x for x in resumed if not isinstance(x, m.Tick | m.Ticks)]
                 continue
             return self._outcome(carried + resumed)
+
+    def _next_window(self, decided: bool) -> int:
+        """How many bars to ask for next. Every bar sent after a decision is stepped, sent
+        and dropped for nothing, and every bar short of the next decision costs a round
+        trip: after a decision, a few times the recent gap between decisions; after a
+        window without one, a longer window."""
+        if self._window == 1:
+            return 1
+        if not decided:
+            return min(self._window, self._current * WINDOW_GROWTH)
+        gap, self._since_decision = self._since_decision, 0
+        self._gap = gap if not self._gap else (self._gap + gap) / 2
+        return max(1, min(self._window, max(SMALLEST_WINDOW, int(WINDOW_PER_GAP * self._gap))))
 
     async def results(self) -> m.SimulationResultsData:
         reply = await self._client.request(
@@ -157,10 +218,13 @@ class RemoteDriver:
         last_error: SimuTradorError | None = None
         for attempt in range(RESUME_ATTEMPTS):
             try:
+                self.round_trips += 1
                 messages = await self._client.exchange(
                     m.ResumeSession(
                         data=m.ResumeSessionData(
-                            session_id=self._session_id, last_sequence_id=self._last_tick
+                            session_id=self._session_id,
+                            last_sequence_id=self._last_tick,
+                            window=self._current,
                         )
                     ),
                     _ends_a_step,
@@ -197,24 +261,50 @@ class RemoteDriver:
                 )
             elif isinstance(message, m.Tick):
                 data = message.data
+                self._ahead.clear()
+                self._since_decision += 1
                 self._last_tick = data.sequence_id
-                when = data.sim_time
-                tick = TickView(
-                    data.sequence_id,
-                    int(when.timestamp()),
-                    when,
-                    {
-                        s: Bar(when, b.open, b.high, b.low, b.close, b.volume)
-                        for s, b in data.bars.items()
-                    },
-                    data.equity,
-                    data.cash,
-                    data.is_last,
-                )
+                tick = _view(data)
+            elif isinstance(message, m.Ticks):
+                self._ahead = deque(message.data.ticks)
+                first = self._ahead.popleft()
+                self._refused.update(rejected)
+                return self._bar(first, reports, rejected)
         self._refused.update(rejected)
         return Outcome(reports, tick, rejected)
+
+    def _bar(
+        self,
+        raw: msgspec.Raw,
+        reports: list[m.ExecutionReportData],
+        rejected: Mapping[str, tuple[str, str]] | None = None,
+    ) -> Outcome:
+        """A bar of the window, decoded now: its reports count as seen only now, when the
+        strategy gets them (those of void bars are not the run's)."""
+        try:
+            bar = m.window_tick_decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise UnexpectedReplyError(f"Unreadable bar in a window: {exc}") from None
+        for report in bar.executions:
+            self._collect(report, reports)
+        self._since_decision += 1
+        self._last_tick = bar.sequence_id
+        return Outcome(reports, _view(bar), rejected or {})
 
     def _collect(self, report: m.ExecutionReportData, into: list[m.ExecutionReportData]) -> None:
         if report.execution_id not in self._seen:
             self._seen.add(report.execution_id)
             into.append(report)
+
+
+def _view(data: m.TickData | m.WindowTickData) -> TickView:
+    when = data.sim_time
+    return TickView(
+        data.sequence_id,
+        int(when.timestamp()),
+        when,
+        {s: Bar(when, b.open, b.high, b.low, b.close, b.volume) for s, b in data.bars.items()},
+        data.equity,
+        data.cash,
+        data.is_last,
+    )

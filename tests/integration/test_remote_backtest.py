@@ -2,7 +2,8 @@
 in-process runner gives over the same bars (the server's home): the same executions (ids,
 prices, quantities, statuses), trades, daily equity and metrics. For the shipped examples,
 for random orders of every kind, for two simulations of one user at once, and across
-dropped connections (the SDK reconnects and resumes)."""
+dropped connections (the SDK reconnects and resumes, mid-window too); with windows of bars
+(the default, PROTOCOL §7.14) and one bar at a time (`window=1`) alike."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from domain.limits import Plan
 from entrypoints.sdk import BacktestResults, Bar, Context, Strategy, run_backtest
 from entrypoints.sdk.auth import AuthClient
 from entrypoints.sdk.backtest import drive
+from entrypoints.sdk.driver import DEFAULT_WINDOW
 from entrypoints.sdk.loading import load_strategy
 from entrypoints.sdk.local import LocalDriver
 from entrypoints.sdk.remote import RemoteDriver
@@ -87,7 +89,9 @@ def run_local(server: EmbeddedServer, strategy: Strategy, run: Run) -> BacktestR
         )
 
 
-def run_remote(server: EmbeddedServer, key: str, strategy: Strategy, run: Run) -> BacktestResults:
+def run_remote(
+    server: EmbeddedServer, key: str, strategy: Strategy, run: Run, window: int | None = None
+) -> BacktestResults:
     return run_backtest(
         strategy,
         list(run.symbols),
@@ -97,6 +101,7 @@ def run_remote(server: EmbeddedServer, key: str, strategy: Strategy, run: Run) -
         params=dict(run.params),
         server=server.http_url,
         api_key=key,
+        window=window,
         **run.engine,
     )
 
@@ -134,11 +139,13 @@ def key(shared_server: EmbeddedServer) -> str:
         ),
     ],
 )
+@pytest.mark.parametrize("window", [1, None, 7])
 def test_examples_give_the_same_results_remotely(
-    shared_server: EmbeddedServer, key: str, file: str, run: Run
+    shared_server: EmbeddedServer, key: str, file: str, run: Run, window: int | None
 ) -> None:
+    """One bar at a time, in windows of the default size, and in small windows."""
     example = load_strategy(EXAMPLES / file)
-    remote = run_remote(shared_server, key, example(), run)
+    remote = run_remote(shared_server, key, example(), run, window)
     local = run_local(shared_server, example(), run)
     assert any(r.fill_quantity for r in remote.executions), "the example must trade"
     assert_same(remote, local)
@@ -236,17 +243,24 @@ RUNS = st.builds(
 ).filter(lambda r: r.start < r.end)
 
 
-@given(seed=st.integers(0, 2**32 - 1), run=RUNS)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    run=RUNS,
+    window=st.sampled_from([1, 2, 5, None]),
+    rate=st.sampled_from([0.3, 0.05]),
+)
 @settings(
-    max_examples=15,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 def test_random_orders_give_the_same_results_remotely(
-    shared_server: EmbeddedServer, key: str, seed: int, run: Run
+    shared_server: EmbeddedServer, key: str, seed: int, run: Run, window: int | None, rate: float
 ) -> None:
-    remote_strategy, local_strategy = RandomOrders(seed), RandomOrders(seed)
-    remote = run_remote(shared_server, key, remote_strategy, run)
+    """Random orders (resting limits and stops that fill, expire or are cancelled inside
+    what would be a window), one bar at a time or in windows."""
+    remote_strategy, local_strategy = RandomOrders(seed, rate), RandomOrders(seed, rate)
+    remote = run_remote(shared_server, key, remote_strategy, run, window)
     local = run_local(shared_server, local_strategy, run)
     assert_same(remote, local)
     # The strategy saw exactly the same things, in the same order, in both runs.
@@ -267,9 +281,15 @@ def local_driver(server: EmbeddedServer, run: Run) -> LocalDriver:
     )
 
 
-def remote_driver(auth: AuthClient, run: Run) -> RemoteDriver:
+def remote_driver(auth: AuthClient, run: Run, window: int = DEFAULT_WINDOW) -> RemoteDriver:
     return RemoteDriver(
-        auth, list(run.symbols), run.start, run.end, CAPITAL, engine_settings=dict(run.engine)
+        auth,
+        list(run.symbols),
+        run.start,
+        run.end,
+        CAPITAL,
+        engine_settings=dict(run.engine),
+        window=window,
     )
 
 
@@ -357,12 +377,12 @@ DROP_RUN = Run(("AAPL", "MSFT"), "2022-01-03", "2022-06-30", {}, {"commission_pc
 
 
 async def dropped_vs_local(
-    server: EmbeddedServer, seed: int, when: str, clean: bool
+    server: EmbeddedServer, seed: int, when: str, clean: bool, window: int
 ) -> tuple[BacktestResults, Dropping, BacktestResults, RandomOrders]:
     local_strategy = RandomOrders(seed, clean=clean)
     local = await drive_closing(local_strategy, local_driver(server, DROP_RUN), {})
-    key = server.create_api_key(f"dropper-{seed}-{when}", Plan.PROFESSIONAL)
-    driver = remote_driver(AuthClient(server.http_url, key), DROP_RUN)
+    key = server.create_api_key(f"dropper-{seed}-{when}-{window}", Plan.PROFESSIONAL)
+    driver = remote_driver(AuthClient(server.http_url, key), DROP_RUN, window)
     # A cut after the last ack is a case of its own (test_a_cut_after_the_last_ack_…).
     dropping = Dropping(seed, Cutter(driver), when, frozenset({local.total_ticks}), clean)
     remote = await drive_closing(dropping, driver, {})
@@ -372,27 +392,28 @@ async def dropped_vs_local(
     return remote, dropping, local, local_strategy
 
 
-@pytest.mark.parametrize("seed", [7, 2024])
+@pytest.mark.parametrize(("seed", "window"), [(7, DEFAULT_WINDOW), (2024, DEFAULT_WINDOW), (7, 1)])
 async def test_connections_cut_before_the_ack_change_nothing(
-    shared_server: EmbeddedServer, seed: int
+    shared_server: EmbeddedServer, seed: int, window: int
 ) -> None:
-    """The server never saw the ack: the SDK resumes and sends it again."""
+    """The server never saw the ack: the SDK resumes and sends it again (in a window, the
+    server sends the same window again and the ack names a bar of it)."""
     remote, dropping, local, local_strategy = await dropped_vs_local(
-        shared_server, seed, "before_ack", clean=False
+        shared_server, seed, "before_ack", False, window
     )
     assert_same(remote, local)
     assert dropping.events == local_strategy.events
 
 
-@pytest.mark.parametrize("seed", [7, 2024])
+@pytest.mark.parametrize(("seed", "window"), [(7, DEFAULT_WINDOW), (2024, DEFAULT_WINDOW), (7, 1)])
 async def test_connections_cut_after_the_ack_change_nothing(
-    shared_server: EmbeddedServer, seed: int
+    shared_server: EmbeddedServer, seed: int, window: int
 ) -> None:
     """The server handled the ack, its replies were lost: the fills of the next bar come
     back in state_sync.missed_executions. (Orders all valid and no cancels here; the tests
     below cover the cancels and refusals an ack itself answers.)"""
     remote, dropping, local, local_strategy = await dropped_vs_local(
-        shared_server, seed, "after_ack", clean=True
+        shared_server, seed, "after_ack", True, window
     )
     assert_same(remote, local)
     assert dropping.events == local_strategy.events

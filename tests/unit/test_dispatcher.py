@@ -151,6 +151,7 @@ def test_connection_ready_describes_the_connection(clock: FakeClock) -> None:
         "server_version": VERSION,
         "protocol_version": 2,
         "session_timeout_minutes": 60.0,
+        "max_window": 4096,
     }
 
 

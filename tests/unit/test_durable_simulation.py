@@ -30,7 +30,7 @@ from application.simulation import (
 )
 from domain.bars import Bar, BarSeries, Timeframe
 from domain.calendar import is_trading_day
-from domain.errors import DomainError, InvalidOrder, SessionNotFound
+from domain.errors import DomainError, InvalidOrder, InvalidSequence, SessionNotFound
 from domain.exchanges import daily_close, hours_of
 from domain.limits import Plan
 from domain.orders import OrderRequest, OrderSide, OrderType
@@ -368,3 +368,99 @@ async def test_the_hourly_creation_limit_survives_a_restart(
     with pytest.raises(DomainError) as refused:
         await second.sessions.create(limited, session_params())
     assert refused.value.details["limit"] == "sessions_per_hour"
+
+
+# ---------------------------------------------------------------- windows (PROTOCOL §7.14)
+
+
+async def drive_windows(world: Services, sid: str, stop_after_acks: int | None = None) -> int:
+    """Run the test strategy over windows: the first bar of each on which it sends
+    something is acknowledged (the rest of the window is void), else the window's last.
+    Stops after `stop_after_acks` acks (a crash) or at the end; returns the acks sent."""
+    acks = 0
+    simulation = await world.simulations.simulation(ALICE, sid)
+    while stop_after_acks is None or acks < stop_after_acks:
+        first, last = simulation.next_sequence_id, simulation.in_flight
+        assert last is not None
+        sequence = next((n for n in range(first, last) if any(orders_for(n))), last)
+        orders, cancels, refused = orders_for(sequence)
+        acks += 1
+        _, _, step = await world.simulations.acknowledge(
+            ALICE, sid, DRIVER, sequence, orders, cancels, refused
+        )
+        if step is None:
+            break
+    return acks
+
+
+@pytest.mark.parametrize(("window", "crash_after"), [(8, 3), (8, 9), (40, 2), (40, 7)])
+async def test_a_crash_mid_window_resumes_from_the_last_bar_acknowledged(
+    tmp_path: Path, bars: InMemoryBarStore, worlds: list[World], window: int, crash_after: int
+) -> None:
+    first = boot(worlds, tmp_path, bars, every=10)
+    session = await first.sessions.create(ALICE, session_params(("AAPL",), START, END))
+    sid = session.id
+    simulation = await first.simulations.start(ALICE, sid, driver=DRIVER, window=window)
+    simulation.open_window(window)
+    await drive_windows(first, sid, stop_after_acks=crash_after)
+    acknowledged = simulation.acknowledged
+    assert simulation.in_window
+    assert simulation.sequence > acknowledged  # stepped ahead, not the client's yet
+    # The process dies here, mid-window.
+
+    second = boot(worlds, tmp_path, bars, every=10)
+    assert (await second.simulations.recover()).paused == [sid]
+    restored = await second.simulations.simulation(ALICE, sid)
+    # Paused at the bar acknowledged last: the window in flight was void, not kept.
+    assert restored.sequence == acknowledged
+    assert restored.in_flight is None
+    assert restored.window_size == window
+    assert restored.state() == simulation.state()
+    await second.simulations.resume(ALICE, sid, DRIVER)
+    restored.open_window(restored.window_size)  # what resume_session sends again
+    await drive_windows(second, sid)
+    same_run(await finish(second, sid), await uninterrupted(tmp_path, bars))
+
+
+async def test_a_window_made_longer_on_resume_is_replayed_after_a_crash(
+    tmp_path: Path, bars: InMemoryBarStore, worlds: list[World]
+) -> None:
+    """The journal keeps the window size each ack asked for; a resume that opens the
+    pending window longer is not journaled, yet an ack far into that window must replay."""
+    first = boot(worlds, tmp_path, bars, every=1000)  # no checkpoint but the start's
+    session = await first.sessions.create(ALICE, session_params(("AAPL",), START, END))
+    sid = session.id
+    simulation = await first.simulations.start(ALICE, sid, driver=DRIVER, window=4)
+    simulation.open_window(4)
+    await first.simulations.acknowledge(ALICE, sid, DRIVER, 2)  # next window: 3-6
+    await first.simulations.disconnect(DRIVER)  # paused: the window is void
+    await first.simulations.resume(ALICE, sid, DRIVER)
+    simulation.window_size = 60  # what resume_session asking for 60 bars does
+    simulation.open_window(60)
+    assert (simulation.next_sequence_id, simulation.in_flight) == (3, 62)
+    buy = OrderRequest("w1", "AAPL", OrderSide.BUY, OrderType.MARKET, Decimal(7))
+    await first.simulations.acknowledge(ALICE, sid, DRIVER, 50, [buy])
+    expected = simulation.state()
+    # The process dies here.
+
+    second = boot(worlds, tmp_path, bars, every=1000)
+    assert (await second.simulations.recover()).paused == [sid]
+    restored = await second.simulations.simulation(ALICE, sid)
+    assert restored.state() == expected
+    assert restored.acknowledged == 50
+    assert [r.order_id for r in restored.reports] == []  # w1 fills on the next bar
+
+
+async def test_an_ack_outside_the_window_is_refused_before_it_is_journaled(
+    tmp_path: Path, bars: InMemoryBarStore, worlds: list[World]
+) -> None:
+    world = boot(worlds, tmp_path, bars)
+    session = await world.sessions.create(ALICE, session_params(("AAPL",), START, END))
+    simulation = await world.simulations.start(ALICE, session.id, driver=DRIVER, window=5)
+    simulation.open_window(5)
+    before = world.journal_rows(session.id)
+    for wrong in (0, 6, 40):
+        with pytest.raises(InvalidSequence):
+            await world.simulations.acknowledge(ALICE, session.id, DRIVER, wrong)
+    assert world.journal_rows(session.id) == before
+    assert (simulation.next_sequence_id, simulation.in_flight) == (1, 5)
