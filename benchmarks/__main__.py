@@ -20,6 +20,7 @@ SUITES: dict[str, str] = {
     "remote": "benchmarks.remote",
     "latency": "benchmarks.latency",
     "storage": "benchmarks.storage",
+    "results": "benchmarks.results",
     "operating": "benchmarks.operating",
     "dashboard": "benchmarks.dashboard",
     "sweep": "benchmarks.sweep",

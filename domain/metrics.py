@@ -1,4 +1,6 @@
-"""Performance metrics of a finished simulation (PROTOCOL.md §4.6), as empyrical defines them.
+"""Performance metrics of a finished simulation (PROTOCOL.md §4.6): the return ratios as
+empyrical defines them, and the drawdown, trade and market statistics as backtesting.py 0.6.6
+does (docs/protocol.md §7.12 gives every definition).
 
 Equity arrives as exact decimals; every return is computed in decimal and rounded to a float
 once, sums use `math.fsum`, and anything undefined (or not finite) is `None`, never NaN.
@@ -7,8 +9,9 @@ once, sums use `math.fsum`, and anything undefined (or not finite) is `None`, ne
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Context, Decimal, localcontext
 from itertools import pairwise
 
@@ -20,6 +23,8 @@ _PRECISION = 40  # decimal digits for return arithmetic: far beyond a float's 17
 _RATIO_CONTEXT = Context(prec=_PRECISION)
 """A context of its own (not a copy of the caller's): returns are ratios, rounded anyway."""
 _SQRT_YEAR = math.sqrt(TRADING_DAYS_PER_YEAR)
+DAYS_PER_YEAR = 365.25  # calendar years, for the CAGR
+_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,20 @@ class Metrics:
     exposure_pct: float | None
     total_commission: Decimal
     total_slippage: Decimal
+    # backtesting.py's statistics. Defaults keep results stored before they existed readable.
+    equity_peak: Decimal | None = None
+    buy_and_hold_return_pct: float | None = None
+    cagr_pct: float | None = None
+    avg_drawdown_pct: float | None = None
+    max_drawdown_duration_days: float | None = None
+    avg_drawdown_duration_days: float | None = None
+    max_trade_duration_days: float | None = None
+    avg_trade_duration_days: float | None = None
+    expectancy_pct: float | None = None
+    sqn: float | None = None
+    kelly_criterion: float | None = None
+    alpha_pct: float | None = None
+    beta: float | None = None
 
 
 def _finite(value: float | None) -> float | None:
@@ -130,6 +149,146 @@ def _percent(fraction: float | None) -> float | None:
     return _finite(fraction * 100.0) if fraction is not None else None
 
 
+def equal_weight_buy_and_hold(closes: Mapping[str, Sequence[Decimal | None]]) -> list[Decimal]:
+    """The value of 1 split equally across the symbols, each part bought at its symbol's first
+    close and held: per point, the mean over symbols of close / first close (1 before a
+    symbol's first close). `closes[s][i]` is `s`'s latest close as of point i (None before its
+    first bar); every sequence has one entry per point."""
+    if not closes:
+        raise ValueError("buy and hold needs at least one symbol")
+    lengths = {len(series) for series in closes.values()}
+    if len(lengths) != 1:
+        raise ValueError("every symbol needs one close per point")
+    (points,) = lengths
+    with localcontext(_RATIO_CONTEXT):
+        total = [Decimal(0)] * points
+        for series in closes.values():
+            first: Decimal | None = None
+            for i, close in enumerate(series):
+                if close is not None and first is None:
+                    if close <= 0:
+                        raise ValueError("a first close must be positive")
+                    first = close
+                total[i] += close / first if close is not None and first is not None else 1
+        return [value / len(closes) for value in total]
+
+
+@dataclass(frozen=True, slots=True)
+class DrawdownPeriods:
+    """backtesting.py's drawdown periods: from one point at a new peak to the next (or to the
+    last point, while still under water), skipping spans with no point under water between."""
+
+    depths: list[float]
+    """The deepest drawdown of each period, as a positive fraction."""
+    durations: list[timedelta]
+
+
+def drawdown_periods(daily_equity: Sequence[Decimal], days: Sequence[date]) -> DrawdownPeriods:
+    if len(daily_equity) != len(days):
+        raise ValueError("one day per equity point")
+    with localcontext(_RATIO_CONTEXT):
+        depth: list[float] = []
+        peak = Decimal(0)
+        for equity in daily_equity:
+            peak = max(peak, equity)
+            depth.append(float(1 - equity / peak) if peak > 0 else 0.0)
+    ends = [i for i, d in enumerate(depth) if d == 0]
+    if depth and (not ends or ends[-1] != len(depth) - 1):
+        ends.append(len(depth) - 1)
+    periods = DrawdownPeriods([], [])
+    for start, end in pairwise(ends):
+        if end > start + 1:
+            periods.depths.append(max(depth[start : end + 1]))
+            periods.durations.append(days[end] - days[start])
+    return periods
+
+
+def cagr(daily_equity: Sequence[Decimal], days: Sequence[date]) -> float | None:
+    """(E_T / E_0)^(365.25 / calendar days) - 1 as a fraction."""
+    growth = total_return(daily_equity)
+    years = (days[-1] - days[0]).days / DAYS_PER_YEAR if len(days) >= 2 else 0.0
+    if growth is None or years <= 0 or growth < -1.0:
+        return None
+    if growth == -1.0:
+        return -1.0
+    try:
+        return _finite(math.expm1(math.log1p(growth) / years))
+    except OverflowError:
+        return None
+
+
+def _log_returns(values: Sequence[Decimal]) -> list[float] | None:
+    with localcontext(_RATIO_CONTEXT):
+        if any(value <= 0 for value in values):
+            return None
+        return [math.log(float(current / previous)) for previous, current in pairwise(values)]
+
+
+def beta(daily_equity: Sequence[Decimal], market: Sequence[Decimal]) -> float | None:
+    """cov(log returns of E, log returns of the market) / var(log returns of the market)."""
+    if len(daily_equity) != len(market):
+        raise ValueError("one market value per equity point")
+    ours, theirs = _log_returns(daily_equity), _log_returns(market)
+    if ours is None or theirs is None or len(theirs) < 2:
+        return None
+    mean_ours, mean_theirs = _mean(ours), _mean(theirs)
+    covariance = math.fsum(
+        (a - mean_ours) * (b - mean_theirs) for a, b in zip(ours, theirs, strict=True)
+    )
+    variance = math.fsum((b - mean_theirs) ** 2 for b in theirs)
+    return _finite(covariance / variance) if variance > 0 else None
+
+
+def net_return(trade: ClosedTrade) -> float:
+    """A trade's return net of its commission, as a fraction of what it cost to open:
+    pnl / (quantity * entry price)."""
+    with localcontext(_RATIO_CONTEXT):
+        return float(trade.pnl / (trade.quantity * trade.entry_price))
+
+
+def trade_duration(trade: ClosedTrade, resolution: timedelta = _DAY) -> timedelta:
+    """exit - entry, to the nearest multiple of `resolution` (a day for daily bars: their
+    closes are a whole number of days apart but for a daylight-saving shift)."""
+    steps = round((trade.exit_time - trade.entry_time) / resolution)
+    return resolution * steps
+
+
+def _days(span: timedelta) -> float:
+    return span / _DAY
+
+
+@dataclass(frozen=True, slots=True)
+class _TradeStats:
+    expectancy: float | None = None
+    sqn: float | None = None
+    kelly: float | None = None
+    max_duration: float | None = None
+    avg_duration: float | None = None
+
+
+def _trade_stats(trades: Sequence[ClosedTrade], resolution: timedelta) -> _TradeStats:
+    if not trades:
+        return _TradeStats()
+    pnls = [float(trade.pnl) for trade in trades]
+    wins = [p for p in pnls if p > 0]
+    losses = [p for p in pnls if p < 0]
+    sqn = None
+    if len(pnls) >= 2 and (std := _sample_std(pnls)) > 0:
+        sqn = _finite(math.sqrt(len(pnls)) * _mean(pnls) / std)
+    kelly = None
+    if wins and losses:
+        win_rate = len(wins) / len(pnls)
+        kelly = _finite(win_rate - (1 - win_rate) / (_mean(wins) / -_mean(losses)))
+    durations = [_days(trade_duration(trade, resolution)) for trade in trades]
+    return _TradeStats(
+        expectancy=_finite(_mean([net_return(trade) for trade in trades]) * 100.0),
+        sqn=sqn,
+        kelly=kelly,
+        max_duration=max(durations),
+        avg_duration=_mean(durations),
+    )
+
+
 @exact
 def compute_metrics(
     daily_equity: Sequence[Decimal],
@@ -139,8 +298,16 @@ def compute_metrics(
     bars_with_position: int,
     total_commission: Decimal,
     total_slippage: Decimal,
+    days: Sequence[date] | None = None,
+    buy_and_hold: Sequence[Decimal] | None = None,
+    bar_length: timedelta = _DAY,
 ) -> Metrics:
-    """All of §4.6 from the daily equity (the first value is the initial capital) and the trades."""
+    """All of §4.6 from the daily equity (the first value is the initial capital) and the trades.
+
+    `days` are the equity points' days (the CAGR and drawdown durations need them);
+    `buy_and_hold` is the benchmark's value at each point (see `equal_weight_buy_and_hold`);
+    trade durations are rounded to `bar_length`, a day at most. Without them, the statistics
+    that need them are `None`."""
     if not daily_equity:
         raise ValueError("the daily equity series is empty")
     if daily_equity[0] <= 0:
@@ -165,6 +332,16 @@ def compute_metrics(
     gross_loss = -sum((trade.pnl for trade in trades if trade.pnl < 0), Decimal(0))
     trade_returns = [trade.return_pct for trade in trades]
 
+    periods = drawdown_periods(daily_equity, days) if days is not None else None
+    market_beta = bh_return = alpha = None
+    if buy_and_hold is not None:
+        market_beta = beta(daily_equity, buy_and_hold)
+        bh_return = _percent(total_return(buy_and_hold))
+        total = _percent(total_return(daily_equity))
+        if market_beta is not None and bh_return is not None and total is not None:
+            alpha = _finite(total - market_beta * bh_return)
+    trade_stats = _trade_stats(trades, min(bar_length, _DAY))
+
     return Metrics(
         total_return_pct=_percent(total_return(daily_equity)),
         annual_return_pct=_percent(annual),
@@ -184,4 +361,21 @@ def compute_metrics(
         exposure_pct=bars_with_position / bars_total * 100.0 if bars_total else None,
         total_commission=total_commission,
         total_slippage=total_slippage,
+        equity_peak=max(daily_equity),
+        buy_and_hold_return_pct=bh_return,
+        cagr_pct=_percent(cagr(daily_equity, days)) if days is not None else None,
+        avg_drawdown_pct=-_mean(periods.depths) * 100.0 if periods and periods.depths else None,
+        max_drawdown_duration_days=(
+            _days(max(periods.durations)) if periods and periods.durations else None
+        ),
+        avg_drawdown_duration_days=(
+            _mean([_days(d) for d in periods.durations]) if periods and periods.durations else None
+        ),
+        max_trade_duration_days=trade_stats.max_duration,
+        avg_trade_duration_days=trade_stats.avg_duration,
+        expectancy_pct=trade_stats.expectancy,
+        sqn=trade_stats.sqn,
+        kelly_criterion=trade_stats.kelly,
+        alpha_pct=alpha,
+        beta=market_beta,
     )

@@ -73,6 +73,10 @@ class Settings:
     validation_cache_size: int = 4096
     validation_cache_ttl_seconds: float = 300.0
     log_level: str = "info"
+    stooq_url: str = "https://stooq.com"
+    """Where `simutrador data fetch --source stooq` downloads from."""
+    yahoo_url: str = "https://query1.finance.yahoo.com"
+    """Where `simutrador data fetch --source yahoo` downloads from."""
     log_format: str = "text"
     """`text` (one readable line per record) or `json` (one JSON object per line, with the
     user and session ids where they apply)."""
@@ -180,6 +184,10 @@ def _positive(value: Any) -> bool:
     return bool(value > 0)
 
 
+def _http_url(value: Any) -> bool:
+    return str(value).startswith(("http://", "https://"))
+
+
 def _not_negative(value: Any) -> bool:
     return bool(value >= 0)
 
@@ -210,6 +218,8 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: v.startswith(REDIS_SCHEMES),
         "allowed: redis://[:password@]host[:port][/db], rediss://… (TLS) or unix:///path",
     ),
+    "stooq_url": (_http_url, "allowed: an http:// or https:// URL"),
+    "yahoo_url": (_http_url, "allowed: an http:// or https:// URL"),
     "redis_lease_seconds": (_positive, "allowed: a number above 0"),
     "checkpoint_every_ticks": (_positive, "allowed: a whole number above 0"),
     "token_ttl_seconds": (_positive, "allowed: a whole number above 0"),

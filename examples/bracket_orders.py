@@ -2,13 +2,14 @@
 bars, buy with all cash, protected by a stop-loss `stop_pct` below and a take-profit
 `target_pct` above that close. The exits are OCO: whichever fills cancels the other.
 
-    python examples/bracket_orders.py
+    python examples/bracket_orders.py [SYMBOL ...]
     simutrador run examples/bracket_orders.py --symbols AAPL --start 2015-01-01 \\
         --end 2024-12-31 --capital 10000 --param stop_pct=0.05 --param target_pct=0.10
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from decimal import Decimal
 
@@ -50,9 +51,10 @@ class Breakout(Strategy):
 
 
 if __name__ == "__main__":
-    results = run_backtest(Breakout, ["AAPL"], "2015-01-01", "2024-12-31", 10_000)
+    symbols = sys.argv[1:] or ["AAPL"]  # python examples/bracket_orders.py [SYMBOL ...]
+    results = run_backtest(Breakout, symbols, "2015-01-01", "2024-12-31", 10_000)
     wins = sum(1 for t in results.trades if t.pnl > 0)
-    print(f"{len(results.trades)} trades, {wins} winners")
-    print(f"final equity {results.metrics.final_equity}")
+    print(f"Breakout on {', '.join(symbols)}: {len(results.trades)} trades, {wins} winners")
+    print(f"final equity {results.metrics.final_equity:,.2f}")
     reasons = [r.fill_reason for r in results.executions if r.fill_reason]
-    print("exits:", {reason: reasons.count(reason) for reason in set(reasons)})
+    print("exits:", {reason: reasons.count(reason) for reason in sorted(set(reasons))})

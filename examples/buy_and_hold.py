@@ -1,13 +1,14 @@
 """Buy and hold: spend all cash on the first bar (split evenly across the symbols) and keep
 the positions to the end. The baseline every other strategy should beat.
 
-    python examples/buy_and_hold.py
+    python examples/buy_and_hold.py [SYMBOL ...]
     simutrador run examples/buy_and_hold.py --symbols AAPL,MSFT --start 2015-01-01 \\
         --end 2024-12-31 --capital 10000
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 
 from entrypoints.sdk import Bar, Context, Strategy, run_backtest
@@ -23,8 +24,17 @@ class BuyAndHold(Strategy):
         ctx.params["bought"] = True
 
 
+def _shown(value: float | None, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:,.2f}{unit}"
+
+
 if __name__ == "__main__":
-    results = run_backtest(BuyAndHold, ["AAPL", "MSFT"], "2015-01-01", "2024-12-31", 10_000)
+    symbols = sys.argv[1:] or ["AAPL", "MSFT"]  # python examples/buy_and_hold.py [SYMBOL ...]
+    results = run_backtest(BuyAndHold, symbols, "2015-01-01", "2024-12-31", 10_000)
     m = results.metrics
-    print(f"final equity {m.final_equity}  total return {m.total_return_pct:.2f} %")
-    print(f"annual return {m.annual_return_pct:.2f} %  max drawdown {m.max_drawdown_pct:.2f} %")
+    print(f"BuyAndHold on {', '.join(symbols)}")
+    print(f"final equity {m.final_equity:,.2f}  total return {_shown(m.total_return_pct, ' %')}")
+    print(
+        f"annual return {_shown(m.annual_return_pct, ' %')}  "
+        f"max drawdown {_shown(m.max_drawdown_pct, ' %')}"
+    )

@@ -6,13 +6,14 @@ the bars received so far against a server; the same values either way) and read 
 through views that end at the current bar: nothing later can be read. examples/
 sma_cross_pure.py does the same in pure Python with exact decimals.
 
-    python examples/sma_cross.py                  # in process, on the local bar store
+    python examples/sma_cross.py [SYMBOL ...]     # in process, on the local bar store
     simutrador run examples/sma_cross.py --symbols AAPL --start 2015-01-01 \\
         --end 2024-12-31 --capital 10000 --param fast=10 --param slow=20
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 
 from entrypoints.sdk import Bar, Context, Strategy, crossover, run_backtest, sma
@@ -43,11 +44,19 @@ class SmaCross(Strategy):
                 ctx.close(s)
 
 
+def _shown(value: float | None, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:,.2f}{unit}"
+
+
 if __name__ == "__main__":
+    symbols = sys.argv[1:] or ["AAPL"]  # python examples/sma_cross.py [SYMBOL ...]
     results = run_backtest(
-        SmaCross, ["AAPL"], "2015-01-01", "2024-12-31", 10_000, commission_pct="0.001"
+        SmaCross, symbols, "2015-01-01", "2024-12-31", 10_000, commission_pct="0.001"
     )
     m = results.metrics
-    print(f"{len(results.trades)} trades over {results.total_ticks} bars")
-    print(f"final equity {m.final_equity}  total return {m.total_return_pct:.2f} %")
-    print(f"sharpe {m.sharpe_ratio}  max drawdown {m.max_drawdown_pct} %")
+    print(
+        f"SmaCross on {', '.join(symbols)}: {len(results.trades)} trades over "
+        f"{results.total_ticks:,} bars"
+    )
+    print(f"final equity {m.final_equity:,.2f}  total return {_shown(m.total_return_pct, ' %')}")
+    print(f"sharpe {_shown(m.sharpe_ratio)}  max drawdown {_shown(m.max_drawdown_pct, ' %')}")

@@ -423,6 +423,19 @@ METRIC_NAMES: tuple[str, ...] = (
     "exposure_pct",
     "total_commission",
     "total_slippage",
+    "equity_peak",
+    "buy_and_hold_return_pct",
+    "cagr_pct",
+    "avg_drawdown_pct",
+    "max_drawdown_duration_days",
+    "avg_drawdown_duration_days",
+    "max_trade_duration_days",
+    "avg_trade_duration_days",
+    "expectancy_pct",
+    "sqn",
+    "kelly_criterion",
+    "alpha_pct",
+    "beta",
 )
 """The §4.6 metrics, in the protocol's order: every results shape must carry exactly these."""
 

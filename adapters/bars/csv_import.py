@@ -53,6 +53,14 @@ class Problem:
         return f"{self.file}:{self.line}: {self.reason}"
 
 
+@dataclass(frozen=True, slots=True)
+class ReadBars:
+    """What `read_bars` read: the series, and how many Yahoo `null` rows it skipped."""
+
+    series: BarSeries
+    skipped_null_rows: int = 0
+
+
 def read_bar_files(
     paths: Sequence[Path | str],
     symbol: str,
@@ -64,8 +72,35 @@ def read_bar_files(
     adjusted: bool = False,
     on_progress: Callable[[int], None] | None = None,
 ) -> BarSeries:
+    """`read_bars(...).series`."""
+    return read_bars(
+        paths,
+        symbol,
+        timeframe,
+        fmt=fmt,
+        tz=tz,
+        hours=hours,
+        adjusted=adjusted,
+        on_progress=on_progress,
+    ).series
+
+
+def read_bars(
+    paths: Sequence[Path | str],
+    symbol: str,
+    timeframe: Timeframe,
+    *,
+    fmt: ImportFormat | str = ImportFormat.AUTO,
+    tz: str | None = None,
+    hours: ExchangeHours,
+    adjusted: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> ReadBars:
     """The bars of `paths`, read in the order given as one series, or InvalidBars listing
     every bad line (`details.problems`: the first 20 as {file, line, reason}; `details.count`).
+
+    In a Yahoo file, a row whose every value is `null` (a day without trading, as Yahoo
+    writes it) is skipped and counted; any other bad line refuses the import.
 
     Daily bars close at the exchange's close of the date written. Intraday timestamps are bar
     START times (as Yahoo and Stooq write them); the stored close is start + timeframe. Naive
@@ -83,7 +118,7 @@ def read_bar_files(
     reader = _Reader(timeframe, zone, hours, adjusted)
     for index, path in enumerate(paths):
         reader.read_file(Path(path), str(path), index, layout_format, on_progress)
-    return reader.series(symbol)
+    return ReadBars(reader.series(symbol), reader.skipped)
 
 
 def problems_error(problems: Sequence[Problem]) -> InvalidBars:
@@ -137,6 +172,7 @@ class _Layout:
     prices: tuple[int, int, int, int]
     volume: int | None
     adj_close: int | None
+    skips_null_rows: bool = False  # Yahoo's: a day without trading is a row of `null`s
 
 
 def _column_name(raw: str) -> str:
@@ -145,6 +181,7 @@ def _column_name(raw: str) -> str:
 
 
 def _layout(header: list[str], fmt: ImportFormat, adjusted: bool) -> _Layout:
+    _refuse_a_header_that_is_not_one(header)
     raw = [h.strip() for h in header]
     names = [_column_name(h) for h in raw]
     index: dict[str, int] = {}
@@ -180,7 +217,27 @@ def _layout(header: list[str], fmt: ImportFormat, adjusted: bool) -> _Layout:
         prices=(index["open"], index["high"], index["low"], index["close"]),
         volume=index.get("volume"),
         adj_close=index["adj close"] if adjusted else None,
+        skips_null_rows=detected is ImportFormat.YAHOO,
     )
+
+
+_LOOKS_LIKE_DATA = re.compile(r"[0-9+-]")
+
+
+def _refuse_a_header_that_is_not_one(header: list[str]) -> None:
+    """A file cut by another separator, or without a header line, said as such."""
+    if len(header) == 1:
+        for separator, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if separator in header[0]:
+                raise _BadHeader(
+                    f"the fields are separated by {name}, not commas; save the file as "
+                    "comma-separated (CSV with ',' between fields)"
+                )
+    if header and _LOOKS_LIKE_DATA.match(header[0].strip()):
+        raise _BadHeader(
+            f"the first line is data ({header[0].strip()!r}...), not a header; add a header "
+            "line first, e.g. date,open,high,low,close,volume"
+        )
 
 
 # --- single values (the exact, per-row rules; the fast path must agree with them) ----------
@@ -293,6 +350,7 @@ class _Reader:
     fast: bool = True  # tests turn the block path off to compare it with the per-row rules
     problems: list[tuple[int, Problem]] = field(default_factory=list)
     blocks: list[_Block] = field(default_factory=list)
+    skipped: int = 0
     last_close: int | None = None
     _daily: dict[str, int] = field(default_factory=dict)
     _zone_day: dict[str, int | None] = field(default_factory=dict)
@@ -479,6 +537,9 @@ class _Reader:
             if not text.strip():
                 continue
             line = first_line + offset
+            if layout.skips_null_rows and _all_null(text, layout):
+                self.skipped += 1
+                continue
             try:
                 # One record per line; the csv module only for the lines that quote.
                 fields = next(csv.reader([text])) if '"' in text else text.split(",")
@@ -657,6 +718,15 @@ class _Reader:
                             f"{what} does not fit in 64 bits at the series' decimal places",
                         ),
                     )
+
+
+def _all_null(text: str, layout: _Layout) -> bool:
+    """Every field but the time is `null` (Yahoo's row for a day without trading)."""
+    fields = text.split(",")
+    if len(fields) != layout.width:
+        return False
+    times = {layout.time, layout.time_of_day}
+    return all(f.strip() == "null" for i, f in enumerate(fields) if i not in times)
 
 
 def _decode(raw: bytes) -> str:

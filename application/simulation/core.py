@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 
+from application.benchmark import buy_and_hold_curve, shortest_bar
 from application.records import Refusal, Rejection, SimulationResults, SimulationState, missed
 from application.simulation.columns import (
     DECODED_BARS_HELD,
@@ -520,6 +521,8 @@ class Simulation:
         # results can recompute them. With daily bars its first point is the initial
         # capital: no order can fill on the first bar.
         daily = [e for _, e in curve] or [self.initial_capital]
+        # The ticks where the curve has its points: the benchmark is valued at the same ones.
+        instants = [self.ticks[k] for k in sorted(self._day_closes) if k < book.sequence]
         metrics = compute_metrics(
             daily,
             self.ledger.trades,
@@ -527,6 +530,9 @@ class Simulation:
             bars_with_position=book.ticks_with_position,
             total_commission=self.broker.total_commission,
             total_slippage=self.broker.total_slippage,
+            days=[day for day, _ in curve] or None,
+            buy_and_hold=buy_and_hold_curve(self.series, self.first_tradable, instants),
+            bar_length=shortest_bar(self.series),
         )
         return SimulationResults(
             metrics,

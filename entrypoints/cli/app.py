@@ -17,6 +17,7 @@ from domain.limits import Plan
 from entrypoints.cli.auth_commands import auth_app
 from entrypoints.cli.common import SimuTradorGroup, fail
 from entrypoints.cli.data_commands import data_app
+from entrypoints.cli.fetch_command import fetch
 from entrypoints.cli.market_commands import symbols
 from entrypoints.cli.optimize_command import optimize_command
 from entrypoints.cli.run_command import run
@@ -40,6 +41,7 @@ keys_app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.add_typer(auth_app, name="auth")
 app.add_typer(session_app, name="session")
+data_app.command()(fetch)
 app.add_typer(data_app, name="data")
 app.command()(symbols)
 app.command()(run)

@@ -113,6 +113,13 @@ class SimuTradorGroup(TyperGroup):
             raise typer.Exit(USAGE_EXIT) from None
 
 
+HINTS = {
+    "DATA_UNAVAILABLE": "Import bars with `simutrador data import`, or download them with "
+    "`simutrador data fetch`.",
+}
+"""What to do next, added to the message of an error with this code (not under --json)."""
+
+
 def fail(
     code: str, message: str, details: Mapping[str, Any] | None = None, *, exit_code: int = 1
 ) -> NoReturn:
@@ -127,6 +134,9 @@ def fail(
         message = f"{message.rstrip('.')}; try again in {human_duration(retry_ms / 1000)}"
     if "fields" in shown:
         shown.pop("field", None)  # `fields` names every wrong one
+    hint = HINTS.get(code)
+    if hint and hint not in message:
+        message = f"{message.rstrip('.')}. {hint}"
     err.print(f"[bold red]{escape(code)}[/bold red]: {escape(message)}", soft_wrap=True)
     for key, value in shown.items():
         text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
@@ -151,13 +161,18 @@ def human_duration(seconds: float) -> str:
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
-def fail_with(error: SimuTradorError) -> NoReturn:
+SERVER_URL_SETTING = "SIMUTRADOR_SERVER_URL (--server-url)"
+
+
+def fail_with(error: SimuTradorError, server_option: str = SERVER_URL_SETTING) -> NoReturn:
+    """Exit with the error; advice about the server's address names `server_option`, the
+    way the command at hand takes it."""
     if isinstance(error, ServerUnreachableError) and error.code == "SERVER_UNREACHABLE":
         advice = {
             "connect": "Is it running? Start one with `simutrador serve`, or point "
-            "SIMUTRADOR_SERVER_URL (--server-url) at it.",
+            f"{server_option} at it.",
             "timeout": "Something accepted the connection but did not answer: is the server "
-            "overloaded, or is SIMUTRADOR_SERVER_URL (--server-url) another service?",
+            f"overloaded, or is {server_option} another service?",
             "http_status": "The server failed; try again shortly.",
         }.get(error.reason, "")
         # `reason` (and `status`) are for scripts; the message already says it to a person.
@@ -165,7 +180,7 @@ def fail_with(error: SimuTradorError) -> NoReturn:
     if error.code == "UNEXPECTED_RESPONSE":
         fail(
             error.code,
-            error.message + " Check SIMUTRADOR_SERVER_URL (--server-url).",
+            error.message + f" Check {server_option}.",
             _for_scripts(error),
         )
     if error.code in ("NO_API_KEY", "TOKEN_EXPIRED"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -21,10 +22,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from adapters.bars.csv_import import ImportFormat, read_bar_files
-from domain.bars import Coverage, Timeframe
+from adapters.bars.csv_import import ImportFormat, ReadBars, read_bars
+from application.bars import MarketDataService
+from domain.bars import BarSeries, Coverage, DataSource, Timeframe
 from domain.dates import format_instant
-from domain.errors import DomainError, InvalidBars, ValidationFailed
+from domain.errors import DataConflict, DomainError, InvalidBars, ValidationFailed
 from domain.symbols import AssetClass, Instrument, Symbol, canonical_symbol
 from entrypoints.cli.common import JsonOption, err, fail, out, print_json
 from entrypoints.container import Container
@@ -132,8 +134,8 @@ def import_(
     is_new = instrument is None
     if instrument is None:
         instrument = _new_instrument(symbol, asset_class, exchange, name, currency)
-    series = _run(
-        lambda progress: read_bar_files(
+    read = _run(
+        lambda progress: read_bars(
             files,
             instrument.symbol.ticker,
             timeframe,
@@ -146,18 +148,62 @@ def import_(
         files,
     )
 
-    async def store() -> Coverage:
+    stored = store_bars(service, instrument, read.series, replace=replace, is_new=is_new)
+    print_stored("Imported", read, stored)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    instrument: Instrument
+    coverage: Coverage
+    added: bool
+    replaced_synthetic: bool
+
+
+def store_bars(
+    service: MarketDataService,
+    instrument: Instrument,
+    series: BarSeries,
+    *,
+    replace: bool,
+    is_new: bool = False,
+) -> Stored:
+    """Store imported bars (adding the instrument to the user's catalog when new); says
+    whether they replaced a synthetic series."""
+
+    async def store() -> Stored:
+        before = [
+            c
+            for c in await service.coverage()
+            if c.symbol == series.symbol and c.timeframe is series.timeframe
+        ]
         if is_new:
             await service.register_instrument(instrument)
-        return await service.import_bars(series, replace=replace)
+        coverage = await service.import_bars(series, replace=replace)
+        synthetic = any(c.source is DataSource.SYNTHETIC for c in before)
+        return Stored(instrument, coverage, is_new, synthetic)
 
-    coverage = _call(store)
-    added = f" (added {instrument.symbol} to your catalog)" if is_new else ""
+    return _call(store)
+
+
+def print_stored(verb: str, read: ReadBars, stored: Stored, origin: str = "") -> None:
+    series, coverage, timeframe = read.series, stored.coverage, read.series.timeframe
+    bars = "bar" if len(series) == 1 else "bars"
+    notes = []
+    if stored.added:
+        notes.append(f"added {stored.instrument.symbol} to your catalog")
+    if stored.replaced_synthetic:
+        notes.append("they replace its synthetic bars")
+    if read.skipped_null_rows:
+        rows = "row" if read.skipped_null_rows == 1 else "rows"
+        notes.append(f"skipped {read.skipped_null_rows:,} `null` {rows} (days without trading)")
+    shown = f" ({'; '.join(notes)})" if notes else ""
     out.print(
-        f"[green]Imported[/green] {len(series):,} {timeframe.value} bars of "
-        f"[bold]{escape(str(instrument.symbol))}[/bold]{added}; stored now: "
-        f"{coverage.bars:,} bars, {_instant(coverage.first, timeframe)} .. "
-        f"{_instant(coverage.last, timeframe)}"
+        f"[green]{verb}[/green] {len(series):,} {timeframe.value} {bars} of "
+        f"[bold]{escape(str(stored.instrument.symbol))}[/bold]{escape(origin)}{escape(shown)}; "
+        f"stored now: {coverage.bars:,} bars, {_instant(coverage.first, timeframe)} .. "
+        f"{_instant(coverage.last, timeframe)}",
+        soft_wrap=True,
     )
 
 
@@ -221,7 +267,8 @@ def sample(
     if not written:
         out.print("Nothing written: those symbols already hold imported daily bars")
         return
-    out.print(f"[green]Wrote[/green] synthetic daily bars for {len(written)} symbols")
+    noun = "symbol" if len(written) == 1 else "symbols"
+    out.print(f"[green]Wrote[/green] synthetic daily bars for {len(written)} {noun}")
     out.print(coverage_table(written))
 
 
@@ -320,6 +367,11 @@ def _call(action: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 def _fail(exc: DomainError) -> NoReturn:
+    if isinstance(exc, DataConflict) and "replace them explicitly" in exc.message:
+        message = exc.message.replace(
+            "replace them explicitly to overwrite", "pass --replace to overwrite them"
+        )
+        fail(exc.code, message, exc.details)
     if not isinstance(exc, InvalidBars):
         fail(exc.code, exc.message, exc.details)
     err.print(f"[bold red]{escape(exc.code)}[/bold red]: {escape(exc.message)}", soft_wrap=True)

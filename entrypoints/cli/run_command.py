@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 import traceback
 from datetime import UTC, datetime
@@ -22,10 +24,17 @@ from entrypoints.cli.common import (
     fail,
     fail_with,
     key_values,
-    out,
     print_json,
 )
-from entrypoints.cli.results_view import print_results
+from entrypoints.cli.results_view import (
+    CsvOption,
+    ReportOption,
+    check_output_paths,
+    print_outputs,
+    print_results,
+    results_document,
+    write_outputs,
+)
 from entrypoints.cli.run_options import (
     AllowShortOption,
     CapitalOption,
@@ -46,7 +55,6 @@ from entrypoints.cli.run_options import (
 from entrypoints.cli.run_options import strategy_class as load_strategy_class
 from entrypoints.cli.token_cache import TokenCache
 from entrypoints.protocol.messages import MAX_WINDOW
-from entrypoints.report import write_report
 from entrypoints.sdk import ServerAddress, SimuTradorError, run_backtest
 from entrypoints.sdk.driver import DEFAULT_WINDOW
 from entrypoints.settings import SettingsError
@@ -85,9 +93,8 @@ def run(
         list[str] | None,
         typer.Option("--param", "-p", metavar="KEY=VALUE", help="Strategy parameter; repeat."),
     ] = None,
-    report: Annotated[
-        Path | None, typer.Option("--report", metavar="FILE.html", help="Write an HTML report.")
-    ] = None,
+    report: ReportOption = None,
+    csv_dir: CsvOption = None,
     server: Annotated[
         str | None,
         typer.Option(
@@ -116,18 +123,19 @@ def run(
     params = _params(param or [])
     strategy_class = load_strategy_class(file, strategy)
     universe = symbols_of(symbols)
-    if report is not None and not report.parent.resolve().is_dir():
-        raise typer.BadParameter(f"no folder {report.parent} to write into", param_hint="--report")
+    check_output_paths(report, csv_dir)
     auth = None
     if server is not None:
         try:
             auth = auth_client(ServerAddress.parse(server).http_url, api_key, TokenCache())
         except (SimuTradorError, ValueError) as exc:
             if isinstance(exc, SimuTradorError):
-                fail_with(exc)
+                fail_with(exc, "--server")
             raise typer.BadParameter(str(exc), param_hint="--server") from None
+    # Under --json, stdout is the JSON alone: what the strategy prints goes to stderr.
+    quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
     try:
-        with _progress(enabled=not as_json) as on_progress:
+        with quiet, _progress(enabled=not as_json and err.is_terminal) as on_progress:
             results = run_backtest(
                 strategy_class,
                 universe,
@@ -148,34 +156,19 @@ def run(
                 allow_short=allow_short,
             )
     except SimuTradorError as exc:
-        fail_with(exc)
+        fail_with(exc, "--server")
     except DomainError as exc:
         fail(exc.code, exc.message, exc.details)
     except SettingsError:
         raise  # a bad SIMUTRADOR_* setting, reported by the root command (exit 2)
     except Exception as exc:  # the user's strategy raised: show where, in their file
         _strategy_failed(exc, file)
-    if report is not None:
-        try:
-            write_report(results, report, f"{strategy_class.__name__} on {', '.join(universe)}")
-        except OSError as exc:
-            fail("REPORT_NOT_WRITTEN", f"Cannot write {report}: {exc.strerror or exc}")
+    write_outputs(results, report, csv_dir)
     if as_json:
-        print_json(
-            {
-                "session_id": results.session_id,
-                "metrics": results.metrics,
-                "trades": results.trades,
-                "equity_curve": results.equity_curve,
-                "executions": results.fills,
-                "total_ticks": results.total_ticks,
-                "wall_time_ms": results.wall_time_ms,
-            }
-        )
+        print_json(results_document(results))
         return
     print_results(results)
-    if report is not None:
-        out.print(f"Report written to {escape(str(report))}")
+    print_outputs(report, csv_dir)
 
 
 class _progress:

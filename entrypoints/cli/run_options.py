@@ -49,9 +49,11 @@ MaxVolumeOption = Annotated[
     Decimal | None,
     typer.Option(parser=parse_amount, metavar="FRACTION", help="Most of a bar's volume to take."),
 ]
-AllowShortOption = Annotated[bool, typer.Option(help="Allow short selling.")]
+AllowShortOption = Annotated[
+    bool, typer.Option("--allow-short", help="Allow short selling.", show_default=False)
+]
 WarmupOption = Annotated[
-    int, typer.Option(min=0, help="Bars before --start the strategy may read.")
+    int, typer.Option(min=0, metavar="BARS", help="Bars before --start the strategy may read.")
 ]
 
 

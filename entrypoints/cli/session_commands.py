@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, time
 from decimal import Decimal
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,15 +19,20 @@ from entrypoints.cli.common import (
     ServerUrlOption,
     TimeoutOption,
     confirm_or_keep,
-    fail,
     key_values,
     out,
     parse_amount,
     print_json,
     with_sessions,
 )
-from entrypoints.cli.results_view import print_results
-from entrypoints.report import write_report
+from entrypoints.cli.results_view import (
+    CsvOption,
+    ReportOption,
+    check_output_paths,
+    print_outputs,
+    print_results,
+    write_outputs,
+)
 from entrypoints.sdk import (
     BacktestResults,
     SessionClient,
@@ -36,6 +40,7 @@ from entrypoints.sdk import (
     SessionState,
     SimulationResultsData,
 )
+from entrypoints.sdk.plots import RunInfo
 
 session_app = typer.Typer(
     help="Create, inspect, list and delete simulation sessions.", no_args_is_help=True
@@ -161,15 +166,15 @@ def list_sessions(
 @session_app.command()
 def results(
     session_id: SessionIdArgument,
-    report: Annotated[
-        Path | None, typer.Option("--report", metavar="FILE.html", help="Write an HTML report.")
-    ] = None,
+    report: ReportOption = None,
+    csv_dir: CsvOption = None,
     server_url: ServerUrlOption = DEFAULT_URL,
     api_key: ApiKeyOption = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     as_json: JsonOption = False,
 ) -> None:
     """Show the results of a completed simulation: metrics, closed trades."""
+    check_output_paths(report, csv_dir)
 
     async def fetch(client: SessionClient) -> tuple[SessionData, SimulationResultsData]:
         return await client.get_session(session_id), await client.get_results(session_id)
@@ -184,18 +189,39 @@ def results(
         executions=[],
         total_ticks=total,
         wall_time_ms=0,
+        warnings=tuple(session.warnings),
+        currency=session.currency,
+        run=run_info(session, server_url),
     )
-    if report is not None:
-        try:
-            write_report(results, report, f"Session {session_id} on {', '.join(session.symbols)}")
-        except OSError as exc:
-            fail("REPORT_NOT_WRITTEN", f"Cannot write {report}: {exc.strerror or exc}")
+    write_outputs(results, report, csv_dir, f"Session {session_id} on {', '.join(session.symbols)}")
     if as_json:
         print_json(data)
         return
     print_results(results)
-    if report is not None:
-        out.print(f"Report written to {escape(str(report))}")
+    print_outputs(report, csv_dir)
+
+
+def run_info(session: SessionData, server_url: str) -> RunInfo:
+    """What the session was created with, for the report (its strategy ran elsewhere)."""
+    settings: dict[str, object] = {
+        name: getattr(session, name)
+        for name in ("commission_per_share", "commission_pct", "commission_min", "slippage_bps")
+        if getattr(session, name)
+    }
+    if session.max_volume_pct is not None:
+        settings["max_volume_pct"] = session.max_volume_pct
+    if session.allow_short:
+        settings["allow_short"] = True
+    return RunInfo(
+        strategy=str(session.metadata.get("strategy", "(run by its client)")),
+        symbols=tuple(session.symbols),
+        start=session.start_date.date().isoformat(),
+        end=session.end_date.date().isoformat(),
+        timeframe=session.timeframe,
+        capital=session.initial_capital,
+        engine_settings=settings,
+        where=f"on the server {server_url}",
+    )
 
 
 @session_app.command()

@@ -184,6 +184,19 @@ def metrics_data(x: Metrics) -> m.MetricsData:
         exposure_pct=x.exposure_pct,
         total_commission=x.total_commission,
         total_slippage=x.total_slippage,
+        equity_peak=x.equity_peak,
+        buy_and_hold_return_pct=x.buy_and_hold_return_pct,
+        cagr_pct=x.cagr_pct,
+        avg_drawdown_pct=x.avg_drawdown_pct,
+        max_drawdown_duration_days=x.max_drawdown_duration_days,
+        avg_drawdown_duration_days=x.avg_drawdown_duration_days,
+        max_trade_duration_days=x.max_trade_duration_days,
+        avg_trade_duration_days=x.avg_trade_duration_days,
+        expectancy_pct=x.expectancy_pct,
+        sqn=x.sqn,
+        kelly_criterion=x.kelly_criterion,
+        alpha_pct=x.alpha_pct,
+        beta=x.beta,
     )
 
 

@@ -235,6 +235,20 @@ class MetricsData(Struct, kw_only=True):
     exposure_pct: float | None
     total_commission: Decimal
     total_slippage: Decimal
+    # backtesting.py's statistics (§7.12); absent from an older server's results: null.
+    equity_peak: Decimal | None = None
+    buy_and_hold_return_pct: float | None = None
+    cagr_pct: float | None = None
+    avg_drawdown_pct: float | None = None
+    max_drawdown_duration_days: float | None = None
+    avg_drawdown_duration_days: float | None = None
+    max_trade_duration_days: float | None = None
+    avg_trade_duration_days: float | None = None
+    expectancy_pct: float | None = None
+    sqn: float | None = None
+    kelly_criterion: float | None = None
+    alpha_pct: float | None = None
+    beta: float | None = None
 
 
 class TradeData(Struct, kw_only=True):

@@ -4,6 +4,7 @@ or, later, a server — so every transport gives the same results."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -20,8 +21,11 @@ from entrypoints.sdk.driver import ProgressCallback as ProgressCallback
 from entrypoints.sdk.driver import Started as Started
 from entrypoints.sdk.driver import TickView as TickView
 from entrypoints.sdk.driver import session_request as session_request
+from entrypoints.sdk.plots import RunInfo
+from entrypoints.sdk.results import SYNTHETIC_WARNING as SYNTHETIC_WARNING
 from entrypoints.sdk.results import BacktestResults as BacktestResults
 from entrypoints.sdk.results import PriceTrack as PriceTrack
+from entrypoints.sdk.results import Rejection as Rejection
 from entrypoints.sdk.strategy import DEFAULT_HISTORY_SIZE, Context, Strategy
 
 DateLike = date | datetime | str
@@ -43,6 +47,7 @@ async def drive(
     ctx.session_id = started.session_id
     ctx._add_bars_history(started.history)
     executions: list[ExecutionReportData] = []
+    rejections: list[Rejection] = []
     prices = {symbol: PriceTrack() for symbol in started.symbols}
     strategy.on_start(ctx)
     ctx._declaring = False
@@ -50,6 +55,7 @@ async def drive(
     while True:
         # Orders refused before sending (numbers out of bounds) first, then the engine's.
         for order_id, (code, message) in (refused | dict(outcome.rejected)).items():
+            rejections.append(Rejection(order_id, code, message))
             strategy.on_reject(ctx, order_id, code, message)
         for report in outcome.reports:
             executions.append(report)
@@ -61,9 +67,7 @@ async def drive(
         ctx._mark(tick.sim_time, tick.cash, tick.equity)
         ctx._add_bars(tick.bars)
         for symbol, bar in tick.bars.items():
-            track = prices[symbol]
-            track.times.append(tick.time)
-            track.closes.append(float(bar.close))
+            prices[symbol].add(tick.time, bar)
         strategy.on_bar(ctx, tick.bars)
         if on_progress is not None and tick.sequence_id % progress_every == 0:
             on_progress(tick.sequence_id, started.total_ticks, tick.sim_time)
@@ -80,6 +84,10 @@ async def drive(
         total_ticks=started.total_ticks,
         wall_time_ms=int((time.perf_counter() - began) * 1000),
         prices=prices,
+        plots=ctx._plots,
+        rejections=rejections,
+        warnings=started.warnings,
+        currency=started.currency,
         indicators=ctx._indicator_tracks({s: track.times for s, track in prices.items()}),
     )
     strategy.on_finish(ctx, results)
@@ -120,10 +128,21 @@ def run_backtest(
     instance = strategy() if isinstance(strategy, type) else strategy
     universe = [symbols] if isinstance(symbols, str) else list(symbols)
     run_args = (universe, _iso(start), _iso(end), Decimal(str(capital)), timeframe)
+    info = RunInfo(
+        strategy=type(instance).__name__,
+        symbols=tuple(universe),
+        start=run_args[1],
+        end=run_args[2],
+        timeframe=timeframe,
+        capital=run_args[3],
+        engine_settings={k: v for k, v in engine_settings.items() if v is not None},
+        params=dict(params or {}),
+        warmup_bars=warmup_bars,
+    )
     if server is None and auth is None:
         from entrypoints.sdk.local import run_in_process  # the engine itself (server code)
 
-        return run_in_process(
+        results = run_in_process(
             instance,
             session_request(*run_args, engine_settings),
             params=params,
@@ -131,6 +150,7 @@ def run_backtest(
             history_size=history_size,
             on_progress=on_progress,
         )
+        return dataclasses.replace(results, run=info)
     from entrypoints.sdk.remote import RemoteDriver
 
     client = auth if auth is not None else AuthClient(server, api_key)
@@ -154,7 +174,10 @@ def run_backtest(
         finally:
             await driver.close()
 
-    return asyncio.run(run())
+    results = asyncio.run(run())
+    return dataclasses.replace(
+        results, run=dataclasses.replace(info, where=f"on the server {client.server_url}")
+    )
 
 
 def _iso(value: DateLike) -> str:

@@ -52,6 +52,9 @@ class Started:
     symbols: tuple[str, ...]
     total_ticks: int
     history: Mapping[str, Sequence[Bar]]
+    warnings: tuple[str, ...] = ()
+    """The session's warnings (PROTOCOL §8.3)."""
+    currency: str = ""
 
 
 class SimulationDriver(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
+import traceback
 from pathlib import Path
 
 from entrypoints.sdk.errors import SimuTradorError
@@ -34,6 +35,12 @@ def load_strategy(path: Path | str, class_name: str | None = None) -> type[Strat
         raise StrategyLoadError(
             f"{path}:{exc.lineno}: syntax error: {exc.msg}", details={"line": exc.lineno}
         ) from None
+    except Exception as exc:  # a failing import, or any error at the file's top level
+        line = _line_in(exc, path)
+        where = f"{path}:{line}" if line is not None else str(path)
+        raise StrategyLoadError(
+            f"{where}: {type(exc).__name__}: {exc}", details={"line": line}
+        ) from None
     finally:
         sys.path.pop(0)
     defined = [
@@ -59,3 +66,13 @@ def load_strategy(path: Path | str, class_name: str | None = None) -> type[Strat
             + (f" ({names}); pick one with --strategy" if defined else "")
         )
     return defined[0]
+
+
+def _line_in(exc: BaseException, path: Path) -> int | None:
+    """The line of `path` the error went through last (where the file called what failed)."""
+    target = str(path.resolve())
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == target:
+            line = frame.lineno
+    return line

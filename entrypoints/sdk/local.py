@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -28,6 +27,7 @@ from domain.bars import Bar
 from domain.broker import ExecutionReport
 from domain.errors import DomainError
 from domain.limits import PLAN_DEFAULTS, Plan
+from domain.session import SimulationSession
 from entrypoints.container import Container, in_process_container
 from entrypoints.protocol import messages as m
 from entrypoints.protocol.dispatcher import session_params
@@ -52,7 +52,8 @@ from entrypoints.sdk.indicators import (
     evaluate,
     fields_of,
 )
-from entrypoints.sdk.results import BacktestResults, PriceTrack
+from entrypoints.sdk.plots import price_track
+from entrypoints.sdk.results import BacktestResults, PriceTrack, Rejection
 from entrypoints.sdk.strategy import DEFAULT_HISTORY_SIZE, Context, Strategy
 from entrypoints.settings import Settings
 
@@ -95,7 +96,12 @@ class LocalDriver:
         )
         self._simulation = simulation
         started = Started(
-            session.id, simulation.symbols, simulation.total_ticks, simulation.history()
+            session.id,
+            simulation.symbols,
+            simulation.total_ticks,
+            simulation.history(),
+            tuple(session.warnings),
+            session.currency,
         )
         return started, self._outcome(simulation.advance())
 
@@ -302,9 +308,12 @@ def run_in_process(
     sessions = container.session_service()
     service = container.simulation_service()
 
+    created: list[SimulationSession] = []
+
     async def start() -> Simulation:
         await container.market_data_service().seed_sample_if_empty()
         session = await sessions.create(principal, session_params(request, principal))
+        created.append(session)
         try:
             return await service.start(principal, session.id, warmup_bars)
         except BaseException:
@@ -324,7 +333,8 @@ def run_in_process(
     session_id = simulation.session_id
     try:
         ctx = LocalContext(simulation, params, history_size)
-        executions = _loop(strategy, ctx, simulation, on_progress, progress_every)
+        rejections: list[Rejection] = []
+        executions = _loop(strategy, ctx, simulation, on_progress, progress_every, rejections)
         final = results_data(session_id, run(complete(session_id)))
     finally:
         run(forget(session_id))
@@ -339,6 +349,10 @@ def run_in_process(
         wall_time_ms=int((time.perf_counter() - began) * 1000),
         prices=prices,
         indicators=ctx._indicator_tracks({s: track.times for s, track in prices.items()}),
+        plots=ctx._plots,
+        rejections=rejections,
+        warnings=tuple(created[0].warnings),
+        currency=created[0].currency,
     )
     strategy.on_finish(ctx, results)
     return results
@@ -350,6 +364,7 @@ def _loop(
     simulation: Simulation,
     on_progress: ProgressCallback | None,
     progress_every: int,
+    rejections: list[Rejection],
 ) -> list[m.ExecutionReportData]:
     """The strategy over every tick, in the order `drive` keeps: refusals, then reports
     (cancels, then the next bar's fills), then the bar."""
@@ -392,6 +407,7 @@ def _loop(
             batch = acknowledge(sequence, requests, cancels)
             rejected.update((oid, (e.code, e.message)) for oid, e in batch.rejected.items())
             for order_id, (code, message) in rejected.items():
+                rejections.append(Rejection(order_id, code, message))
                 on_reject(ctx, order_id, code, message)
             if batch.reports:
                 deliver(batch.reports)
@@ -405,12 +421,9 @@ def _loop(
 
 
 def _prices(simulation: Simulation) -> dict[str, PriceTrack]:
-    """The closes the strategy was shown, as `drive` collects them bar by bar."""
-    prices = {}
-    for symbol, series in simulation.series.items():
-        first, stop = simulation.first_tradable[symbol], simulation.cursor(symbol)
-        scale = 10**series.price_scale
-        prices[symbol] = PriceTrack(
-            series.times[first:stop], array("d", [c / scale for c in series.closes[first:stop]])
-        )
-    return prices
+    """The bars the strategy was shown, as `drive` collects them bar by bar (read from the
+    series once the run is over: nothing is kept a bar)."""
+    return {
+        symbol: price_track(series, simulation.first_tradable[symbol], simulation.cursor(symbol))
+        for symbol, series in simulation.series.items()
+    }

@@ -74,6 +74,7 @@ class RemoteDriver:
         timeout: float = 60.0,
         max_connect_attempts: int = 8,
         window: int = DEFAULT_WINDOW,
+        first_connect_attempts: int = 3,
     ) -> None:
         if not 1 <= window <= m.MAX_WINDOW:
             raise ValueError(f"window must be between 1 and {m.MAX_WINDOW} bars")
@@ -82,6 +83,9 @@ class RemoteDriver:
             auth, timeout=timeout, max_connect_attempts=max_connect_attempts
         )
         self._warmup = warmup_bars
+        # A server that is not there at the start is reported as fast as `session list`
+        # does; once running, a dropped connection gets more tries.
+        self._attempts = (first_connect_attempts, max_connect_attempts)
         self._session_id = ""
         self._last_tick = 0
         self._seen: set[str] = set()
@@ -107,7 +111,13 @@ class RemoteDriver:
         return self._client
 
     async def start(self) -> tuple[Started, Outcome]:
-        created = await self._client.request(m.CreateSession(data=self._request), m.SessionCreated)
+        self._client.max_connect_attempts = self._attempts[0]
+        try:
+            created = await self._client.request(
+                m.CreateSession(data=self._request), m.SessionCreated
+            )
+        finally:
+            self._client.max_connect_attempts = self._attempts[1]
         session = created.data
         self._session_id = session.session_id
         messages = await self._client.exchange(
@@ -127,7 +137,14 @@ class RemoteDriver:
             elif isinstance(message, m.History):
                 for symbol, rows in message.data.bars.items():
                     history[symbol] = [Bar(*row) for row in rows]
-        started = Started(session.session_id, tuple(session.symbols), total, history)
+        started = Started(
+            session.session_id,
+            tuple(session.symbols),
+            total,
+            history,
+            tuple(session.warnings),
+            session.currency,
+        )
         return started, self._outcome(messages)
 
     async def acknowledge(

@@ -4,6 +4,7 @@ the `Context` it is given. The same strategy runs in process or against a server
 from __future__ import annotations
 
 import itertools
+import math
 from array import array
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -25,6 +26,7 @@ from entrypoints.sdk.indicators import (
     default_name,
     fields_of,
 )
+from entrypoints.sdk.plots import PlotSeries
 from entrypoints.sdk.results import BacktestResults
 
 Number = Decimal | int | str | float
@@ -134,6 +136,9 @@ class Context:
         self._refused: dict[str, tuple[str, str]] = {}
         self._cancels: list[str] = []
         self._ids = itertools.count(1)
+        self._plots: dict[str, PlotSeries] = {}
+        self._plotted_at: datetime | None = None
+        self._plotted_epoch = 0
 
     # ------------------------------------------------------------------ what it sees
 
@@ -312,6 +317,34 @@ class Context:
     def cancel(self, order_id: str) -> None:
         """Cancel an open order (as of the next acknowledgement)."""
         self._cancels.append(order_id)
+
+    def plot(self, name: str, value: Number | None, symbol: str | None = None) -> None:
+        """Draw `value` at the current bar on the line `name`, over `symbol`'s price in the
+        report (default: the first symbol). Call it on every bar you want a point; None
+        leaves a gap."""
+        series = self._plots.get(name)
+        if series is None or (symbol is not None and symbol != series.symbol):
+            series = self._new_plot(name, symbol)
+        when = self.time
+        if when is None:
+            raise StrategyUsageError("plot from on_bar: there is no current bar yet")
+        if when != self._plotted_at:  # one conversion a bar, however many lines
+            self._plotted_at, self._plotted_epoch = when, int(when.timestamp())
+        try:
+            number = math.nan if value is None else float(value)
+        except (TypeError, ValueError):
+            raise StrategyUsageError(f"plot {name!r}: {value!r} is not a number") from None
+        series.add(self._plotted_epoch, number)
+
+    def _new_plot(self, name: str, symbol: str | None) -> PlotSeries:
+        if not isinstance(name, str) or not name.strip():
+            raise StrategyUsageError(f"a plot needs a name, not {name!r}")
+        target = self.symbols[0] if symbol is None else symbol
+        self._bars_of(target)
+        series = self._plots.setdefault(name, PlotSeries(target))
+        if series.symbol != target:
+            raise StrategyUsageError(f"plot {name!r} is drawn over {series.symbol}, not {target}")
+        return series
 
     # ------------------------------------------------------------------ runner side
 

@@ -42,6 +42,7 @@ from domain.errors import (
     ValidationFailed,
 )
 from domain.session import SessionState
+from entrypoints.export import DAY_SECONDS, TIMEFRAME_SECONDS
 from entrypoints.protocol.dispatcher import parse_state
 from entrypoints.protocol.engine import metrics_data, trade_data
 from entrypoints.web.charts import chart_json
@@ -345,8 +346,12 @@ def build_dashboard(
     ) -> Response[str]:
         principal = await principal_of(request)
         results = await completed_results(principal, session_id)
+        timeframe = (await own_session(principal, session_id)).data.timeframe
         return Response(
-            trades_csv([trade_data(t) for t in results.trades]),
+            trades_csv(
+                [trade_data(t) for t in results.trades],
+                TIMEFRAME_SECONDS.get(timeframe, DAY_SECONDS),
+            ),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{session_id}-trades.csv"'},
         )

@@ -103,6 +103,9 @@ def test_json_output_has_the_protocol_shapes_and_the_in_process_results(cli: Run
         "executions",
         "total_ticks",
         "wall_time_ms",
+        "warnings",
+        "synthetic_symbols",
+        "rejections",
     }
     metrics, trades, curve = out["metrics"], out["trades"], out["equity_curve"]
     assert set(metrics) == METRICS

@@ -20,7 +20,7 @@ from domain.errors import AccessDenied, SessionNotFound
 from domain.limits import Plan
 from domain.session import EngineSettings
 from entrypoints.protocol import messages as m
-from entrypoints.web.charts import MAX_POINTS, price_track
+from entrypoints.sdk.plots import price_track
 from entrypoints.web.downloads import TRADE_COLUMNS, trades_csv
 from entrypoints.web.routes import csrf_secret
 from entrypoints.web.views import session_view
@@ -79,26 +79,19 @@ async def test_session_bars_are_the_stored_bars_inside_the_sessions_days(
     assert bars[0].close == Decimal(103)
 
 
-def test_price_track_keeps_every_close_of_a_short_series() -> None:
+def test_price_track_keeps_every_bar_of_a_series() -> None:
     series = bars_of("AAPL", "187.15", "185.64", "184.25")
     track = price_track(series)
     assert list(track.times) == list(series.times)
     assert list(track.closes) == [187.15, 185.64, 184.25]
+    assert len(track.opens) == len(track.highs) == len(track.lows) == len(track.volumes) == 3
 
 
-def test_price_track_thins_a_long_series_keeping_its_ends() -> None:
-    closes = [f"{100 + i / 100:.2f}" for i in range(3 * MAX_POINTS + 7)]
-    series = bars_of("AAPL", *closes, timeframe=Timeframe.M1)
-    track = price_track(series)
-    assert len(track.times) <= MAX_POINTS + 1
-    assert track.times[0] == series.times[0]
-    assert track.times[-1] == series.times[-1]
-    assert list(track.times) == sorted(track.times)
-    by_time = dict(zip(series.times, closes, strict=True))
-    assert all(
-        c == pytest.approx(float(by_time[t]))
-        for t, c in zip(track.times, track.closes, strict=True)
-    )
+def test_price_track_takes_the_bars_asked_for() -> None:
+    series = bars_of("AAPL", "187.15", "185.64", "184.25", "183.10")
+    track = price_track(series, 1, 3)
+    assert list(track.times) == list(series.times[1:3])
+    assert list(track.closes) == [185.64, 184.25]
     assert len(price_track(BarSeries.empty("AAPL", Timeframe.D1)).times) == 0
 
 

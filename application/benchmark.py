@@ -1,0 +1,38 @@
+"""The buy-and-hold benchmark of a simulation (§7.12 `buy_and_hold_return_pct`, `alpha_pct`,
+`beta`): the session's symbols, equal-weighted, valued at each point of the daily equity."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from decimal import Decimal
+
+from domain.bars import BarSeries
+from domain.metrics import equal_weight_buy_and_hold
+
+
+def buy_and_hold_curve(
+    series: Mapping[str, BarSeries],
+    first_tradable: Mapping[str, int],
+    instants: Sequence[int],
+) -> list[Decimal] | None:
+    """The benchmark's value at each of `instants` (epoch seconds: the ticks where the daily
+    equity has a point), from each symbol's latest tradable close at or before it (warm-up
+    bars excluded). `None` without instants or symbols."""
+    if not instants or not series:
+        return None
+    closes: dict[str, list[Decimal | None]] = {}
+    for symbol, bars in series.items():
+        first = first_tradable[symbol]
+        column: list[Decimal | None] = []
+        for instant in instants:
+            i = bisect_right(bars.times, instant, first) - 1
+            column.append(bars.price(bars.closes[i]) if i >= first else None)
+        closes[symbol] = column
+    return equal_weight_buy_and_hold(closes)
+
+
+def shortest_bar(series: Mapping[str, BarSeries]) -> timedelta:
+    """The shortest bar length among the session's series (a day without any)."""
+    return timedelta(seconds=min((s.timeframe.seconds for s in series.values()), default=86_400))

@@ -1,0 +1,147 @@
+"""What the HTML report draws besides the metrics: the bars the strategy saw (`PriceTrack`),
+the series it drew over them (`ctx.plot`), the orders refused, and what the run asked for
+(`RunInfo`); and `Reportable`, the shape of results the report, the CSV files and pandas
+read (a `BacktestResults` has it). A leaf of the SDK: it imports none of its other modules."""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any, Protocol
+
+from domain.bars import Bar, BarSeries
+from entrypoints.protocol.messages import ExecutionReportData, MetricsData, TradeData
+
+
+@dataclass(frozen=True, slots=True)
+class PlotSeries:
+    """One named line over `symbol`'s price: a value per bar close (epoch seconds); NaN
+    where the strategy plotted nothing."""
+
+    symbol: str
+    times: array[int] = field(default_factory=lambda: array("q"))
+    values: array[float] = field(default_factory=lambda: array("d"))
+
+    def add(self, time: int, value: float) -> None:
+        if self.times and self.times[-1] == time:  # plotted twice on one bar: the last wins
+            self.values[-1] = value
+        else:
+            self.times.append(time)
+            self.values.append(value)
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """What a run asked for: shown at the top of the report."""
+
+    strategy: str
+    symbols: tuple[str, ...]
+    start: str
+    end: str
+    timeframe: str
+    capital: Decimal
+    engine_settings: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    warmup_bars: int = 0
+    where: str = "in process, on the local bar store"
+
+
+def _floats() -> array[float]:
+    return array("d")
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTrack:
+    """The bars of one symbol as the strategy saw them (compact: for charts, not for money)."""
+
+    times: array[int] = field(default_factory=lambda: array("q"))
+    closes: array[float] = field(default_factory=_floats)
+    opens: array[float] = field(default_factory=_floats)
+    highs: array[float] = field(default_factory=_floats)
+    lows: array[float] = field(default_factory=_floats)
+    volumes: array[float] = field(default_factory=_floats)
+
+    def add(self, time: int, bar: Bar) -> None:
+        self.times.append(time)
+        self.opens.append(float(bar.open))
+        self.highs.append(float(bar.high))
+        self.lows.append(float(bar.low))
+        self.closes.append(float(bar.close))
+        self.volumes.append(float(bar.volume))
+
+
+def price_track(series: BarSeries, first: int = 0, stop: int | None = None) -> PriceTrack:
+    """Bars `first` to `stop` of `series` as a `PriceTrack` (floats: for drawing only)."""
+    stop = len(series) if stop is None else stop
+    scale, volume_scale = 10**series.price_scale, 10**series.volume_scale
+
+    def floats(values: array[int], divisor: int) -> array[float]:
+        return array("d", [v / divisor for v in values[first:stop]])
+
+    return PriceTrack(
+        series.times[first:stop],
+        floats(series.closes, scale),
+        floats(series.opens, scale),
+        floats(series.highs, scale),
+        floats(series.lows, scale),
+        floats(series.volumes, volume_scale),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An order the engine refused outright (`on_reject`)."""
+
+    order_id: str
+    code: str
+    message: str
+
+
+class Line(Protocol):
+    """A named line over one symbol's price: a `PlotSeries` (`ctx.plot`), or an indicator's
+    values (`results.indicators`)."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def times(self) -> array[int]: ...
+    @property
+    def values(self) -> array[float]: ...
+
+
+class Reportable(Protocol):
+    """Results as the report, the CSV files and `to_pandas` read them."""
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def metrics(self) -> MetricsData: ...
+    @property
+    def trades(self) -> Sequence[TradeData]: ...
+    @property
+    def equity_curve(self) -> Sequence[tuple[date, Decimal]]: ...
+    @property
+    def executions(self) -> Sequence[ExecutionReportData]: ...
+    @property
+    def total_ticks(self) -> int: ...
+    @property
+    def wall_time_ms(self) -> int: ...
+    @property
+    def prices(self) -> Mapping[str, PriceTrack]: ...
+    @property
+    def plots(self) -> Mapping[str, PlotSeries]: ...
+    @property
+    def indicators(self) -> Mapping[str, Line]: ...
+    @property
+    def rejections(self) -> Sequence[Rejection]: ...
+    @property
+    def warnings(self) -> Sequence[str]: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def run(self) -> RunInfo | None: ...
+    @property
+    def synthetic_symbols(self) -> list[str]: ...
