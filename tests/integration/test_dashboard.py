@@ -341,15 +341,14 @@ def test_a_completed_session_shows_its_metrics_trades_charts_and_downloads(
         assert Decimal(row[7]) == trade.pnl
 
     figure = client.get(f"/sessions/{results.session_id}/chart.json").json()
-    names = [trace.get("name") for trace in figure["data"]]
-    assert names[:3] == ["equity", "drawdown %", "AAPL"]
-    equity = figure["data"][0]
+    traces = {trace.get("name"): trace for trace in figure["data"]}
+    equity = traces["Equity"]
     assert len(equity["y"]) == len(results.equity_curve)
     assert equity["y"][-1] == pytest.approx(float(results.equity_curve[-1][1]))
-    closes = figure["data"][2]
-    assert closes["y"] == pytest.approx(list(results.prices["AAPL"].closes))
-    entries = next(t for t in figure["data"] if t.get("name") == "entries")
-    assert len(entries["x"]) == len(results.trades)
+    candles = traces["AAPL price"]
+    assert list(candles["close"]) == pytest.approx(list(results.prices["AAPL"].closes))
+    fills = len(traces["Buy fill"]["x"]) + len(traces.get("Sell fill", {"x": []})["x"])
+    assert fills == 2 * len(results.trades)  # each closed trade: its entry and its exit
 
 
 def test_a_session_that_is_not_complete_has_no_downloads(shared_server: EmbeddedServer) -> None:
