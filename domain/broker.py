@@ -566,8 +566,10 @@ class Broker:
         if refusal is not None:
             reports.append(self._end(order, OrderStatus.REJECTED, refusal))
             return
-        self._book_fill(order, quantity, match, fee)
-        reports.append(self._report(order, fill_quantity=quantity, match=match, fee=fee))
+        slippage = self._book_fill(order, quantity, match, fee)
+        reports.append(
+            self._report(order, fill_quantity=quantity, match=match, fee=fee, slippage=slippage)
+        )
         sibling_id = order.sibling_id
         if sibling_id is not None and sibling_id in self._open_orders:
             sibling = self._open_orders[sibling_id]
@@ -619,13 +621,18 @@ class Broker:
                 gross_short -= other.market_value
         return equity >= SHORT_MARGIN_FRACTION * gross_short
 
-    def _book_fill(self, order: Order, quantity: Decimal, match: PriceMatch, fee: Decimal) -> None:
-        # Every new amount is computed before any is stored, so a failure here (see
-        # _work_orders) leaves the account as it was.
+    def _book_fill(
+        self, order: Order, quantity: Decimal, match: PriceMatch, fee: Decimal
+    ) -> Decimal:
+        """Book one fill; returns its slippage (money), which its report carries too.
+
+        Every new amount is computed before any is stored, so a failure here (see
+        _work_orders) leaves the account as it was."""
         signed_quantity = quantity * order.request.side.sign
         cash = self._cash - (signed_quantity * match.price + fee)
         total_commission = self._total_commission + fee
-        total_slippage = self._total_slippage + match.slippage_cost(quantity)
+        slippage = match.slippage_cost(quantity)
+        total_slippage = self._total_slippage + slippage
         symbol = order.symbol
         held = self._positions.get(symbol)
         position = (
@@ -641,6 +648,7 @@ class Broker:
         else:
             self._positions.pop(symbol, None)
         order.record_fill(quantity, match.price)
+        return slippage
 
     def _create_exits(self, entry: Order) -> None:
         """Open the bracket legs for what `entry` filled, live from the next bar."""
@@ -666,6 +674,7 @@ class Broker:
         fill_quantity: Decimal = ZERO,
         match: PriceMatch | None = None,
         fee: Decimal = ZERO,
+        slippage: Decimal = ZERO,
         reason: ReportReason | None = None,
     ) -> ExecutionReport:
         self._executions += 1
@@ -681,7 +690,7 @@ class Broker:
             remaining_quantity=order.remaining_quantity,
             price=None if match is None else match.price,
             commission=fee,
-            slippage=ZERO if match is None else match.slippage_cost(fill_quantity),
+            slippage=slippage,
             sim_time=self._last_sim_time,
             sequence_id=self._last_sequence_id,
             fill_reason=None if match is None else match.reason,

@@ -153,7 +153,9 @@ def check_bound(field: str, value: Decimal, bound: Bound) -> None:
             bound="max",
             max=str(bound.maximum),
         )
-    if places_of(value) > bound.places:
+    # places_of(value) <= -exponent, so a short enough exponent needs no digit count.
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > bound.places and places_of(value) > bound.places:
         raise InvalidOrder(
             field,
             f"{field} has at most {bound.places} decimal places",

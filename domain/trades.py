@@ -74,8 +74,7 @@ class LedgerState:
     trades: list[ClosedTradeRecord] = field(default_factory=list)
 
 
-@exact
-def return_pct(side: TradeSide, entry_price: Decimal, exit_price: Decimal) -> float:
+def _return_pct(side: TradeSide, entry_price: Decimal, exit_price: Decimal) -> float:
     """A round trip's gross return, in percent.
 
     (exit/entry - 1)*100 for a long, (entry/exit - 1)*100 for a short.
@@ -85,8 +84,10 @@ def return_pct(side: TradeSide, entry_price: Decimal, exit_price: Decimal) -> fl
     return ratio(_HUNDRED * (entry_price - exit_price), exit_price)
 
 
-@exact
-def split_pro_rata(amount: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
+return_pct = exact(_return_pct)
+
+
+def _split_pro_rata(amount: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
     """Split `amount` by `weights` into cent-rounded (half-up) shares summing exactly to it.
 
     Shares are rounded cumulatively (each piece is the rounded running total minus the
@@ -108,6 +109,9 @@ def split_pro_rata(amount: Decimal, weights: Sequence[Decimal]) -> list[Decimal]
         allocated = rounded_total
     shares.append(amount - allocated)
     return shares
+
+
+split_pro_rata = exact(_split_pro_rata)
 
 
 def _trade_from_record(record: ClosedTradeRecord) -> ClosedTrade:
@@ -208,7 +212,13 @@ class TradeLedger:
         opening = left
 
         weights = [taken for _, taken in pieces] + ([opening] if opening > 0 else [])
-        fill_shares = split_pro_rata(commission, weights)
+        # One piece (a plain open, or a close of one whole lot) takes the whole commission:
+        # what _split_pro_rata returns for a single positive weight, without the loop.
+        fill_shares = (
+            [commission - _ZERO]
+            if len(weights) == 1 and weights[0] > 0
+            else _split_pro_rata(commission, weights)
+        )
 
         closed: list[ClosedTrade] = []
         leftover: list[OpenLot] = []
@@ -270,7 +280,7 @@ class TradeLedger:
             exit_time=exit_time,
             exit_price=exit_price,
             pnl=gross - commission,
-            return_pct=return_pct(lot.side, lot.entry_price, exit_price),
+            return_pct=_return_pct(lot.side, lot.entry_price, exit_price),
             commission=commission,
         )
 

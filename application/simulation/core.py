@@ -686,7 +686,7 @@ class Simulation:
         for r in reports:
             if r.is_fill and r.price is not None and r.sim_time is not None:
                 self.ledger.record_fill(
-                    r.symbol, r.side.value, r.fill_quantity, r.price, r.commission, r.sim_time
+                    r.symbol, r.side, r.fill_quantity, r.price, r.commission, r.sim_time
                 )
 
     def _phase(self) -> str:

@@ -61,7 +61,17 @@ def check_batch_size(orders: Sequence[m.OrderData]) -> None:
 E = TypeVar("E", OrderSide, OrderType, TimeInForce)
 
 
+_MEMBERS: dict[type, dict[str, OrderSide | OrderType | TimeInForce]] = {
+    kind: {member.value: member for member in kind} for kind in (OrderSide, OrderType, TimeInForce)
+}
+"""Each enum's members by value: a lookup for the usual exact spelling, before the general
+(stripped, lower-cased) conversion below."""
+
+
 def _enum(kind: type[E], value: str, field: str) -> E:
+    member = _MEMBERS[kind].get(value)
+    if member is not None:
+        return member  # type: ignore[return-value]
     try:
         return kind(value.strip().lower())
     except ValueError:
