@@ -719,6 +719,7 @@ class Simulation:
 
     # ------------------------------------------------------------------ internals
 
+    @exact
     def _quote(self, symbol: str, i: int) -> BarQuote:
         """Bar `i` of a symbol as the fill rules read it (decoded alone: orders are open on
         few bars of most runs)."""
