@@ -1,5 +1,5 @@
 """Remote runs over a slow link: what windows of bars (PROTOCOL §7.14) save against one bar
-at a time. A real server on loopback, reached through `DelayProxy` (each chunk delayed by
+at a time. A real server on loopback, reached through a `DelayProxy` (each chunk delayed by
 10 ms each way: a 20 ms round trip), and directly (no delay), in the same run:
 
 - the SMA crossover (examples/sma_cross_pure.py) on backtesting.py's 2,148 GOOG daily bars:
@@ -10,7 +10,14 @@ at a time. A real server on loopback, reached through `DelayProxy` (each chunk d
   bar at a time would take over half an hour through the proxy);
 - on loopback without delay, windowed against per bar (target: not slower).
 
-Round trips are the SDK's stepping requests (start, acks, resumes), counted by the driver."""
+Round trips are the SDK's stepping requests (start, acks, resumes), counted by the driver.
+
+The server (`simutrador serve`) and the proxy run in processes of their own, and this one
+holds only the client, as in a deployment. Had they been threads of this process (as they
+were until 2026-12-05), each message would wait for the interpreter to hand the GIL from
+one thread to the next (up to its 5 ms switch interval), on both sides of each round trip:
+windowed through the proxy took ~3.3 s that way, of which ~1 s was GIL handoffs, and
+loopback windowed ~0.85 s against ~0.05 s of simulation in process."""
 
 from __future__ import annotations
 
@@ -31,7 +38,7 @@ from backtesting.test import GOOG
 from dependency_injector import providers
 
 from benchmarks.engine import GOOG_INSTRUMENT, goog_series
-from benchmarks.proxy import DelayProxy
+from benchmarks.processes import ProxyProcess, ServeProcess
 from benchmarks.report import Figure
 from domain.bars import Bar, BarSeries, DataSource, Timeframe
 from domain.calendar import TradingCalendar, is_trading_day
@@ -44,7 +51,6 @@ from entrypoints.sdk.backtest import drive
 from entrypoints.sdk.driver import DEFAULT_WINDOW
 from entrypoints.sdk.loading import load_strategy
 from entrypoints.sdk.remote import RemoteDriver
-from entrypoints.server.embedded import EmbeddedServer
 from entrypoints.settings import Settings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sma_cross_pure.py"
@@ -111,26 +117,44 @@ class Measured:
     decisions: int
 
 
-@contextmanager
-def serving() -> Iterator[tuple[EmbeddedServer, str]]:
-    """A server over a temporary home holding GOOG's daily bars and a year of minutes."""
-    with tempfile.TemporaryDirectory(prefix="simutrador-latency-") as home:
-        container = Container()
-        settings = Settings.from_env({"SIMUTRADOR_HOME": home})
-        container.settings.override(providers.Object(settings))
+@dataclass(frozen=True)
+class Served:
+    """A `simutrador serve` process and an API key for it."""
+
+    port: int
+    key: str
+
+
+def prepare(home: Path) -> str:
+    """GOOG's daily bars and a year of minutes in `home`, and an enterprise API key (what
+    `simutrador data import` and `simutrador keys create` would leave there)."""
+    container = Container()
+    container.settings.override(providers.Object(Settings.from_env({"SIMUTRADOR_HOME": str(home)})))
+    try:
         service = container.market_data_service()
         asyncio.run(service.register_instrument(GOOG_INSTRUMENT))
         asyncio.run(service.import_bars(goog_series(), replace=False))
         asyncio.run(service.register_instrument(MINUTE))
         first, last = (date.fromisoformat(d) for d in MINUTE_YEAR)
-        series = minute_series(first, last)
-        container.bar_store().write_sync(series, DataSource.IMPORTED, replace=False)
-        server = EmbeddedServer(container, sample=False).start()
-        try:
-            yield server, server.create_api_key("latency", Plan.ENTERPRISE)
-        finally:
-            server.stop()
-            container.bar_store().close()
+        container.bar_store().write_sync(
+            minute_series(first, last), DataSource.IMPORTED, replace=False
+        )
+        created = asyncio.run(container.auth_service().create_api_key("latency", Plan.ENTERPRISE))
+    finally:
+        container.bar_store().close()
+    return created.secret
+
+
+@contextmanager
+def serving() -> Iterator[Served]:
+    """`simutrador serve` in a process of its own (see `benchmarks.processes` for why) over
+    a temporary home holding GOOG's daily bars and a year of minutes."""
+    with tempfile.TemporaryDirectory(prefix="simutrador-latency-") as root:
+        home = Path(root) / "home"
+        home.mkdir()
+        key = prepare(home)
+        with ServeProcess(home) as server:
+            yield Served(server.port, key)
 
 
 def measure(
@@ -182,11 +206,13 @@ def minutes(port: int, key: str, span: tuple[str, str], window: int) -> Measured
 def run() -> list[Figure]:
     figures: list[Figure] = []
     print(
-        f"server: embedded, own home (GOOG daily, {MINUTE.symbol.ticker} minutes); clients: "
-        f"the SDK; proxy: 127.0.0.1, each chunk +{DELAY_MS:g} ms each way; "
+        f"server: `simutrador serve` in its own process, own home (GOOG daily, "
+        f"{MINUTE.symbol.ticker} minutes); clients: the SDK, alone in this process; proxy: "
+        f"its own process on 127.0.0.1, each chunk +{DELAY_MS:g} ms each way; "
         f"window asked: {DEFAULT_WINDOW} (the frame holds fewer)"
     )
-    with serving() as (server, key), DelayProxy(server.port, DELAY_MS) as proxy:
+    with serving() as server, ProxyProcess(server.port, DELAY_MS) as proxy:
+        key = server.key
         # SMA on GOOG daily, through the proxy.
         per_bar = goog(proxy.port, key, 1)
         windowed = goog(proxy.port, key, DEFAULT_WINDOW)
@@ -277,6 +303,7 @@ def run() -> list[Figure]:
             for window in best:
                 best[window] = min(best[window], goog(server.port, key, window).seconds)
         ratio = best[1] / best[DEFAULT_WINDOW]
+        chunks = proxy.chunks()
         figures.append(
             Figure(
                 "GOOG SMA on loopback, no delay: windowed speed / per bar",
@@ -287,7 +314,7 @@ def run() -> list[Figure]:
                 note=(
                     f"per bar {best[1]:.2f} s, windowed {best[DEFAULT_WINDOW]:.2f} s "
                     f"(best of {LOOPBACK_REPEATS}); proxy chunks up/down "
-                    f"{proxy.chunks['up']:,}/{proxy.chunks['down']:,}"
+                    f"{chunks['up']:,}/{chunks['down']:,}"
                 ),
             )
         )

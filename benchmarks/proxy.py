@@ -4,13 +4,23 @@ link with latency, for measuring what round trips cost (`benchmarks/latency.py`)
 It listens on 127.0.0.1 only and forwards to a 127.0.0.1 port; it runs its own event loop
 in a thread, so blocking callers (`run_backtest`) and other loops can use it; it stops
 itself after `lifetime` seconds at the latest, and `stop()` (or leaving the `with`) ends
-it and every connection through it."""
+it and every connection through it.
+
+`python -m benchmarks.proxy TARGET_PORT --delay-ms D` runs one in a process of its own (see
+`benchmarks.processes.ProxyProcess`, which the latency suite uses: a proxy sharing the
+client's interpreter would make the client wait for the GIL on every chunk). It prints
+`{"port": P}` once listening, answers each `chunks` line on stdin with the counts as one
+JSON line, and ends when its stdin closes."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
+import sys
 import threading
+from collections.abc import Sequence
 from types import TracebackType
 
 LOOPBACK = "127.0.0.1"
@@ -145,3 +155,21 @@ class DelayProxy:
             delivering.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
                 await delivering
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.proxy", description=__doc__)
+    parser.add_argument("target_port", type=int, help="the 127.0.0.1 port to forward to")
+    parser.add_argument("--delay-ms", type=float, default=10.0, help="delay each way")
+    parser.add_argument("--lifetime", type=float, default=900.0, help="end after (seconds)")
+    args = parser.parse_args(argv)
+    with DelayProxy(args.target_port, args.delay_ms, args.lifetime) as proxy:
+        print(json.dumps({"port": proxy.port}), flush=True)
+        for line in sys.stdin:  # the main thread waits here, holding no lock
+            if line.strip() == "chunks":
+                print(json.dumps(proxy.chunks), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
