@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import msgspec
 
-from application.simulation import SimulationResults
+from application.simulation import SimulationResults, Tick
 from domain.bars import Bar
 from domain.broker import AccountView, ExecutionReport
 from domain.dates import format_instant
@@ -135,6 +135,48 @@ def bars_json(bars: Mapping[str, Bar]) -> msgspec.Raw:
         for symbol, b in bars.items()
     )
     return msgspec.Raw(("{" + body + "}").encode())
+
+
+def window_tick_head(tick: Tick) -> bytes:
+    """The part of a window's bar (`WindowTickOut`) that depends on the bar alone, up to its
+    `equity`: `{"sequence_id":…,"sim_time":…,"bars":{…},`. A bar stepped again after a void
+    says the same there, so this is made once per bar (`window_tick_json` adds the rest)."""
+    return b"".join(
+        (
+            b'{"sequence_id":',
+            str(tick.sequence_id).encode(),
+            b',"sim_time":',
+            m.encoder.encode(tick.sim_time),
+            b',"bars":',
+            bars_json(tick.bars),
+            b',"equity":',
+        )
+    )
+
+
+def window_tick_json(
+    head: bytes,
+    tick: Tick,
+    executions: Sequence[m.ExecutionReportData],
+    account: m.AccountData | None,
+) -> bytes:
+    """A window's bar, encoded as `m.encoder.encode(m.WindowTickOut(...))` would, byte for
+    byte, from its `window_tick_head`: only the account, the reports and `is_last` are
+    encoded here."""
+    encode = m.encoder.encode
+    return b"".join(
+        (
+            head,
+            encode(tick.equity),
+            b',"cash":',
+            encode(tick.cash),
+            b',"is_last":true,"executions":' if tick.is_last else b',"is_last":false,"executions":',
+            encode(executions) if executions else b"[]",
+            b',"account":',
+            b"null" if account is None else encode(account),
+            b"}",
+        )
+    )
 
 
 def history_json(history: Mapping[str, Sequence[Bar]]) -> msgspec.Raw:

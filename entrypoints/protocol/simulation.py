@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,8 @@ from entrypoints.protocol.engine import (
     order_request,
     report_data,
     results_data,
+    window_tick_head,
+    window_tick_json,
 )
 
 log = logging.getLogger("simutrador.protocol")
@@ -90,6 +93,13 @@ class SimulationProtocol:
         self._tick_timeout = tick_timeout_seconds
         self._metrics = metrics
         self._max_frame = max_frame_bytes
+        self._heads: weakref.WeakKeyDictionary[Simulation, dict[int, bytes]] = (
+            weakref.WeakKeyDictionary()
+        )
+        """Per simulation, the part of each bar of its window that does not change when the
+        bar is stepped again after a void (`window_tick_head`), by sequence id: the bars
+        of the window in flight and of the one before it at most. It goes with the
+        simulation (a weak key: nothing here keeps one alive)."""
 
     @property
     def simulations(self) -> SimulationService:
@@ -414,31 +424,6 @@ class SimulationProtocol:
             )
         ]
 
-    def _window_tick(self, sid: str, step: Step) -> bytes:
-        """One bar of a window, encoded as it is stepped (the account is the broker's now,
-        right after the bar)."""
-        tick = step.tick
-        account = None
-        run = self._simulations.run_of_any(sid)
-        if run is not None:
-            updates = run.simulation.account_updates
-            if updates is AccountUpdates.EVERY_TICK or (
-                updates is AccountUpdates.ON_FILL and any(r.is_fill for r in step.reports)
-            ):
-                account = self._account(sid, run.simulation)
-        return m.encoder.encode(
-            m.WindowTickOut(
-                sequence_id=tick.sequence_id,
-                sim_time=tick.sim_time,
-                bars=bars_json(tick.bars),
-                equity=tick.equity,
-                cash=tick.cash,
-                is_last=tick.is_last,
-                executions=[report_data(sid, r) for r in step.reports],
-                account=account,
-            )
-        )
-
     def _tick(self, sid: str, tick: Tick) -> m.TickOut:
         return m.TickOut(
             timestamp=self._now(),
@@ -543,7 +528,11 @@ class SimulationProtocol:
 
 class _WindowFrame:
     """The `ticks` frame of a window being stepped: each bar is encoded as it is made, and
-    stepping stops once another bar as large as the largest so far would not fit."""
+    stepping stops once another bar as large as the largest so far would not fit.
+
+    What a bar says of itself alone (sequence id, time, OHLCV) is encoded once per bar and
+    simulation: a window after a decision steps again most of the void bars of the last
+    one (their account, cash, equity and reports are encoded anew)."""
 
     def __init__(self, protocol: SimulationProtocol, sid: str, max_bytes: int) -> None:
         self.protocol = protocol
@@ -553,14 +542,46 @@ class _WindowFrame:
         self.parts: list[bytes] = []
         self.used = FRAME_OVERHEAD + 2 * len(sid)
         self.largest = 0
+        self.simulation: Simulation | None = None
+        self.heads: dict[int, bytes] | None = None
 
     def admit(self, step: Step) -> bool:
-        part = self.protocol._window_tick(self.sid, step)
+        tick = step.tick
+        heads = self.heads
+        if heads is None:
+            heads = self._open(tick.sequence_id)
+        head = heads.get(tick.sequence_id)
+        if head is None:
+            head = heads[tick.sequence_id] = window_tick_head(tick)
+        account = None
+        simulation = self.simulation
+        if simulation is not None:
+            # (the account is the broker's now, right after the bar)
+            updates = simulation.account_updates
+            if updates is AccountUpdates.EVERY_TICK or (
+                updates is AccountUpdates.ON_FILL and any(r.is_fill for r in step.reports)
+            ):
+                account = self.protocol._account(self.sid, simulation)
+        reports = [report_data(self.sid, r) for r in step.reports] if step.reports else []
+        part = window_tick_json(head, tick, reports, account)
         self.steps.append(step)
         self.parts.append(part)
         self.used += len(part) + 1
         self.largest = max(self.largest, len(part))
         return self.used + self.largest + 1 <= self.budget
+
+    def _open(self, first: int) -> dict[int, bytes]:
+        """At the window's first bar: the simulation stepping it, and its bars' heads from
+        `first` on (those before it will not be stepped again)."""
+        run = self.protocol.simulations.run_of_any(self.sid)
+        if run is None:
+            self.heads = {}
+            return self.heads
+        self.simulation = simulation = run.simulation
+        kept = self.protocol._heads.get(simulation)
+        heads = {} if kept is None else {s: h for s, h in kept.items() if s >= first}
+        self.protocol._heads[simulation] = self.heads = heads
+        return heads
 
     def drop_last(self) -> None:
         self.steps.pop()
