@@ -18,8 +18,10 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -112,10 +114,28 @@ class ServeProcess:
         self.stop()
 
 
+@dataclass(frozen=True)
+class ProxyStats:
+    chunks: dict[str, int]
+    """Chunks relayed per direction (`up`, `down`)."""
+    late_ms: dict[str, float]
+    """Per direction, how much later than their delay they went out, summed (ms)."""
+
+    def minus(self, earlier: ProxyStats) -> ProxyStats:
+        """What happened since `earlier`."""
+        return ProxyStats(
+            {k: v - earlier.chunks.get(k, 0) for k, v in self.chunks.items()},
+            {k: v - earlier.late_ms.get(k, 0.0) for k, v in self.late_ms.items()},
+        )
+
+    def mean_late_ms(self) -> float:
+        return sum(self.late_ms.values()) / max(1, sum(self.chunks.values()))
+
+
 class ProxyProcess:
     """`with ProxyProcess(target_port, delay_ms) as proxy:` → connect to `proxy.port`: a
     `DelayProxy` in a child process (`python -m benchmarks.proxy`), driven over its stdin:
-    `chunks()` asks it for its counts; closing its stdin ends it."""
+    `stats()` asks it for its counts; closing its stdin ends it."""
 
     def __init__(self, target_port: int, delay_ms: float) -> None:
         self.target_port = target_port
@@ -146,21 +166,25 @@ class ProxyProcess:
             raise
         return self
 
-    def chunks(self) -> dict[str, int]:
-        """The chunks relayed so far, per direction (`up`, `down`)."""
+    def stats(self) -> ProxyStats:
+        """The chunks relayed so far and how late they went out, per direction."""
         assert self.process is not None
         assert self.process.stdin is not None
-        self.process.stdin.write("chunks\n")
+        self.process.stdin.write("stats\n")
         self.process.stdin.flush()
-        return {k: int(v) for k, v in self._line().items()}
+        answer = self._line()
+        return ProxyStats(
+            {k: int(v) for k, v in answer["chunks"].items()},
+            {k: float(v) for k, v in answer["late_ms"].items()},
+        )
 
-    def _line(self) -> dict[str, int]:
+    def _line(self) -> dict[str, Any]:
         assert self.process is not None
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
             raise RuntimeError(f"the delay proxy ended (exit code {self.process.poll()})")
-        answer: dict[str, int] = json.loads(line)
+        answer: dict[str, Any] = json.loads(line)
         return answer
 
     def stop(self) -> None:

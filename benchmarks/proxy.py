@@ -9,8 +9,8 @@ it and every connection through it.
 `python -m benchmarks.proxy TARGET_PORT --delay-ms D` runs one in a process of its own (see
 `benchmarks.processes.ProxyProcess`, which the latency suite uses: a proxy sharing the
 client's interpreter would make the client wait for the GIL on every chunk). It prints
-`{"port": P}` once listening, answers each `chunks` line on stdin with the counts as one
-JSON line, and ends when its stdin closes."""
+`{"port": P}` once listening, answers each `stats` line on stdin with its `chunks` and
+`late_ms` as one JSON line, and ends when its stdin closes."""
 
 from __future__ import annotations
 
@@ -40,6 +40,10 @@ class DelayProxy:
         self.lifetime = lifetime
         self.port = 0
         self.chunks = {"up": 0, "down": 0}
+        self.late_ms = {"up": 0.0, "down": 0.0}
+        """Per direction, the milliseconds by which the chunks went out later than their
+        delay, summed: the proxy's own timer and scheduling lag (on a loaded machine its
+        process may not run the moment a delay ends)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -136,6 +140,7 @@ class DelayProxy:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 writer.write(data)
+                self.late_ms[direction] += max(0.0, loop.time() - due) * 1000
                 await writer.drain()
             if writer.can_write_eof():
                 writer.write_eof()
@@ -166,8 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with DelayProxy(args.target_port, args.delay_ms, args.lifetime) as proxy:
         print(json.dumps({"port": proxy.port}), flush=True)
         for line in sys.stdin:  # the main thread waits here, holding no lock
-            if line.strip() == "chunks":
-                print(json.dumps(proxy.chunks), flush=True)
+            if line.strip() == "stats":
+                print(json.dumps({"chunks": proxy.chunks, "late_ms": proxy.late_ms}), flush=True)
     return 0
 
 

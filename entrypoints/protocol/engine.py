@@ -179,6 +179,20 @@ def window_tick_json(
     )
 
 
+def window_tick_plain(head: bytes, tick: Tick) -> bytes:
+    """`window_tick_json` of a bar without reports or account (most bars)."""
+    encode = m.encoder.encode
+    return b"".join(
+        (head, encode(tick.equity), b',"cash":', encode(tick.cash), _ENDS[tick.is_last])
+    )
+
+
+_ENDS = {
+    False: b',"is_last":false,"executions":[],"account":null}',
+    True: b',"is_last":true,"executions":[],"account":null}',
+}
+
+
 def history_json(history: Mapping[str, Sequence[Bar]]) -> msgspec.Raw:
     """`{SYMBOL: [[time, open, high, low, close, volume], …]}`, prices as JSON numbers."""
     parts = []

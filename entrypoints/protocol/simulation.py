@@ -43,6 +43,7 @@ from entrypoints.protocol.engine import (
     results_data,
     window_tick_head,
     window_tick_json,
+    window_tick_plain,
 )
 
 log = logging.getLogger("simutrador.protocol")
@@ -544,30 +545,34 @@ class _WindowFrame:
         self.largest = 0
         self.simulation: Simulation | None = None
         self.heads: dict[int, bytes] | None = None
+        self.every_tick = self.on_fill = False
 
     def admit(self, step: Step) -> bool:
-        tick = step.tick
+        reports, tick = step
         heads = self.heads
         if heads is None:
             heads = self._open(tick.sequence_id)
         head = heads.get(tick.sequence_id)
         if head is None:
             head = heads[tick.sequence_id] = window_tick_head(tick)
-        account = None
-        simulation = self.simulation
-        if simulation is not None:
-            # (the account is the broker's now, right after the bar)
-            updates = simulation.account_updates
-            if updates is AccountUpdates.EVERY_TICK or (
-                updates is AccountUpdates.ON_FILL and any(r.is_fill for r in step.reports)
+        if reports or self.every_tick:
+            account = None
+            simulation = self.simulation
+            if simulation is not None and (
+                self.every_tick or (self.on_fill and any(r.is_fill for r in reports))
             ):
+                # (the account is the broker's now, right after the bar)
                 account = self.protocol._account(self.sid, simulation)
-        reports = [report_data(self.sid, r) for r in step.reports] if step.reports else []
-        part = window_tick_json(head, tick, reports, account)
+            executions = [report_data(self.sid, r) for r in reports]
+            part = window_tick_json(head, tick, executions, account)
+        else:  # most bars: nothing but the bar, its equity and cash
+            part = window_tick_plain(head, tick)
         self.steps.append(step)
         self.parts.append(part)
-        self.used += len(part) + 1
-        self.largest = max(self.largest, len(part))
+        size = len(part)
+        self.used += size + 1
+        if size > self.largest:
+            self.largest = size
         return self.used + self.largest + 1 <= self.budget
 
     def _open(self, first: int) -> dict[int, bytes]:
@@ -578,6 +583,8 @@ class _WindowFrame:
             self.heads = {}
             return self.heads
         self.simulation = simulation = run.simulation
+        self.every_tick = simulation.account_updates is AccountUpdates.EVERY_TICK
+        self.on_fill = simulation.account_updates is AccountUpdates.ON_FILL
         kept = self.protocol._heads.get(simulation)
         heads = {} if kept is None else {s: h for s, h in kept.items() if s >= first}
         self.protocol._heads[simulation] = self.heads = heads

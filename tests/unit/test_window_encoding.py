@@ -15,6 +15,7 @@ from entrypoints.protocol.engine import (
     report_data,
     window_tick_head,
     window_tick_json,
+    window_tick_plain,
 )
 from tests.unit.test_simulation import BUY, RICH, RICH_B, limit, market, simulation
 
@@ -69,10 +70,14 @@ def test_the_head_and_the_rest_encode_as_the_struct_does() -> None:
     steps = first + rest
     assert any(step.reports for step, _ in steps)  # a fill inside the window
     assert steps[-1][0].tick.is_last
+    assert not steps[-1][0].reports  # (the last bar goes the plain way)
     assert any(len(step.tick.bars) == 1 for step, _ in steps)  # a symbol without a bar
     for step, account in steps:
         assert fast(step, account) == reference(step, account)
         assert fast(step, None) == reference(step, None)
+        if not step.reports:
+            plain = window_tick_plain(window_tick_head(step.tick), step.tick)
+            assert plain == reference(step, None)
     decoded = m.window_tick_decoder.decode(fast(*steps[2]))
     assert decoded.executions[0].execution_id == steps[2][0].reports[0].execution_id
 
