@@ -46,8 +46,17 @@ RESUME_ATTEMPTS = 8
 SESSION_BUSY_BACKOFF = 0.2
 SMALLEST_WINDOW = 32
 """The least a window is sized to after a decision (when windows are asked for)."""
+GAPS_KEPT = 64
+"""The gaps between decisions (in bars) a window after a decision is sized from: the last
+ones, so that a strategy that trades more often, or less, gets windows to match."""
+GAP_QUANTILE = 0.95
+"""A window after a decision holds this share of the gaps kept: about one decision in 20
+comes after the window, and costs one more round trip."""
+GAPS_FOR_QUANTILE = 8
+"""Until this many gaps are known, a window after a decision holds `WINDOW_PER_GAP` times
+their mean."""
 WINDOW_PER_GAP = 4
-"""A window after a decision holds this many times the bars between recent decisions."""
+"""Before `GAPS_FOR_QUANTILE` gaps: a window after a decision, in mean gaps."""
 WINDOW_GROWTH = 4
 """A window acknowledged whole (no decision in it): the next one is this much longer."""
 
@@ -94,8 +103,8 @@ class RemoteDriver:
         self._current = window
         """The size of the window in flight, as asked (the server may have sent fewer)."""
         self._since_decision = 0
-        self._gap = 0.0
-        """Bars between decisions, a moving average (0 until the first decision)."""
+        self._gaps: deque[int] = deque(maxlen=GAPS_KEPT)
+        """Bars between the last decisions (the first: since the start)."""
         self._ahead: deque[msgspec.Raw] = deque()
         """The bars of the window in flight the strategy has not run over yet."""
         self.resumes = 0
@@ -190,16 +199,21 @@ class RemoteDriver:
 
     def _next_window(self, decided: bool) -> int:
         """How many bars to ask for next. Every bar sent after a decision is stepped, sent
-        and dropped for nothing, and every bar short of the next decision costs a round
-        trip: after a decision, a few times the recent gap between decisions; after a
-        window without one, a longer window."""
+        and dropped for nothing, and every decision beyond the window costs a round trip:
+        after a decision, a window as long as 95% of the recent gaps between decisions
+        (`GAP_QUANTILE`); after a window without one, a longer window."""
         if self._window == 1:
             return 1
         if not decided:
             return min(self._window, self._current * WINDOW_GROWTH)
-        gap, self._since_decision = self._since_decision, 0
-        self._gap = gap if not self._gap else (self._gap + gap) / 2
-        return max(1, min(self._window, max(SMALLEST_WINDOW, int(WINDOW_PER_GAP * self._gap))))
+        self._gaps.append(self._since_decision)
+        self._since_decision = 0
+        gaps = self._gaps
+        if len(gaps) < GAPS_FOR_QUANTILE:
+            wanted = WINDOW_PER_GAP * sum(gaps) / len(gaps)
+        else:
+            wanted = sorted(gaps)[int(GAP_QUANTILE * len(gaps))]
+        return max(1, min(self._window, max(SMALLEST_WINDOW, int(wanted))))
 
     async def results(self) -> m.SimulationResultsData:
         reply = await self._client.request(
