@@ -2,10 +2,10 @@
 the delay proxy (`python -m benchmarks.proxy`).
 
 A server or proxy running as a thread of the benchmark's own interpreter shares its GIL with
-the client being measured: every message then waits for the interpreter to switch threads
-(up to `sys.getswitchinterval()`, 5 ms), on each side of every round trip, which measures
-the benchmark, not the client. A deployed server runs in its own process, and a network's
-latency is not inside the client's interpreter; so here too.
+the client being measured: a message may then wait for the interpreter to switch threads
+(up to `sys.getswitchinterval()`, 5 ms), which would measure the benchmark, not the client.
+A deployed server runs in its own process, and a network's latency is not inside the
+client's interpreter; so here too.
 
 Both listen on 127.0.0.1 only; leaving the `with` (also on failure) stops them, a process
 that does not end when asked is killed."""

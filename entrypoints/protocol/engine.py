@@ -129,12 +129,29 @@ def open_order_data(o: OrderSnapshot) -> m.OpenOrderData:
 
 def bars_json(bars: Mapping[str, Bar]) -> msgspec.Raw:
     """`{SYMBOL: {open, high, low, close, volume}}` with the exact decimals as JSON numbers."""
-    body = ",".join(
-        f'{_SYMBOL.encode(symbol).decode()}:{{"open":{b.open},"high":{b.high},"low":{b.low},'
-        f'"close":{b.close},"volume":{b.volume}}}'
-        for symbol, b in bars.items()
+    return msgspec.Raw(
+        b"{"
+        + b",".join(
+            b"".join(
+                (
+                    _SYMBOL.encode(symbol),
+                    b':{"open":',
+                    str(b.open).encode(),
+                    b',"high":',
+                    str(b.high).encode(),
+                    b',"low":',
+                    str(b.low).encode(),
+                    b',"close":',
+                    str(b.close).encode(),
+                    b',"volume":',
+                    str(b.volume).encode(),
+                    b"}",
+                )
+            )
+            for symbol, b in bars.items()
+        )
+        + b"}"
     )
-    return msgspec.Raw(("{" + body + "}").encode())
 
 
 def window_tick_head(tick: Tick) -> bytes:
