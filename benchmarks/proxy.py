@@ -96,6 +96,8 @@ class DelayProxy:
             tasks.add(task)
             try:
                 await self._relay(reader, writer)
+            except asyncio.CancelledError:
+                pass  # stopping: ends quietly (asyncio logs a handler task that ends cancelled)
             finally:
                 tasks.discard(task)
 
