@@ -55,9 +55,9 @@ from entrypoints.sdk.remote import RemoteDriver
 from entrypoints.settings import Settings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sma_cross_pure.py"
-"""The pure-Python SMA crossover: the indicator variant (sma_cross.py) recomputes its
-indicators over all bars received at each read when run against a server, which would
-measure that, not the link."""
+"""The pure-Python SMA crossover: the indicator variant (sma_cross.py) runs its indicators'
+NumPy functions over all bars received once a window when run against a server, which
+would measure that too, not only the link."""
 DELAY_MS = 10.0
 GOOG_SPAN = (GOOG.index[0].date().isoformat(), GOOG.index[-1].date().isoformat())
 MINUTE_YEAR = ("2023-01-03", "2023-12-29")

@@ -46,6 +46,7 @@ async def drive(
     ctx = Context(started.symbols, params, history_size)
     ctx.session_id = started.session_id
     ctx._add_bars_history(started.history)
+    ctx._peek = getattr(driver, "peek", None)  # bars received ahead (windows), if any
     executions: list[ExecutionReportData] = []
     rejections: list[Rejection] = []
     prices = {symbol: PriceTrack() for symbol in started.symbols}

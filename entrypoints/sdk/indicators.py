@@ -7,7 +7,11 @@ In process the whole range is known at the start, so the function runs once over
 a check that it is causal: run again on shorter prefixes, it must give the same values there
 (a centred window or a `shift(-1)` does not, and is refused with `LookAheadError`). Against a
 server the client holds only the bars received so far, so the function runs over those when
-the indicator is read on a new bar; a causal function gives the very same values both ways.
+the indicator is read past the bars it was last run over; a causal function gives the very
+same values both ways. With windows of bars (PROTOCOL §7.14) the bars received run ahead of
+the current one (those of the window not shown to the strategy yet): the function runs over
+them all at once, once a window, not once a bar, and again up to the current bar only, which
+must agree (else `LookAheadError`, before any value past the current bar's inputs is read).
 
 NumPy is imported only when an indicator is declared."""
 
@@ -120,9 +124,15 @@ class Indicator:
         return f"Indicator({self.name!r}, {self.symbol}, {end} bars, last={last})"
 
     def _extend(self, end: int) -> None:
-        if self._source is None:  # cannot happen: in process every value is known
+        source = self._source
+        if source is None:  # cannot happen: in process every value is known
             raise IndexError(f"{self.name} has no value for bar {end - 1}")
-        values = self._source.compute(end)
+        held = source.held()
+        values = source.compute(max(end, held))
+        if held > end:  # computed past the current bar: only if it agrees up to here
+            now = source.compute(end)
+            if now != values[:end] and not _same(now, values[:end]):
+                raise LookAheadError(_looks_ahead(self.name, _first_difference(now, values, end)))
         known = self._known
         if values[:known] != self._values[:known] and not _same(
             values[:known], self._values[:known]
@@ -134,9 +144,10 @@ class Indicator:
 
 
 class _Source:
-    """What a client-side indicator is recomputed from: the bars received so far."""
+    """What a client-side indicator is recomputed from: the bars received so far (`columns`,
+    per field; `hold()` brings in those received but not shown yet and says how many)."""
 
-    __slots__ = ("args", "columns", "function", "kwargs", "name")
+    __slots__ = ("args", "columns", "function", "hold", "kwargs", "name")
 
     def __init__(
         self,
@@ -145,12 +156,20 @@ class _Source:
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
         columns: Mapping[str, array[float]],
+        hold: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.function = function
         self.args = args
         self.kwargs = kwargs
         self.columns = columns
+        self.hold = hold
+
+    def held(self) -> int:
+        """The bars the columns hold, after taking in those received ahead."""
+        if self.hold is not None:
+            self.hold()
+        return len(self.columns["close"])
 
     def compute(self, end: int) -> array[float]:
         import numpy as np

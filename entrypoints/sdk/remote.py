@@ -105,8 +105,9 @@ class RemoteDriver:
         self._since_decision = 0
         self._gaps: deque[int] = deque(maxlen=GAPS_KEPT)
         """Bars between the last decisions (the first: since the start)."""
-        self._ahead: deque[msgspec.Raw] = deque()
-        """The bars of the window in flight the strategy has not run over yet."""
+        self._ahead: deque[msgspec.Raw | m.WindowTickData] = deque()
+        """The bars of the window in flight the strategy has not run over yet (decoded when
+        `peek` needed them)."""
         self.resumes = 0
         """How many times the run reconnected and resumed (for monitoring and tests)."""
         self.round_trips = 0
@@ -215,6 +216,16 @@ class RemoteDriver:
             wanted = sorted(gaps)[int(GAP_QUANTILE * len(gaps))]
         return max(1, min(self._window, max(SMALLEST_WINDOW, int(wanted))))
 
+    def peek(self) -> list[tuple[int, Mapping[str, Bar]]]:
+        """The bars of the window in flight the strategy has not run over yet, with their
+        sequence ids (for indicators: they are the next bars whatever the strategy decides;
+        a decision only voids what the server stepped ahead)."""
+        ahead = self._ahead
+        for i, item in enumerate(ahead):
+            if isinstance(item, msgspec.Raw):
+                ahead[i] = self._decode(item)
+        return [(b.sequence_id, _view(b).bars) for b in ahead if isinstance(b, m.WindowTickData)]
+
     async def results(self) -> m.SimulationResultsData:
         reply = await self._client.request(
             m.GetResults(data=m.SessionRef(session_id=self._session_id)), m.SimulationResults
@@ -289,21 +300,25 @@ class RemoteDriver:
 
     def _bar(
         self,
-        raw: msgspec.Raw,
+        raw: msgspec.Raw | m.WindowTickData,
         reports: list[m.ExecutionReportData],
         rejected: Mapping[str, tuple[str, str]] | None = None,
     ) -> Outcome:
         """A bar of the window, decoded now: its reports count as seen only now, when the
         strategy gets them (those of void bars are not the run's)."""
-        try:
-            bar = m.window_tick_decoder.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise UnexpectedReplyError(f"Unreadable bar in a window: {exc}") from None
+        bar = self._decode(raw) if isinstance(raw, msgspec.Raw) else raw
         for report in bar.executions:
             self._collect(report, reports)
         self._since_decision += 1
         self._last_tick = bar.sequence_id
         return Outcome(reports, _view(bar), rejected or {})
+
+    @staticmethod
+    def _decode(raw: msgspec.Raw) -> m.WindowTickData:
+        try:
+            return m.window_tick_decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise UnexpectedReplyError(f"Unreadable bar in a window: {exc}") from None
 
     def _collect(self, report: m.ExecutionReportData, into: list[m.ExecutionReportData]) -> None:
         if report.execution_id not in self._seen:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -130,6 +130,11 @@ class Context:
         self._inputs: dict[str, dict[str, array[float]]] = {}
         """Per symbol with an indicator, its bars so far as floats, per field."""
         self._indicators: list[Indicator] = []
+        self._peek: Callable[[], Iterable[tuple[int, Mapping[str, Bar]]]] | None = None
+        """The bars received and not shown yet (a window's), with their sequence ids: what
+        client-side indicators are computed over ahead (set by the strategy loop)."""
+        self._held_through = 0
+        """The last sequence id whose bars `_inputs` holds ahead of the current one."""
         self._declaring = True
         """Indicators are declared in `on_start`, before the first bar."""
         self._pending: list[OrderData] = []
@@ -232,15 +237,31 @@ class Context:
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
     ) -> Indicator:
-        """Client side: computed over the bars received so far, each bar it is read on."""
+        """Client side: computed over the bars received so far (those of the window in
+        flight included) when read past the bars it was last computed over."""
         columns = self._inputs.get(symbol)
         if columns is None:
             warm = self._warmup.get(symbol, ())
             columns = self._inputs[symbol] = {
                 f: array("d", [float(getattr(bar, f)) for bar in warm]) for f in BAR_FIELDS
             }
-        source = _Source(name, function, args, kwargs, columns)
+        source = _Source(name, function, args, kwargs, columns, self._hold)
         return Indicator(name, symbol, self._counts, array("d"), source)
+
+    def _hold(self) -> None:
+        """Take the bars received ahead of the current one into the indicators' inputs
+        (each once: a window after a decision holds again bars already taken)."""
+        if self._peek is None:
+            return
+        for sequence_id, bars in self._peek():
+            if sequence_id <= self._held_through:
+                continue
+            self._held_through = sequence_id
+            for symbol, bar in bars.items():
+                columns = self._inputs.get(symbol)
+                if columns is not None:
+                    for f in BAR_FIELDS:
+                        columns[f].append(float(getattr(bar, f)))
 
     def _indicator_tracks(self, tradable: Mapping[str, array[int]]) -> dict[str, IndicatorTrack]:
         """Each indicator's values on the bars traded (`tradable`: their close times)."""
@@ -407,9 +428,9 @@ class Context:
 
     def _add_bars(self, bars: Mapping[str, Bar]) -> None:
         for symbol, bar in bars.items():
-            self._counts[symbol] += 1
+            count = self._counts[symbol] = self._counts[symbol] + 1
             columns = self._inputs.get(symbol)
-            if columns is not None:
+            if columns is not None and len(columns["close"]) < count:  # (not held ahead)
                 for f in BAR_FIELDS:
                     columns[f].append(float(getattr(bar, f)))
         self._append_history(bars)

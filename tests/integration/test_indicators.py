@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from domain.limits import Plan
 from entrypoints.sdk import (
     BacktestResults,
     Bar,
@@ -27,6 +28,7 @@ from entrypoints.sdk import (
 )
 from entrypoints.sdk.backtest import drive
 from entrypoints.sdk.local import LocalDriver
+from entrypoints.server.embedded import EmbeddedServer
 from tests.integration.test_backtest_runner import AAPL, CAPITAL, backtest, home
 
 __all__ = ["home"]  # the fixture, shared with the runner's tests
@@ -203,3 +205,73 @@ def test_default_names_and_crossover(home: Path) -> None:
     ]
     assert expected
     assert strategy.crossings == expected
+
+
+@pytest.fixture(scope="module")
+def served(home: Path) -> Iterator[tuple[str, str]]:
+    """A server over the same home: its URL and an API key."""
+    server = EmbeddedServer(home=home, sample=False).start()
+    try:
+        yield server.http_url, server.create_api_key("indicators", Plan.PROFESSIONAL)
+    finally:
+        server.stop()
+
+
+class Counting:
+    """sma, counting the bars it is run over (a causal function)."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.__name__ = "sma"
+
+    def __call__(self, values: Any, n: int) -> Any:
+        self.runs += 1
+        return sma(values, n)
+
+
+@pytest.mark.parametrize(("warmup_bars", "start"), [(0, "2023-01-03"), (4, "2023-01-10")])
+def test_windows_give_the_same_values_computed_once_a_window_not_once_a_bar(
+    home: Path, served: tuple[str, str], warmup_bars: int, start: str
+) -> None:
+    url, key = served
+    here = Reader()
+    local = backtest(home, here, start=start, warmup_bars=warmup_bars)
+    runs = {}
+    for window in (1, 8):
+        counted = Counting()
+        there = Reader(counted, "close", 3)
+        remote = backtest(
+            home,
+            there,
+            start=start,
+            warmup_bars=warmup_bars,
+            server=url,
+            api_key=key,
+            window=window,
+        )
+        runs[window] = counted.runs
+        assert len(there.seen) == len(here.seen) == remote.total_ticks
+        assert all(
+            a[0] == b[0] and all(same(x, y) for x, y in zip(a[1:], b[1:], strict=True))
+            for a, b in zip(here.seen, there.seen, strict=True)
+        )
+        assert list(local.indicators["probe"].values) == pytest.approx(
+            list(remote.indicators["probe"].values), nan_ok=True, abs=0
+        )
+    bars = len(here.seen)
+    assert runs[1] == bars  # one bar at a time: run over the bars so far on each bar
+    # Windows of 8, then 32, 128…: run twice a window (ahead, and checked up to the bar).
+    assert runs[8] <= 2 * math.ceil(bars / 8)
+
+
+@pytest.mark.parametrize(
+    ("function", "args"), [(centred_mean, ("close", 5)), (next_close, ("close",))]
+)
+def test_a_function_that_looks_ahead_is_refused_with_windows_before_a_value_is_read(
+    home: Path, served: tuple[str, str], function: Any, args: tuple[Any, ...]
+) -> None:
+    url, key = served
+    reader = Reader(function, *args)
+    with pytest.raises(LookAheadError, match="looks ahead"):
+        backtest(home, reader, server=url, api_key=key, window=8)
+    assert reader.seen == []  # refused on its first read, the window's later bars unread
