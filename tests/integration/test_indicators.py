@@ -275,3 +275,31 @@ def test_a_function_that_looks_ahead_is_refused_with_windows_before_a_value_is_r
     with pytest.raises(LookAheadError, match="looks ahead"):
         backtest(home, reader, server=url, api_key=key, window=8)
     assert reader.seen == []  # refused on its first read, the window's later bars unread
+
+
+class TwoSymbols(Strategy):
+    """sma(close, 3) of each symbol, read on every bar; MSFT has no bar every fifth day."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, float]] = []
+
+    def on_start(self, ctx: Context) -> None:
+        self.ind = {s: ctx.indicator(sma, "close", 3, symbol=s) for s in ctx.symbols}
+
+    def on_bar(self, ctx: Context, bars: Mapping[str, Bar]) -> None:
+        for s in ctx.symbols:
+            self.seen.append((s, len(self.ind[s]), self.ind[s][-1]))
+
+
+def test_windows_give_the_same_values_for_symbols_with_missing_bars(
+    home: Path, served: tuple[str, str]
+) -> None:
+    url, key = served
+    here, there = TwoSymbols(), TwoSymbols()
+    backtest(home, here, ["AAPL", "MSFT"])
+    backtest(home, there, ["AAPL", "MSFT"], server=url, api_key=key, window=8)
+    assert len({n for s, n, _ in here.seen if s == "MSFT"}) < len(here.seen) / 2  # gaps
+    assert len(there.seen) == len(here.seen)
+    assert all(
+        a[:2] == b[:2] and same(a[2], b[2]) for a, b in zip(here.seen, there.seen, strict=True)
+    )
