@@ -590,7 +590,7 @@ class Simulation:
         # capital: no order can fill on the first bar.
         daily = [e for _, e in curve] or [self.initial_capital]
         # The ticks where the curve has its points: the benchmark is valued at the same ones.
-        instants = [self.ticks[k] for k in sorted(self._day_closes) if k < book.sequence]
+        points = [k for k in self._day_closes if k < book.sequence]  # (in ascending order)
         metrics = compute_metrics(
             daily,
             self.ledger.trades,
@@ -599,7 +599,7 @@ class Simulation:
             total_commission=self.broker.total_commission,
             total_slippage=self.broker.total_slippage,
             days=[day for day, _ in curve] or None,
-            buy_and_hold=buy_and_hold_curve(self.series, self.first_tradable, instants),
+            buy_and_hold=buy_and_hold_curve(self.series, self.first_tradable, self.ticks, points),
             bar_length=shortest_bar(self.series),
         )
         return SimulationResults(
