@@ -6,31 +6,33 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from decimal import Decimal
 
 from domain.bars import BarSeries
-from domain.metrics import equal_weight_buy_and_hold
+from domain.metrics import equal_weight_benchmark
 
 
 def buy_and_hold_curve(
     series: Mapping[str, BarSeries],
     first_tradable: Mapping[str, int],
     instants: Sequence[int],
-) -> list[Decimal] | None:
-    """The benchmark's value at each of `instants` (epoch seconds: the ticks where the daily
-    equity has a point), from each symbol's latest tradable close at or before it (warm-up
-    bars excluded). `None` without instants or symbols."""
+) -> list[int] | None:
+    """The benchmark at each of `instants` (epoch seconds, ascending: the ticks where the
+    daily equity has a point), from each symbol's latest tradable close at or before it
+    (warm-up bars excluded), as integers proportional to its value (exact; what its returns
+    need). `None` without instants or symbols."""
     if not instants or not series:
         return None
-    closes: dict[str, list[Decimal | None]] = {}
+    closes: dict[str, list[int | None]] = {}
     for symbol, bars in series.items():
         first = first_tradable[symbol]
-        column: list[Decimal | None] = []
+        times, raw = bars.times, bars.closes
+        column: list[int | None] = []
+        i = first - 1  # the latest bar at or before the instant, advanced as instants do
         for instant in instants:
-            i = bisect_right(bars.times, instant, first) - 1
-            column.append(bars.price(bars.closes[i]) if i >= first else None)
+            i = bisect_right(times, instant, i + 1) - 1
+            column.append(raw[i] if i >= first else None)
         closes[symbol] = column
-    return equal_weight_buy_and_hold(closes)
+    return equal_weight_benchmark(closes)
 
 
 def shortest_bar(series: Mapping[str, BarSeries]) -> timedelta:

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from domain.errors import DataConflict, ValidationFailed
+from domain.money import MONEY_CONTEXT
 
 INT64_MAX = 2**63 - 1
 MAX_SCALE = 12
@@ -96,8 +97,12 @@ def decimal_places(value: Decimal) -> int:
 
 
 def to_fixed(value: Decimal, scale: int) -> int:
-    """`value` * 10^scale as an int; exact, or ValueError when it has more places."""
-    scaled = value.scaleb(scale)
+    """`value` * 10^scale as an int; exact, or ValueError when it has more places.
+    (In the money context, not the caller's, which may round.)"""
+    try:
+        scaled = value.scaleb(scale, MONEY_CONTEXT)
+    except ArithmeticError:
+        raise ValueError(f"{value} does not fit {scale} decimal places") from None
     integral = int(scaled)
     if scaled != integral:
         raise ValueError(f"{value} has more than {scale} decimal places")
@@ -105,7 +110,8 @@ def to_fixed(value: Decimal, scale: int) -> int:
 
 
 def from_fixed(value: int, scale: int) -> Decimal:
-    return Decimal(value).scaleb(-scale)
+    """value * 10^-scale, exactly (in the money context: the caller's may round)."""
+    return Decimal(value).scaleb(-scale, MONEY_CONTEXT)
 
 
 def bar_problem(open_: int, high: int, low: int, close: int, volume: int) -> str | None:

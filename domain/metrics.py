@@ -2,8 +2,10 @@
 empyrical defines them, and the drawdown, trade and market statistics as backtesting.py 0.6.6
 does (docs/protocol.md §7.12 gives every definition).
 
-Equity arrives as exact decimals; every return is computed in decimal and rounded to a float
-once, sums use `math.fsum`, and anything undefined (or not finite) is `None`, never NaN.
+Equity arrives as exact decimals. They are brought once to integers on one common scale, so
+that every return is an exact ratio of two integers rounded to a float once (Python's int
+division rounds correctly); sums use `math.fsum`, and anything undefined (or not finite) is
+`None`, never NaN.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Context, Decimal, localcontext
 from itertools import pairwise
+from math import lcm
 
 from domain.money import exact, ratio
 from domain.trades import ClosedTrade
@@ -69,53 +72,80 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+def scaled_integers(values: Sequence[Decimal | int]) -> list[int]:
+    """The values as integers on one common scale, exactly: any ratio of two of them is the
+    ratio of the values. (Each return is then one correctly rounded int division.)"""
+    if all(type(value) is int for value in values):
+        return list(values)  # type: ignore[arg-type]  # (all ints: checked)
+    pairs = [value.as_integer_ratio() for value in values]
+    denominators = {d for _, d in pairs}
+    if len(denominators) <= 1:
+        return [n for n, _ in pairs]
+    common = lcm(*denominators)
+    factors = {d: common // d for d in denominators}
+    return [n * factors[d] for n, d in pairs]
+
+
+def _returns(values: Sequence[int]) -> list[float]:
+    returns: list[float] = []
+    for previous, current in pairwise(values):
+        if previous == 0:
+            raise ValueError("a return after zero equity is undefined")
+        returns.append((current - previous) / previous)
+    return returns
+
+
 def daily_returns(daily_equity: Sequence[Decimal]) -> list[float]:
-    """Simple returns between consecutive equity values, each exact in decimal then rounded once."""
-    with localcontext(_RATIO_CONTEXT):
-        returns: list[float] = []
-        for previous, current in pairwise(daily_equity):
-            if previous == 0:
-                raise ValueError("a return after zero equity is undefined")
-            returns.append(float((current - previous) / previous))
-        return returns
+    """Simple returns between consecutive equity values, each exact then rounded once."""
+    return _returns(scaled_integers(daily_equity))
 
 
-def total_return(daily_equity: Sequence[Decimal]) -> float | None:
+def _total_return(values: Sequence[int]) -> float | None:
+    if len(values) < 2:
+        return None
+    return _finite((values[-1] - values[0]) / values[0])
+
+
+def total_return(daily_equity: Sequence[Decimal | int]) -> float | None:
     """E_T / E_0 - 1 as a fraction; `None` for fewer than two points."""
     if len(daily_equity) < 2:
         return None
-    with localcontext(_RATIO_CONTEXT):
-        return _finite(float((daily_equity[-1] - daily_equity[0]) / daily_equity[0]))
+    return _total_return(scaled_integers([daily_equity[0], daily_equity[-1]]))
 
 
-def annual_return(daily_equity: Sequence[Decimal]) -> float | None:
-    """(E_T / E_0)^(252 / days) - 1 as a fraction; `None` if undefined or too large for a float."""
-    growth = total_return(daily_equity)
+def _annual_return(growth: float | None, points: int) -> float | None:
     if growth is None or growth < -1.0:  # equity went negative: no real root
         return None
     if growth == -1.0:
         return -1.0
-    days = len(daily_equity) - 1
     # expm1/log1p keep full relative accuracy when the growth is close to zero.
     try:
-        return _finite(math.expm1(math.log1p(growth) * TRADING_DAYS_PER_YEAR / days))
+        return _finite(math.expm1(math.log1p(growth) * TRADING_DAYS_PER_YEAR / (points - 1)))
     except OverflowError:
         return None
 
 
+def annual_return(daily_equity: Sequence[Decimal]) -> float | None:
+    """(E_T / E_0)^(252 / days) - 1 as a fraction; `None` if undefined or too large for a float."""
+    return _annual_return(total_return(daily_equity), len(daily_equity))
+
+
+def _max_drawdown(values: Sequence[int]) -> float | None:
+    if len(values) < 2:
+        return None
+    peak = values[0]
+    deepest = 0.0
+    for value in values:
+        if value > peak:
+            peak = value
+        elif value < peak and (fall := (value - peak) / peak) < deepest:
+            deepest = fall
+    return _finite(deepest)
+
+
 def max_drawdown(daily_equity: Sequence[Decimal]) -> float | None:
     """min(E / cummax(E) - 1) as a (non-positive) fraction; `None` for fewer than two points."""
-    if len(daily_equity) < 2:
-        return None
-    with localcontext(_RATIO_CONTEXT):
-        peak = daily_equity[0]
-        deepest = Decimal(0)
-        for equity in daily_equity:
-            if equity > peak:
-                peak = equity
-            elif equity < peak:
-                deepest = min(deepest, (equity - peak) / peak)
-        return _finite(float(deepest))
+    return _max_drawdown(scaled_integers(daily_equity))
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -127,7 +157,7 @@ def _sample_std(values: Sequence[float]) -> float:
     if max(values) == min(values):
         return 0.0
     mean = _mean(values)
-    return math.sqrt(math.fsum((value - mean) ** 2 for value in values) / (len(values) - 1))
+    return math.sqrt(math.fsum([(value - mean) ** 2 for value in values]) / (len(values) - 1))
 
 
 def _return_ratios(
@@ -138,7 +168,7 @@ def _return_ratios(
         return None, None, None
     mean = _mean(returns)
     std = _sample_std(returns)
-    downside = math.sqrt(math.fsum(min(r, 0.0) ** 2 for r in returns) / len(returns))
+    downside = math.sqrt(math.fsum([r**2 for r in returns if r < 0.0]) / len(returns))
     volatility = std * _SQRT_YEAR
     sharpe = mean / std * _SQRT_YEAR if std > 0 else None
     sortino = mean / downside * _SQRT_YEAR if downside > 0 else None
@@ -149,28 +179,53 @@ def _percent(fraction: float | None) -> float | None:
     return _finite(fraction * 100.0) if fraction is not None else None
 
 
-def equal_weight_buy_and_hold(closes: Mapping[str, Sequence[Decimal | None]]) -> list[Decimal]:
-    """The value of 1 split equally across the symbols, each part bought at its symbol's first
-    close and held: per point, the mean over symbols of close / first close (1 before a
-    symbol's first close). `closes[s][i]` is `s`'s latest close as of point i (None before its
-    first bar); every sequence has one entry per point."""
+def equal_weight_benchmark(closes: Mapping[str, Sequence[int | None]]) -> list[int]:
+    """The equal-weight buy-and-hold portfolio, exactly, as integers proportional to its value:
+    1 split equally across the symbols, each part bought at its symbol's first close and held,
+    is worth at each point the mean over symbols of close / first close (1 before a symbol's
+    first close). `closes[s][i]` is `s`'s latest close as of point i (None before its first
+    bar), on any fixed scale per symbol; every sequence has one entry per point. Only ratios
+    of the results mean anything (returns, beta); `equal_weight_buy_and_hold` gives values."""
+    return _benchmark(closes)[0]
+
+
+def _benchmark(closes: Mapping[str, Sequence[int | None]]) -> tuple[list[int], int]:
+    """(integers proportional to the benchmark's value, their value of 1)."""
     if not closes:
         raise ValueError("buy and hold needs at least one symbol")
     lengths = {len(series) for series in closes.values()}
     if len(lengths) != 1:
         raise ValueError("every symbol needs one close per point")
     (points,) = lengths
+    firsts: dict[str, int] = {}
+    for symbol, series in closes.items():
+        first = next((close for close in series if close is not None), None)
+        if first is not None and first <= 0:
+            raise ValueError("a first close must be positive")
+        firsts[symbol] = first or 1
+    # close / first summed over symbols, on the common denominator `whole` (a value of 1).
+    whole = lcm(*firsts.values())
+    total = [0] * points
+    for symbol, series in closes.items():
+        weight = whole // firsts[symbol]
+        total = [
+            t + (close * weight if close is not None else whole)
+            for t, close in zip(total, series, strict=True)
+        ]
+    return total, whole * len(closes)
+
+
+def equal_weight_buy_and_hold(closes: Mapping[str, Sequence[Decimal | None]]) -> list[Decimal]:
+    """The value of the equal-weight buy-and-hold portfolio (see `equal_weight_benchmark`) at
+    each point, from decimal closes."""
+    integers: dict[str, list[int | None]] = {}
+    for symbol, series in closes.items():
+        known = scaled_integers([close for close in series if close is not None])
+        values = iter(known)
+        integers[symbol] = [None if close is None else next(values) for close in series]
+    total, one = _benchmark(integers)
     with localcontext(_RATIO_CONTEXT):
-        total = [Decimal(0)] * points
-        for series in closes.values():
-            first: Decimal | None = None
-            for i, close in enumerate(series):
-                if close is not None and first is None:
-                    if close <= 0:
-                        raise ValueError("a first close must be positive")
-                    first = close
-                total[i] += close / first if close is not None and first is not None else 1
-        return [value / len(closes) for value in total]
+        return [Decimal(value) / one for value in total]
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,14 +239,18 @@ class DrawdownPeriods:
 
 
 def drawdown_periods(daily_equity: Sequence[Decimal], days: Sequence[date]) -> DrawdownPeriods:
-    if len(daily_equity) != len(days):
+    return _drawdown_periods(scaled_integers(daily_equity), days)
+
+
+def _drawdown_periods(values: Sequence[int], days: Sequence[date]) -> DrawdownPeriods:
+    if len(values) != len(days):
         raise ValueError("one day per equity point")
-    with localcontext(_RATIO_CONTEXT):
-        depth: list[float] = []
-        peak = Decimal(0)
-        for equity in daily_equity:
-            peak = max(peak, equity)
-            depth.append(float(1 - equity / peak) if peak > 0 else 0.0)
+    depth: list[float] = []
+    peak = 0
+    for value in values:
+        if value > peak:
+            peak = value
+        depth.append((peak - value) / peak if peak > 0 else 0.0)
     ends = [i for i, d in enumerate(depth) if d == 0]
     if depth and (not ends or ends[-1] != len(depth) - 1):
         ends.append(len(depth) - 1)
@@ -203,9 +262,7 @@ def drawdown_periods(daily_equity: Sequence[Decimal], days: Sequence[date]) -> D
     return periods
 
 
-def cagr(daily_equity: Sequence[Decimal], days: Sequence[date]) -> float | None:
-    """(E_T / E_0)^(365.25 / calendar days) - 1 as a fraction."""
-    growth = total_return(daily_equity)
+def _cagr(growth: float | None, days: Sequence[date]) -> float | None:
     years = (days[-1] - days[0]).days / DAYS_PER_YEAR if len(days) >= 2 else 0.0
     if growth is None or years <= 0 or growth < -1.0:
         return None
@@ -217,26 +274,41 @@ def cagr(daily_equity: Sequence[Decimal], days: Sequence[date]) -> float | None:
         return None
 
 
-def _log_returns(values: Sequence[Decimal]) -> list[float] | None:
-    with localcontext(_RATIO_CONTEXT):
-        if any(value <= 0 for value in values):
-            return None
-        return [math.log(float(current / previous)) for previous, current in pairwise(values)]
+def cagr(daily_equity: Sequence[Decimal], days: Sequence[date]) -> float | None:
+    """(E_T / E_0)^(365.25 / calendar days) - 1 as a fraction."""
+    return _cagr(total_return(daily_equity), days)
 
 
-def beta(daily_equity: Sequence[Decimal], market: Sequence[Decimal]) -> float | None:
-    """cov(log returns of E, log returns of the market) / var(log returns of the market)."""
-    if len(daily_equity) != len(market):
+def _log_returns(values: Sequence[int], returns: Sequence[float] | None) -> list[float] | None:
+    """log(V_t / V_t-1) as log1p of the simple return (exact to the float, where the log of a
+    ratio near 1 would lose digits); None unless every value is positive."""
+    if not values or min(values) <= 0:
+        return None if values else []
+    log1p = math.log1p
+    return [log1p(r) for r in (_returns(values) if returns is None else returns)]
+
+
+def _beta(
+    ours: Sequence[int],
+    market: Sequence[int],
+    our_returns: Sequence[float] | None = None,
+) -> float | None:
+    if len(ours) != len(market):
         raise ValueError("one market value per equity point")
-    ours, theirs = _log_returns(daily_equity), _log_returns(market)
-    if ours is None or theirs is None or len(theirs) < 2:
+    mine, theirs = _log_returns(ours, our_returns), _log_returns(market, None)
+    if mine is None or theirs is None or len(theirs) < 2:
         return None
-    mean_ours, mean_theirs = _mean(ours), _mean(theirs)
+    mean_mine, mean_theirs = _mean(mine), _mean(theirs)
     covariance = math.fsum(
-        (a - mean_ours) * (b - mean_theirs) for a, b in zip(ours, theirs, strict=True)
+        [(a - mean_mine) * (b - mean_theirs) for a, b in zip(mine, theirs, strict=True)]
     )
-    variance = math.fsum((b - mean_theirs) ** 2 for b in theirs)
+    variance = math.fsum([(b - mean_theirs) ** 2 for b in theirs])
     return _finite(covariance / variance) if variance > 0 else None
+
+
+def beta(daily_equity: Sequence[Decimal], market: Sequence[Decimal | int]) -> float | None:
+    """cov(log returns of E, log returns of the market) / var(log returns of the market)."""
+    return _beta(scaled_integers(daily_equity), scaled_integers(market))
 
 
 def net_return(trade: ClosedTrade) -> float:
@@ -299,13 +371,14 @@ def compute_metrics(
     total_commission: Decimal,
     total_slippage: Decimal,
     days: Sequence[date] | None = None,
-    buy_and_hold: Sequence[Decimal] | None = None,
+    buy_and_hold: Sequence[Decimal | int] | None = None,
     bar_length: timedelta = _DAY,
 ) -> Metrics:
     """All of §4.6 from the daily equity (the first value is the initial capital) and the trades.
 
     `days` are the equity points' days (the CAGR and drawdown durations need them);
-    `buy_and_hold` is the benchmark's value at each point (see `equal_weight_buy_and_hold`);
+    `buy_and_hold` is the benchmark's value at each point, on any scale (only its returns are
+    used: see `equal_weight_benchmark`);
     trade durations are rounded to `bar_length`, a day at most. Without them, the statistics
     that need them are `None`."""
     if not daily_equity:
@@ -315,16 +388,19 @@ def compute_metrics(
     if bars_total < 0 or not 0 <= bars_with_position <= bars_total:
         raise ValueError("need 0 <= bars_with_position <= bars_total")
 
-    annual = annual_return(daily_equity)
-    drawdown = max_drawdown(daily_equity)
+    equity = scaled_integers(daily_equity)
+    growth = _total_return(equity)
+    annual = _annual_return(growth, len(equity))
+    drawdown = _max_drawdown(equity)
     calmar = None
     if annual is not None and drawdown is not None and drawdown < 0:
         calmar = _finite(annual / abs(drawdown))
 
-    if any(equity == 0 for equity in daily_equity[:-1]):
+    returns = None if 0 in equity[:-1] else _returns(equity)
+    if returns is None:
         volatility = sharpe = sortino = None
     else:
-        volatility, sharpe, sortino = _return_ratios(daily_returns(daily_equity))
+        volatility, sharpe, sortino = _return_ratios(returns)
 
     total_trades = len(trades)
     winning_trades = sum(1 for trade in trades if trade.pnl > 0)
@@ -332,18 +408,19 @@ def compute_metrics(
     gross_loss = -sum((trade.pnl for trade in trades if trade.pnl < 0), Decimal(0))
     trade_returns = [trade.return_pct for trade in trades]
 
-    periods = drawdown_periods(daily_equity, days) if days is not None else None
+    periods = _drawdown_periods(equity, days) if days is not None else None
     market_beta = bh_return = alpha = None
     if buy_and_hold is not None:
-        market_beta = beta(daily_equity, buy_and_hold)
-        bh_return = _percent(total_return(buy_and_hold))
-        total = _percent(total_return(daily_equity))
+        market = scaled_integers(buy_and_hold)
+        market_beta = _beta(equity, market, returns)
+        bh_return = _percent(_total_return(market))
+        total = _percent(growth)
         if market_beta is not None and bh_return is not None and total is not None:
             alpha = _finite(total - market_beta * bh_return)
     trade_stats = _trade_stats(trades, min(bar_length, _DAY))
 
     return Metrics(
-        total_return_pct=_percent(total_return(daily_equity)),
+        total_return_pct=_percent(growth),
         annual_return_pct=_percent(annual),
         annual_volatility_pct=_percent(volatility),
         sharpe_ratio=sharpe,
@@ -363,7 +440,7 @@ def compute_metrics(
         total_slippage=total_slippage,
         equity_peak=max(daily_equity),
         buy_and_hold_return_pct=bh_return,
-        cagr_pct=_percent(cagr(daily_equity, days)) if days is not None else None,
+        cagr_pct=_percent(_cagr(growth, days)) if days is not None else None,
         avg_drawdown_pct=-_mean(periods.depths) * 100.0 if periods and periods.depths else None,
         max_drawdown_duration_days=(
             _days(max(periods.durations)) if periods and periods.durations else None

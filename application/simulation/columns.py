@@ -12,6 +12,7 @@ from hashlib import blake2b
 
 from domain.bars import Bar, BarSeries
 from domain.exchanges import ExchangeHours, trading_day_runs
+from domain.money import exact as in_money_context
 
 DECODED_BARS_HELD = 4_096
 """Decoded bars kept at once across a simulation's symbols (bounds the decimal cache)."""
@@ -44,6 +45,7 @@ class DecodedBars:
         self._decode(i)
         return self.bars[0]
 
+    @in_money_context  # exact whatever the caller's context (a strategy may round its own)
     def _decode(self, first: int) -> None:
         s = self.series
         stop = min(len(s.times), first + self.chunk)
@@ -95,6 +97,7 @@ class DecodedColumn:
             self._decode(i, i + self.chunk)
         return self.values[i - self.start]
 
+    @in_money_context  # exact whatever the caller's context (a strategy may round its own)
     def _decode(self, first: int, stop: int) -> None:
         stop = min(stop, len(self.raw))
         p, exact = self.unit, Decimal

@@ -5,7 +5,7 @@ orders sent since, live from the bar after. Bars are held columnar; state snapsh
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -36,6 +36,7 @@ from domain.broker import BarQuote, Broker, ExecutionReport
 from domain.errors import DomainError, InvalidSequence, InvalidState
 from domain.exchanges import ExchangeHours
 from domain.metrics import compute_metrics
+from domain.money import MONEY_CONTEXT, exact
 from domain.orders import OrderRequest
 from domain.session import EngineSettings
 from domain.trades import TradeLedger
@@ -131,6 +132,9 @@ class Simulation:
         self.window_size = 1
         """Bars per window the client asks for (1: one tick at a time)."""
         self._window: Window | None = None
+        self._unvalued: list[tuple[int, date]] = []
+        """Points of the equity curve not valued yet, (tick index, day), while positions are
+        held: the account has not changed since they were made (see `_value_curve`)."""
 
     # ------------------------------------------------------------------ progress
 
@@ -226,11 +230,54 @@ class Simulation:
         if broker.has_positions:
             book.ticks_with_position += 1
             if day is not None:
-                self._mark()
-                book.equity_curve.append((day, broker.equity))
-        elif day is not None:
+                self._unvalued.append((sequence - 1, day))
+        elif day is not None:  # (no position: nothing is left unvalued, see `_value_curve`)
             book.equity_curve.append((day, broker.cash))
         return reports
+
+    def _value_curve(self) -> None:
+        """Value the curve's pending points: cash plus each position at its symbol's last
+        close as of the point, as the broker's equity adds them. Called before anything can
+        change the account (a fill) and before the curve is read, so the cash and positions
+        of now are those of every pending point. Daily points are most bars of a daily run:
+        valuing them in one pass is far cheaper than marking the broker on each."""
+        if self._unvalued:
+            self._value_pending()
+
+    @exact
+    def _value_pending(self) -> None:
+        pending = self._unvalued
+        broker = self._broker
+        # quantity * unit * raw close is quantity * close, exactly (and the same decimal,
+        # exponent included): every product is exact in the money context.
+        held = [
+            (
+                broker.position_quantity(symbol) * self._units[symbol],
+                self.series[symbol].times,
+                self.series[symbol].closes,
+            )
+            for symbol in broker.held_symbols
+        ]
+        cash, curve = broker.cash, self._book.equity_curve
+        if len(held) == 1 and self._only is not None:  # one symbol: tick k is its bar first + k
+            ((weight, _, closes),) = held
+            first = self.first_tradable[self._only]
+            curve.extend([(day, cash + weight * closes[first + k]) for k, day in pending])
+        else:
+            ticks = self.ticks
+            for k, day in pending:
+                equity = cash
+                t = ticks[k]
+                for weight, times, closes in held:
+                    equity = equity + weight * closes[bisect_right(times, t) - 1]
+                curve.append((day, equity))
+        pending.clear()
+
+    @property
+    def equity_curve(self) -> list[tuple[date, Decimal]]:
+        """(day, equity) at each trading day's last tick delivered so far."""
+        self._value_curve()
+        return self._book.equity_curve
 
     def _advance_cursors(self, sequence: int) -> None:
         t = self.ticks[sequence - 1]
@@ -245,6 +292,7 @@ class Simulation:
 
     def _work(self, sequence: int) -> tuple[ExecutionReport, ...]:
         """Bar `sequence` with open orders: fill them under the fill rules (§4.5)."""
+        self._value_curve()  # before a fill changes the account
         self._mark()  # as of the bars before this one, as the fill rules see them
         if self._only is not None:
             self._cursors[self._only] += 1
@@ -293,8 +341,16 @@ class Simulation:
         self._marked = sequence
         broker = self._broker
         if broker.has_positions:
-            closes, cursors = self._closes, self._cursors
-            broker.mark({s: closes[s].at(cursors[s] - 1) for s in broker.held_symbols})
+            # Each close decoded alone, as its column would (a chunk is not worth decoding
+            # for one value: marks are read a few times a day at most, far apart).
+            series, units, cursors = self.series, self._units, self._cursors
+            multiply, exact = MONEY_CONTEXT.multiply, Decimal
+            broker.mark(
+                {
+                    s: multiply(exact(series[s].closes[cursors[s] - 1]), units[s])
+                    for s in broker.held_symbols
+                }
+            )
 
     def last(self, symbol: str, name: str = "close") -> Decimal:
         """The value of a column on the symbol's last bar delivered."""
@@ -412,6 +468,7 @@ class Simulation:
             self._window = None
 
     def _savepoint(self) -> Savepoint:
+        self._value_curve()
         book = self._book
         return Savepoint(
             book.sequence,
@@ -435,6 +492,7 @@ class Simulation:
         book = self._book
         book.sequence = point.sequence
         book.in_flight = None
+        self._unvalued.clear()  # all stepped after the point (which valued the curve)
         del book.equity_curve[point.curve :]
         book.ticks_with_position = point.ticks_with_position
         del book.reports[point.reports :]
@@ -473,6 +531,15 @@ class Simulation:
         self._book.in_flight = None
         return result
 
+    def pass_tick(self) -> tuple[ExecutionReport, ...]:
+        """Acknowledge the tick in flight with nothing to send, and step to the next bar
+        (`acknowledge` then `step`): what a driver does on most bars, in one call."""
+        book = self._book
+        if self._window is not None or book.in_flight is None:
+            self.acknowledge(book.in_flight or book.sequence + 1)
+        book.in_flight = None
+        return self.step()
+
     def submit(self, orders: Sequence[OrderRequest], cancels: Sequence[str] = ()) -> BatchResult:
         """Take orders now: live from the bar after the last one delivered."""
         if self._book.finished:
@@ -508,6 +575,7 @@ class Simulation:
             return []
         if not self.done_stepping:
             raise InvalidState(self.session_id, self._phase(), "finish", ["last tick acked"])
+        self._value_curve()
         t = self.ticks[-1] if self.ticks else 0
         reports = self.broker.finish(self._book.sequence, from_epoch(t))
         self._record(reports)
@@ -516,7 +584,7 @@ class Simulation:
 
     def results(self) -> SimulationResults:
         book = self._book
-        curve = book.equity_curve
+        curve = self.equity_curve
         # Metrics come from exactly the published daily curve (§4.6), so anyone holding the
         # results can recompute them. With daily bars its first point is the initial
         # capital: no order can fill on the first bar.
@@ -576,6 +644,7 @@ class Simulation:
     def state(self) -> SimulationState:
         """The state to keep: with a window in flight, as of its savepoint (the last bar
         acknowledged): the bars stepped ahead are not the client's yet."""
+        self._value_curve()
         book = self._book
         window = self._window
         if window is not None:
@@ -624,6 +693,7 @@ class Simulation:
         self._cursors.update(state.cursors)
         self.window_size = state.window
         self._window = None
+        self._unvalued.clear()
         self._book = _Book(
             state.sequence,
             state.in_flight,
@@ -649,6 +719,7 @@ class Simulation:
 
     # ------------------------------------------------------------------ internals
 
+    @exact
     def _quote(self, symbol: str, i: int) -> BarQuote:
         """Bar `i` of a symbol as the fill rules read it (decoded alone: orders are open on
         few bars of most runs)."""

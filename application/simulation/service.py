@@ -526,13 +526,24 @@ class SimulationService:
             paused.append(session_id)
         return paused
 
-    async def complete(self, principal: Principal, session_id: str) -> SimulationResults:
+    async def complete(
+        self, principal: Principal, session_id: str, *, keep: bool = True
+    ) -> SimulationResults:
         """Finish a simulation whose last tick was acknowledged; its results are kept, with
-        what a client that lost the last replies still needs (its reports, the account)."""
+        what a client that lost the last replies still needs (its reports, the account).
+        `keep=False` stores nothing: the caller takes the results and deletes the session
+        right away (a backtest run in process)."""
         run = await self.run_of(principal, session_id)
         simulation = run.simulation
         simulation.finish()
         results = simulation.results()
+        if not keep:
+            if self._checkpoints is not None:
+                await self._checkpoints.delete(session_id)
+            await self._sessions.change_state(principal, session_id, SessionState.COMPLETED)
+            self._running.pop(session_id, None)
+            self._metrics.simulation_completed()
+            return results
         finished = FinishedSimulation(
             simulation.state(), simulation.broker.account(), self.wall_time_ms(session_id)
         )

@@ -321,7 +321,7 @@ def run_in_process(
             raise
 
     async def complete(session_id: str) -> SimulationResults:
-        return await service.complete(principal, session_id)
+        return await service.complete(principal, session_id, keep=False)
 
     async def forget(session_id: str) -> None:
         await service.forget(session_id)
@@ -371,7 +371,7 @@ def _loop(
     session_id = simulation.session_id
     executions: list[m.ExecutionReportData] = []
     total = simulation.total_ticks
-    step, acknowledge = simulation.step, simulation.acknowledge
+    step, acknowledge, pass_tick = simulation.step, simulation.acknowledge, simulation.pass_tick
     on_bar, on_fill, on_reject = strategy.on_bar, strategy.on_fill, strategy.on_reject
 
     def deliver(reports: Sequence[ExecutionReport]) -> None:
@@ -411,6 +411,10 @@ def _loop(
                 on_reject(ctx, order_id, code, message)
             if batch.reports:
                 deliver(batch.reports)
+        elif sequence < total:
+            reports = pass_tick()  # nothing sent: the ack and the next step at once
+            sequence += 1
+            continue
         else:
             acknowledge(sequence)
         if sequence >= total:

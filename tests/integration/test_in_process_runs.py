@@ -5,6 +5,7 @@ gives, and a strategy may keep the bars of a tick and read them later."""
 from __future__ import annotations
 
 import asyncio
+import decimal
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -71,3 +72,25 @@ def test_bars_kept_from_a_tick_read_later_are_that_ticks_bars(home: Path) -> Non
     assert all(set(bars) == set(dict(bars)) for bars in strategy.kept)
     with pytest.raises(KeyError):
         strategy.kept[2]["MSFT"]  # MSFT has no bar on the third day
+
+
+class RoundsItsOwnDecimals(Scripted):
+    """Lowers the thread's decimal precision for its own arithmetic, as a strategy may."""
+
+    def on_start(self, ctx: Context) -> None:
+        super().on_start(ctx)
+        decimal.getcontext().prec = 3
+
+
+def test_a_strategy_lowering_decimal_precision_changes_no_price(home: Path) -> None:
+    """Bars are decoded, marked and filled in the engine's own exact context: a strategy that
+    sets the thread's context to 3 digits gets the fills and curve one at 28 digits gets
+    (prices of several digits, e.g. 196.26, would otherwise round to 196)."""
+    orders = {3: buy_on_bar_3, 20: lambda ctx: ctx.close("AAPL")}
+    exact = backtest(home, Scripted(orders))
+    with decimal.localcontext():
+        rounded = backtest(home, RoundsItsOwnDecimals(orders))
+    assert [fill(r) for r in rounded.executions] == [fill(r) for r in exact.executions]
+    assert rounded.equity_curve == exact.equity_curve
+    assert rounded.trades == exact.trades
+    assert any(len(r.price.as_tuple().digits) > 3 for r in exact.executions if r.price)
