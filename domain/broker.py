@@ -74,7 +74,8 @@ class ReportReason(StrEnum):
     """The engine failed on this order (a fault of ours, logged); the simulation goes on."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen: one is built per order or
+# fill, and a frozen dataclass costs three times as much to build (docs/guide/performance.md)
 class ExecutionReport:
     """One event in an order's life: a fill (`fill_reason` set, `price` set) or its end
     (`reason` set). `slippage` is money: |price - unslipped price| * fill_quantity."""
@@ -254,7 +255,8 @@ class Broker:
             self._fault(request.order_id, exc)
             raise OrderFailed(request.order_id) from None
         order_ids = [request.order_id]
-        order_ids += [exit_order_id(request.order_id, role) for role in request.exit_roles]
+        if request.stop_loss is not None or request.take_profit is not None:
+            order_ids += [exit_order_id(request.order_id, role) for role in request.exit_roles]
         for order_id in order_ids:
             if order_id in self._used_order_ids:
                 raise DuplicateOrderId(order_id)

@@ -247,6 +247,9 @@ def budget(notional: Decimal) -> Decimal:
     returned as is, for `check_bound` to judge."""
     if not notional.is_finite() or not 0 < notional <= NOTIONAL.maximum:
         return notional
+    exponent = notional.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent <= NOTIONAL.places:
+        return notional  # no more places than allowed, trailing zeros or not
     if places_of(notional) <= NOTIONAL.places:
         return notional
     numerator, denominator = notional.as_integer_ratio()

@@ -16,7 +16,8 @@ _HUNDRED = Decimal(100)
 TradeSide = Literal["long", "short"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen: one is built per order or
+# fill, and a frozen dataclass costs three times as much to build (docs/guide/performance.md)
 class ClosedTrade:
     """One closed round trip, in the shape `simulation_results.trades` carries.
 
@@ -37,7 +38,8 @@ class ClosedTrade:
     commission: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen: one is built per order or
+# fill, and a frozen dataclass costs three times as much to build (docs/guide/performance.md)
 class OpenLot:
     """What is left of one opening fill.
 

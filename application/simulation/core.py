@@ -290,6 +290,7 @@ class Simulation:
                 present.append(symbol)
         self._present = self.symbols if len(present) == len(self.symbols) else tuple(present)
 
+    @exact  # once for the quote, the fills and the ledger, which all need it
     def _work(self, sequence: int) -> tuple[ExecutionReport, ...]:
         """Bar `sequence` with open orders: fill them under the fill rules (§4.5)."""
         self._value_curve()  # before a fill changes the account
@@ -540,6 +541,7 @@ class Simulation:
         book.in_flight = None
         return self.step()
 
+    @exact
     def submit(self, orders: Sequence[OrderRequest], cancels: Sequence[str] = ()) -> BatchResult:
         """Take orders now: live from the bar after the last one delivered."""
         if self._book.finished:

@@ -217,10 +217,14 @@ def check_causal(
 
 
 def _same(a: array[float], b: array[float]) -> bool:
-    """Equal value for value, NaN equal to NaN."""
+    """Equal value for value, NaN equal to NaN (compared in NumPy: indicators are long)."""
     if len(a) != len(b):
         return False
-    return all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))
+    if not a:
+        return True
+    import numpy as np
+
+    return bool(np.array_equal(np.frombuffer(a), np.frombuffer(b), equal_nan=True))
 
 
 def _first_difference(a: array[float], b: array[float], n: int) -> int:

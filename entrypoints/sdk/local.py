@@ -401,7 +401,8 @@ def _loop(
             requests = []
             for order in orders:
                 try:
-                    requests.append(order_request(order))
+                    # (the SDK refused any number out of bounds before queueing it)
+                    requests.append(order_request(order, bounds_checked=True))
                 except DomainError as exc:
                     rejected[order.order_id] = (exc.code, exc.message)
             batch = acknowledge(sequence, requests, cancels)
