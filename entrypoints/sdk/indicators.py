@@ -109,6 +109,13 @@ class Indicator:
             self._extend(end)
         return self._values[max(0, end - n) : end].tolist() if n > 0 else []
 
+    def last(self, n: int) -> array[float]:
+        """The last `n` values up to and including the current bar, as an array (a copy)."""
+        end = self._counts[self.symbol]
+        if end > self._known:
+            self._extend(end)
+        return self._values[max(0, end - n) : end] if n > 0 else array("d")
+
     @property
     def values(self) -> list[float]:
         """Every value up to and including the current bar."""

@@ -52,8 +52,8 @@ from entrypoints.sdk.indicators import (
     evaluate,
     fields_of,
 )
-from entrypoints.sdk.plots import price_track
-from entrypoints.sdk.results import BacktestResults, PriceTrack, Rejection
+from entrypoints.sdk.plots import PriceTracks
+from entrypoints.sdk.results import BacktestResults, Rejection
 from entrypoints.sdk.strategy import DEFAULT_HISTORY_SIZE, Context, Strategy
 from entrypoints.settings import Settings
 
@@ -348,7 +348,7 @@ def run_in_process(
         total_ticks=simulation.total_ticks,
         wall_time_ms=int((time.perf_counter() - began) * 1000),
         prices=prices,
-        indicators=ctx._indicator_tracks({s: track.times for s, track in prices.items()}),
+        indicators=ctx._indicator_tracks({s: prices.times(s) for s in prices}),
         plots=ctx._plots,
         rejections=rejections,
         warnings=tuple(created[0].warnings),
@@ -425,10 +425,12 @@ def _loop(
         sequence += 1
 
 
-def _prices(simulation: Simulation) -> dict[str, PriceTrack]:
+def _prices(simulation: Simulation) -> PriceTracks:
     """The bars the strategy was shown, as `drive` collects them bar by bar (read from the
-    series once the run is over: nothing is kept a bar)."""
-    return {
-        symbol: price_track(series, simulation.first_tradable[symbol], simulation.cursor(symbol))
-        for symbol, series in simulation.series.items()
-    }
+    series once the run is over, and only when something reads them)."""
+    return PriceTracks(
+        {
+            symbol: (series, simulation.first_tradable[symbol], simulation.cursor(symbol))
+            for symbol, series in simulation.series.items()
+        }
+    )

@@ -247,9 +247,7 @@ class Context:
         tracks = {}
         for made in self._indicators:
             times = tradable.get(made.symbol, array("q"))
-            values = made.window(len(made))
-            first = len(values) - len(times)
-            tracks[made.name] = IndicatorTrack(made.symbol, times, array("d", values[first:]))
+            tracks[made.name] = IndicatorTrack(made.symbol, times, made.last(len(times)))
         return tracks
 
     # ------------------------------------------------------------------ what it does
