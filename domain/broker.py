@@ -552,14 +552,23 @@ class Broker:
     def _try_fill(
         self, order: Order, match: PriceMatch, quote: BarQuote, reports: list[ExecutionReport]
     ) -> None:
-        lot_size = self._lot_sizes[order.symbol]
-        cap = volume_cap(quote.volume, lot_size, self._settings.max_volume_pct)
+        request = order.request
+        lot_size = self._lot_sizes[request.symbol]
+        settings = self._settings
+        cap = (
+            None
+            if settings.max_volume_pct is None
+            else volume_cap(quote.volume, lot_size, settings.max_volume_pct)
+        )
         if cap == 0:
             return  # too thin a bar for one lot: nothing fills, the order stays as it is
-        quantity = self._unfilled_quantity(order, match, lot_size)
+        if order.quantity is None:  # a notional order, sized at its first fill
+            quantity = self._unfilled_quantity(order, match, lot_size)
+        else:
+            quantity = order.quantity - order.filled_quantity
         if cap is not None:
             quantity = min(quantity, cap)
-        fee = commission(quantity, match.price, self._settings)
+        fee = commission(quantity, match.price, settings)
         refusal = (
             ReportReason.INSUFFICIENT_FUNDS
             if not quantity
@@ -572,13 +581,15 @@ class Broker:
         reports.append(
             self._report(order, fill_quantity=quantity, match=match, fee=fee, slippage=slippage)
         )
-        sibling_id = order.sibling_id
-        if sibling_id is not None and sibling_id in self._open_orders:
-            sibling = self._open_orders[sibling_id]
-            reports.append(self._end(sibling, OrderStatus.CANCELLED, ReportReason.OCO))
+        if order.parent_id is not None:  # an exit: its bracket's other leg is cancelled
+            sibling_id = order.sibling_id
+            if sibling_id is not None and sibling_id in self._open_orders:
+                sibling = self._open_orders[sibling_id]
+                reports.append(self._end(sibling, OrderStatus.CANCELLED, ReportReason.OCO))
         if order.status is OrderStatus.FILLED:
-            del self._open_orders[order.order_id]
-            self._create_exits(order)
+            del self._open_orders[request.order_id]
+            if request.stop_loss is not None or request.take_profit is not None:
+                self._create_exits(order)
 
     def _unfilled_quantity(self, order: Order, match: PriceMatch, lot_size: Decimal) -> Decimal:
         """What is left to fill; a notional order is sized here, at its first fill's price
@@ -680,22 +691,23 @@ class Broker:
         reason: ReportReason | None = None,
     ) -> ExecutionReport:
         self._executions += 1
-        return ExecutionReport(
-            execution_id=f"exec_{self._executions:06d}",
-            order_id=order.order_id,
-            symbol=order.symbol,
-            side=order.request.side,
-            status=order.status,
-            quantity=order.quantity,
-            fill_quantity=fill_quantity,
-            filled_quantity=order.filled_quantity,
-            remaining_quantity=order.remaining_quantity,
-            price=None if match is None else match.price,
-            commission=fee,
-            slippage=slippage,
-            sim_time=self._last_sim_time,
-            sequence_id=self._last_sequence_id,
-            fill_reason=None if match is None else match.reason,
-            reason=reason,
-            parent_id=order.parent_id,
+        request = order.request
+        return ExecutionReport(  # (positional: one per fill, keywords cost more)
+            f"exec_{self._executions:06d}",  # execution_id
+            request.order_id,
+            request.symbol,
+            request.side,
+            order.status,
+            order.quantity,
+            fill_quantity,
+            order.filled_quantity,
+            order.remaining_quantity,
+            None if match is None else match.price,
+            fee,  # commission
+            slippage,
+            self._last_sim_time,
+            self._last_sequence_id,
+            None if match is None else match.reason,  # fill_reason
+            reason,
+            order.parent_id,
         )

@@ -200,6 +200,11 @@ class TradeLedger:
 
         opening_side: TradeSide = "long" if side == "buy" else "short"
         lots = self._lots.get(symbol, [])
+        if not lots or lots[0].side == opening_side:  # adds to the position: one new lot
+            # (a new list: lists are replaced, never changed in place; see `savepoint`)
+            lot = OpenLot(opening_side, quantity, time, price, commission - _ZERO)
+            self._lots[symbol] = [*lots, lot]
+            return []
 
         # The lots this fill closes, oldest first, with how much of each; the rest opens.
         pieces: list[tuple[OpenLot, Decimal]] = []
