@@ -294,17 +294,17 @@ class Simulation:
     def _work(self, sequence: int) -> tuple[ExecutionReport, ...]:
         """Bar `sequence` with open orders: fill them under the fill rules (§4.5)."""
         self._value_curve()  # before a fill changes the account
-        self._mark()  # as of the bars before this one, as the fill rules see them
-        if self._only is not None:
-            self._cursors[self._only] += 1
-        else:
-            self._advance_cursors(sequence)
-        broker = self._broker
-        cursors = self._cursors
         only = self._only
+        cursors = self._cursors
+        broker = self._broker
         if only is not None:  # its open orders are all of this symbol
+            # (No marking first: the fill rules read the marks of other symbols only, for
+            # a short sale's margin; this symbol's is set from the bar by `process_bar`.)
+            cursors[only] += 1
             quotes = {only: self._quote(only, cursors[only] - 1)}
         else:
+            self._mark()  # as of the bars before this one, as the fill rules see them
+            self._advance_cursors(sequence)
             ordered = broker.order_symbols
             quotes = {
                 symbol: self._quote(symbol, cursors[symbol] - 1)
@@ -563,7 +563,8 @@ class Simulation:
                 reports.append(self.broker.cancel(order_id))
             except DomainError as exc:
                 rejected[order_id] = exc
-        self._record(reports)
+        if reports:
+            self._record(reports)
         return BatchResult(tuple(accepted), rejected, tuple(reports))
 
     def cancel(self, order_id: str) -> ExecutionReport:
@@ -721,8 +722,7 @@ class Simulation:
 
     # ------------------------------------------------------------------ internals
 
-    @exact
-    def _quote(self, symbol: str, i: int) -> BarQuote:
+    def _quote(self, symbol: str, i: int) -> BarQuote:  # (in the money context: see `_work`)
         """Bar `i` of a symbol as the fill rules read it (decoded alone: orders are open on
         few bars of most runs)."""
         s = self.series[symbol]
