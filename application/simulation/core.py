@@ -208,10 +208,17 @@ class Simulation:
         reports = self.step()
         return Step(reports, self._tick(self._book.sequence))
 
-    def step(self) -> tuple[ExecutionReport, ...]:
+    def step(self, passing: bool = False) -> tuple[ExecutionReport, ...]:
         """Fill the live orders on the next bar and deliver it (to be acknowledged); the
-        reports of its fills. What the tick shows is read from the simulation."""
+        reports of its fills. What the tick shows is read from the simulation. `passing`:
+        acknowledge the tick in flight first, with nothing sent (a driver's usual bar: the
+        ack and the step in one call)."""
         book = self._book
+        if passing:
+            if self._window is None and book.in_flight is not None:
+                book.in_flight = None
+            else:
+                self.acknowledge(book.in_flight or book.sequence + 1)
         sequence = book.sequence + 1
         if book.in_flight is not None or sequence > self._total or book.finished:
             raise InvalidState(self.session_id, self._phase(), "advance", ["tick acknowledged"])
@@ -531,15 +538,6 @@ class Simulation:
         result = self.submit(orders, cancels) if orders or cancels else NOTHING
         self._book.in_flight = None
         return result
-
-    def pass_tick(self) -> tuple[ExecutionReport, ...]:
-        """Acknowledge the tick in flight with nothing to send, and step to the next bar
-        (`acknowledge` then `step`): what a driver does on most bars, in one call."""
-        book = self._book
-        if self._window is not None or book.in_flight is None:
-            self.acknowledge(book.in_flight or book.sequence + 1)
-        book.in_flight = None
-        return self.step()
 
     @exact
     def submit(self, orders: Sequence[OrderRequest], cancels: Sequence[str] = ()) -> BatchResult:

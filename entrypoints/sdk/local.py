@@ -371,7 +371,7 @@ def _loop(
     session_id = simulation.session_id
     executions: list[m.ExecutionReportData] = []
     total = simulation.total_ticks
-    step, acknowledge, pass_tick = simulation.step, simulation.acknowledge, simulation.pass_tick
+    step, acknowledge = simulation.step, simulation.acknowledge
     on_bar, on_fill, on_reject = strategy.on_bar, strategy.on_fill, strategy.on_reject
 
     def deliver(reports: Sequence[ExecutionReport]) -> None:
@@ -413,7 +413,7 @@ def _loop(
             if batch.reports:
                 deliver(batch.reports)
         elif sequence < total:
-            reports = pass_tick()  # nothing sent: the ack and the next step at once
+            reports = step(True)  # nothing sent: the ack and the next step at once
             sequence += 1
             continue
         else:
