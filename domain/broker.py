@@ -1,19 +1,25 @@
 """The simulated broker of one simulation: its order book, cash and positions, advanced bar by
-bar under the fill rules of PROTOCOL.md §4.5 (the rules themselves live in domain.fills)."""
+bar under the fill rules of PROTOCOL.md §4.5 (the rules themselves live in domain.fills). What
+it reports and its account's values live in domain.reports and domain.account, re-exported
+here."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 
+from domain.account import (
+    AccountView,
+    BrokerState,
+    Position,
+    PositionState,
+    PositionView,
+)
 from domain.errors import DomainError, DuplicateOrderId, OrderFailed, OrderNotFound
 from domain.fills import (
     BarQuote,
-    FillReason,
     PriceMatch,
     commission,
     match_order,
@@ -23,7 +29,6 @@ from domain.fills import (
 )
 from domain.money import (
     AVG_PRICE_PLACES,
-    BASIS_PLACES,
     MONEY_CONTEXT,
     check_step_size,
     divide_places,
@@ -39,6 +44,7 @@ from domain.orders import (
     exit_order_id,
     validate_order,
 )
+from domain.reports import ExecutionReport, ReportReason
 from domain.session import EngineSettings
 
 __all__ = [
@@ -57,146 +63,6 @@ log = logging.getLogger("simutrador.engine")
 ZERO = Decimal(0)
 SHORT_MARGIN_FRACTION = Decimal("0.5")
 """Equity must stay at least this share of the gross short value after a short sale (§4.5)."""
-
-
-class ReportReason(StrEnum):
-    """Why an order ended without (completely) filling."""
-
-    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
-    SHORT_NOT_ALLOWED = "SHORT_NOT_ALLOWED"
-    INSUFFICIENT_MARGIN = "INSUFFICIENT_MARGIN"
-    END_OF_DATA = "END_OF_DATA"
-    TIME_IN_FORCE = "TIME_IN_FORCE"
-    CANCELLED = "CANCELLED"
-    OCO = "OCO"
-    """The other leg of its bracket filled."""
-    INTERNAL_ERROR = "INTERNAL_ERROR"
-    """The engine failed on this order (a fault of ours, logged); the simulation goes on."""
-
-
-@dataclass(slots=True)  # never changed once built; not frozen: one is built per order or
-# fill, and a frozen dataclass costs three times as much to build (docs/guide/performance.md)
-class ExecutionReport:
-    """One event in an order's life: a fill (`fill_reason` set, `price` set) or its end
-    (`reason` set). `slippage` is money: |price - unslipped price| * fill_quantity."""
-
-    execution_id: str
-    order_id: str
-    symbol: str
-    side: OrderSide
-    status: OrderStatus
-    quantity: Decimal | None
-    fill_quantity: Decimal
-    filled_quantity: Decimal
-    remaining_quantity: Decimal | None
-    price: Decimal | None
-    commission: Decimal
-    slippage: Decimal
-    sim_time: datetime | None
-    sequence_id: int
-    fill_reason: FillReason | None = None
-    reason: ReportReason | None = None
-    parent_id: str | None = None
-
-    @property
-    def is_fill(self) -> bool:
-        return self.fill_quantity > 0
-
-
-@dataclass(slots=True)
-class Position:
-    """A net position with average-cost accounting. `cost_basis` is the signed cost of the
-    open quantity (negative for a short), so unrealized P&L is quantity * mark - cost_basis.
-
-    The basis is exact: what the fills paid, less what closes released. A partial close
-    releases its share of the basis rounded to BASIS_PLACES; whatever that rounding leaves
-    stays in the basis, so realized + unrealized always adds up to the cash that moved."""
-
-    symbol: str
-    quantity: Decimal
-    cost_basis: Decimal
-    mark: Decimal
-
-    @property
-    def market_value(self) -> Decimal:
-        return self.quantity * self.mark
-
-    @property
-    def unrealized_pnl(self) -> Decimal:
-        return self.market_value - self.cost_basis
-
-    def apply_fill(self, signed_quantity: Decimal, price: Decimal) -> Decimal:
-        """Trade `signed_quantity` (+ buys) at `price`; returns the P&L realized by it."""
-        realized = ZERO
-        if self.quantity and (self.quantity > 0) != (signed_quantity > 0):
-            held = abs(self.quantity)
-            closing = min(abs(signed_quantity), held)
-            # Releasing all of the basis on a full close leaves no rounding residue behind.
-            released = (
-                self.cost_basis
-                if closing == held
-                else divide_places(self.cost_basis * closing, held, BASIS_PLACES)
-            )
-            direction = 1 if self.quantity > 0 else -1
-            realized = direction * closing * price - released
-            self.cost_basis -= released
-            self.quantity -= direction * closing
-            signed_quantity += direction * closing
-        if signed_quantity:
-            self.quantity += signed_quantity
-            self.cost_basis += signed_quantity * price
-        self.mark = price
-        return realized
-
-
-@dataclass(frozen=True, slots=True)
-class PositionView:
-    symbol: str
-    quantity: Decimal
-    avg_price: Decimal
-    market_price: Decimal
-    market_value: Decimal
-    unrealized_pnl: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class AccountView:
-    """The account as §4.3's account_snapshot shows it. `realized_pnl` is before
-    commission, so equity = initial cash + realized + unrealized - total_commission."""
-
-    cash: Decimal
-    equity: Decimal
-    buying_power: Decimal
-    realized_pnl: Decimal
-    unrealized_pnl: Decimal
-    total_commission: Decimal
-    total_slippage: Decimal
-    positions: tuple[PositionView, ...]
-    open_orders: tuple[OrderSnapshot, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class PositionState:
-    symbol: str
-    quantity: Decimal
-    cost_basis: Decimal
-    mark: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerState:
-    """Everything a broker needs to continue exactly where it stopped (msgspec-encodable)."""
-
-    cash: Decimal
-    realized_pnl: Decimal
-    total_commission: Decimal
-    total_slippage: Decimal
-    positions: tuple[PositionState, ...]
-    open_orders: tuple[OrderSnapshot, ...]
-    used_order_ids: tuple[str, ...]
-    executions: int
-    last_sequence_id: int
-    last_sim_time: datetime | None
 
 
 class Broker:
