@@ -5,23 +5,16 @@ orders sent since, live from the bar after. Bars are held columnar; state snapsh
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from application.benchmark import buy_and_hold_curve, shortest_bar
 from application.records import Refusal, Rejection, SimulationResults, SimulationState, missed
-from application.simulation.columns import (
-    DECODED_BARS_HELD,
-    DecodedBars,
-    DecodedColumn,
-    column,
-    day_closes,
-    day_runs,
-    unit,
-)
+from application.simulation.bars import SimulationBars
+from application.simulation.columns import DecodedColumn, day_closes
+from application.simulation.results import simulation_results
 from application.simulation.values import (
     NOTHING,
     AccountUpdates,
@@ -32,10 +25,9 @@ from application.simulation.values import (
 )
 from application.simulation.window import Savepoint, Window
 from domain.bars import Bar, BarSeries, from_epoch, union_times
-from domain.broker import BarQuote, Broker, ExecutionReport
+from domain.broker import Broker, ExecutionReport
 from domain.errors import DomainError, InvalidSequence, InvalidState
 from domain.exchanges import ExchangeHours
-from domain.metrics import compute_metrics
 from domain.money import MONEY_CONTEXT, exact
 from domain.orders import OrderRequest
 from domain.session import EngineSettings
@@ -108,20 +100,9 @@ class Simulation:
         # Index of each day's last tick → that trading day: where the equity curve gets a
         # point. Kept per day, not per bar.
         self._day_closes = day_closes(self.ticks, hours)
-        # Per symbol, the indices of bars that end their trading day (None: every bar does,
-        # as with daily bars), for `day` orders.
-        self._symbol_day_ends: dict[str, frozenset[int] | None] = {
-            sym: frozenset(end - 1 for end, _ in day_runs(s.times, hours))
-            if s.timeframe.is_intraday
-            else None
-            for sym, s in self.series.items()
-        }
-        chunk = max(16, min(256, DECODED_BARS_HELD // max(len(self.series), 1)))
-        self._decoded = {sym: DecodedBars(s, chunk) for sym, s in self.series.items()}
-        self._columns: dict[tuple[str, str], DecodedColumn] = {}
-        self._units = {sym: unit(s.price_scale) for sym, s in self.series.items()}
-        self._volume_units = {sym: unit(s.volume_scale) for sym, s in self.series.items()}
-        self._closes = {sym: column(s, "close") for sym, s in self.series.items()}
+        self._bars = SimulationBars(self.series, hours)
+        self._units = self._bars.units
+        self._quote = self._bars.quote  # (bound once: read per order bar by `_work`)
         self._cursors = dict(self.first_tradable)
         self._book = _Book()
         self._present: tuple[str, ...] = self.symbols if len(self.symbols) == 1 else ()
@@ -327,7 +308,8 @@ class Simulation:
 
     def _tick(self, sequence: int) -> Tick:
         t = self.ticks[sequence - 1]
-        bars = {s: self._decoded[s].at(self._cursors[s] - 1) for s in self._present}
+        bar, cursors = self._bars.bar, self._cursors
+        bars = {s: bar(s, cursors[s] - 1) for s in self._present}
         return Tick(
             sequence, t, from_epoch(t), bars, self.equity, self.cash, sequence == len(self.ticks)
         )
@@ -362,20 +344,11 @@ class Simulation:
 
     def last(self, symbol: str, name: str = "close") -> Decimal:
         """The value of a column on the symbol's last bar delivered."""
-        return self._column(symbol, name).at(self._cursors[symbol] - 1)
+        return self._bars.column(symbol, name).at(self._cursors[symbol] - 1)
 
     def column(self, symbol: str, name: str) -> DecodedColumn:
         """Column `name` of a symbol's bars (warm-up first), decoded when read."""
-        return self._column(symbol, name)
-
-    def _column(self, symbol: str, name: str) -> DecodedColumn:
-        key = (symbol, name)
-        decoded = self._columns.get(key)
-        if decoded is None:
-            decoded = self._columns[key] = (
-                self._closes[symbol] if name == "close" else column(self.series[symbol], name)
-            )
-        return decoded
+        return self._bars.column(symbol, name)
 
     def pending_tick(self) -> Tick | None:
         """The tick in flight, built again (to send it once more after a pause or a
@@ -516,10 +489,8 @@ class Simulation:
 
     def history(self) -> dict[str, list[Bar]]:
         """The warm-up bars of each symbol (before the first tradable bar)."""
-        return {
-            symbol: [self._decoded[symbol].at(i) for i in range(self.first_tradable[symbol])]
-            for symbol in self.symbols
-        }
+        first = self.first_tradable
+        return {symbol: self._bars.bars(symbol, first[symbol]) for symbol in self.symbols}
 
     def acknowledge(
         self,
@@ -584,32 +555,21 @@ class Simulation:
         return reports
 
     def results(self) -> SimulationResults:
-        book = self._book
         curve = self.equity_curve
-        # Metrics come from exactly the published daily curve (§4.6), so anyone holding the
-        # results can recompute them. With daily bars its first point is the initial
-        # capital: no order can fill on the first bar.
-        daily = [e for _, e in curve] or [self.initial_capital]
-        # The ticks where the curve has its points: the benchmark is valued at the same ones.
-        points = [k for k in self._day_closes if k < book.sequence]  # (in ascending order)
-        metrics = compute_metrics(
-            daily,
+        book, broker = self._book, self.broker
+        return simulation_results(
+            curve,
             self.ledger.trades,
-            bars_total=book.sequence,
-            bars_with_position=book.ticks_with_position,
-            total_commission=self.broker.total_commission,
-            total_slippage=self.broker.total_slippage,
-            days=[day for day, _ in curve] or None,
-            buy_and_hold=buy_and_hold_curve(self.series, self.first_tradable, self.ticks, points),
-            bar_length=shortest_bar(self.series),
-        )
-        return SimulationResults(
-            metrics,
-            tuple(curve),
-            tuple(self.ledger.trades),
-            sum(1 for r in book.reports if r.is_fill),
-            len(self.ticks),
-            self.sim_time,
+            book.reports,
+            initial_capital=self.initial_capital,
+            delivered=book.sequence,
+            ticks_with_position=book.ticks_with_position,
+            total_commission=broker.total_commission,
+            total_slippage=broker.total_slippage,
+            series=self.series,
+            first_tradable=self.first_tradable,
+            ticks=self.ticks,
+            day_closes=self._day_closes,
         )
 
     # ------------------------------------------------------------------ views
@@ -619,7 +579,7 @@ class Simulation:
         bars included); fewer when there are not that many yet."""
         if n <= 0:
             return []
-        return self._column(symbol, column_name).window(self._cursors[symbol], n)
+        return self._bars.column(symbol, column_name).window(self._cursors[symbol], n)
 
     def reports_after(self, sequence_id: int) -> list[ExecutionReport]:
         return [r for r in self._book.reports if r.sequence_id > sequence_id]
@@ -720,35 +680,15 @@ class Simulation:
 
     # ------------------------------------------------------------------ internals
 
-    def _quote(self, symbol: str, i: int) -> BarQuote:  # (in the money context: see `_work`)
-        """Bar `i` of a symbol as the fill rules read it (decoded alone: orders are open on
-        few bars of most runs)."""
-        s = self.series[symbol]
-        p, exact = self._units[symbol], Decimal
-        day_ends = self._symbol_day_ends[symbol]
-        return BarQuote(
-            exact(s.opens[i]) * p,
-            exact(s.highs[i]) * p,
-            exact(s.lows[i]) * p,
-            exact(s.closes[i]) * p,
-            exact(s.volumes[i]) * self._volume_units[symbol],
-            day_ends is None or i in day_ends,
-        )
-
     def bar(self, symbol: str, i: int) -> Bar:
         """Bar `i` of a symbol's series (warm-up bars first), exact."""
-        return self._decoded[symbol].at(i)
+        return self._bars.bar(symbol, i)
 
     def bar_at(self, symbol: str, sequence: int) -> Bar:
         """The symbol's bar on tick `sequence` (delivered already; KeyError if it has none)."""
         if sequence == self._book.sequence:
-            i = self._cursors[symbol] - 1
-        else:
-            times = self.series[symbol].times
-            i = bisect_left(times, self.ticks[sequence - 1])
-            if i == len(times) or times[i] != self.ticks[sequence - 1]:
-                raise KeyError(symbol)
-        return self._decoded[symbol].at(i)
+            return self._bars.bar(symbol, self._cursors[symbol] - 1)
+        return self._bars.bar(symbol, self._bars.index_at(symbol, self.ticks[sequence - 1]))
 
     def _record(self, reports: Sequence[ExecutionReport]) -> None:
         if not reports:
