@@ -7,12 +7,12 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from application.records import Refusal, Rejection, SimulationResults, SimulationState, missed
+from application.records import Refusal, SimulationResults, SimulationState
 from application.simulation.bars import SimulationBars
+from application.simulation.book import Book
 from application.simulation.columns import DecodedColumn, day_closes
 from application.simulation.results import simulation_results
 from application.simulation.values import (
@@ -32,21 +32,6 @@ from domain.money import MONEY_CONTEXT, exact
 from domain.orders import OrderRequest
 from domain.session import EngineSettings
 from domain.trades import TradeLedger
-
-
-@dataclass(slots=True)
-class _Book:
-    """Mutable progress; kept apart so `state()` and `restore` mirror each other."""
-
-    sequence: int = 0
-    in_flight: int | None = None
-    equity_curve: list[tuple[date, Decimal]] = field(default_factory=list)
-    ticks_with_position: int = 0
-    reports: list[ExecutionReport] = field(default_factory=list)
-    finished: bool = False
-    report_marks: array[int] = field(default_factory=lambda: array("q"))
-    """How many reports existed once tick n+1 was delivered (index n)."""
-    rejections: list[Rejection] = field(default_factory=list)
 
 
 class Simulation:
@@ -104,7 +89,7 @@ class Simulation:
         self._units = self._bars.units
         self._quote = self._bars.quote  # (bound once: read per order bar by `_work`)
         self._cursors = dict(self.first_tradable)
-        self._book = _Book()
+        self._book = Book()
         self._present: tuple[str, ...] = self.symbols if len(self.symbols) == 1 else ()
         """The symbols with a bar on the last tick delivered."""
         self._only = self.symbols[0] if len(self.symbols) == 1 else None
@@ -202,7 +187,7 @@ class Simulation:
                 self.acknowledge(book.in_flight or book.sequence + 1)
         sequence = book.sequence + 1
         if book.in_flight is not None or sequence > self._total or book.finished:
-            raise InvalidState(self.session_id, self._phase(), "advance", ["tick acknowledged"])
+            raise InvalidState(self.session_id, book.phase(), "advance", ["tick acknowledged"])
         broker = self._broker
         reports: tuple[ExecutionReport, ...] = ()
         only = self._only
@@ -392,7 +377,7 @@ class Simulation:
             return [self.advance()]
         book = self._book
         if book.finished or book.in_flight is not None or book.sequence >= len(self.ticks):
-            raise InvalidState(self.session_id, self._phase(), "advance", ["tick acknowledged"])
+            raise InvalidState(self.session_id, book.phase(), "advance", ["tick acknowledged"])
         point = self._savepoint()
         last = min(len(self.ticks), book.sequence + size)
         steps: list[Step] = []
@@ -470,14 +455,8 @@ class Simulation:
         self._cursors.clear()  # in place: views of the simulation hold this mapping
         self._cursors.update(point.cursors)
         self._present = point.present
-        book = self._book
-        book.sequence = point.sequence
-        book.in_flight = None
+        self._book.rewind(point)
         self._unvalued.clear()  # all stepped after the point (which valued the curve)
-        del book.equity_curve[point.curve :]
-        book.ticks_with_position = point.ticks_with_position
-        del book.reports[point.reports :]
-        del book.report_marks[point.marks :]
 
     def _step_to(self, point: Savepoint, sequence_id: int) -> None:
         """Back to `point`, then step again up to bar `sequence_id` (left in flight)."""
@@ -546,7 +525,7 @@ class Simulation:
         if self._book.finished:
             return []
         if not self.done_stepping:
-            raise InvalidState(self.session_id, self._phase(), "finish", ["last tick acked"])
+            raise InvalidState(self.session_id, self._book.phase(), "finish", ["last tick acked"])
         self._value_curve()
         t = self.ticks[-1] if self.ticks else 0
         reports = self.broker.finish(self._book.sequence, from_epoch(t))
@@ -582,23 +561,19 @@ class Simulation:
         return self._bars.column(symbol, column_name).window(self._cursors[symbol], n)
 
     def reports_after(self, sequence_id: int) -> list[ExecutionReport]:
-        return [r for r in self._book.reports if r.sequence_id > sequence_id]
+        return self._book.reports_after(sequence_id)
 
     def record_rejections(self, refused: Mapping[str, DomainError]) -> None:
         """Keep the refusals of orders sent now (see `missed_since`)."""
         self.record_refusals(Refusal.of(order_id, e) for order_id, e in refused.items())
 
     def record_refusals(self, refusals: Iterable[Refusal]) -> None:
-        sequence = self._book.sequence
-        self._book.rejections.extend(
-            Rejection(sequence, r.order_id, r.code, r.message, dict(r.details)) for r in refusals
-        )
+        self._book.record_refusals(refusals)
 
     def missed_since(self, sequence_id: int) -> Missed:
         """Everything recorded after tick `sequence_id` was delivered: its fills are
         later, but so are the cancels and refusals of the orders sent in reply to it."""
-        book = self._book
-        return missed(book.reports, book.report_marks, book.rejections, sequence_id)
+        return self._book.missed_since(sequence_id)
 
     # ------------------------------------------------------------------ snapshot
 
@@ -606,37 +581,16 @@ class Simulation:
         """The state to keep: with a window in flight, as of its savepoint (the last bar
         acknowledged): the bars stepped ahead are not the client's yet."""
         self._value_curve()
-        book = self._book
         window = self._window
         if window is not None:
-            p = window.point
-            return SimulationState(
-                p.sequence,
-                None,
-                tuple(p.cursors.items()),
-                replace(p.broker, used_order_ids=self._broker.used_order_ids()),
-                self.ledger.state_at(p.ledger),
-                tuple(book.equity_curve[: p.curve]),
-                p.ticks_with_position,
-                tuple(book.reports[: p.reports]),
-                False,
-                tuple(book.report_marks[: p.marks]),
-                tuple(book.rejections),
+            return self._book.state_at(
+                window.point,
+                self._broker.used_order_ids(),
+                self.ledger.state_at(window.point.ledger),
                 self.window_size,
             )
-        return SimulationState(
-            book.sequence,
-            book.in_flight,
-            tuple(self._cursors.items()),
-            self.broker.state(),
-            self.ledger.state(),
-            tuple(book.equity_curve),
-            book.ticks_with_position,
-            tuple(book.reports),
-            book.finished,
-            tuple(book.report_marks),
-            tuple(book.rejections),
-            self.window_size,
+        return self._book.state(
+            self._cursors, self.broker.state(), self.ledger.state(), self.window_size
         )
 
     def restore(self, state: SimulationState) -> None:
@@ -655,16 +609,7 @@ class Simulation:
         self.window_size = state.window
         self._window = None
         self._unvalued.clear()
-        self._book = _Book(
-            state.sequence,
-            state.in_flight,
-            list(state.equity_curve),
-            state.ticks_with_position,
-            list(state.reports),
-            state.finished,
-            array("q", state.report_marks),
-            list(state.rejections),
-        )
+        self._book = Book.restored(state)
         sequence = state.sequence
         t = self.ticks[sequence - 1] if sequence else None
         self._present = tuple(
@@ -699,10 +644,3 @@ class Simulation:
                 self.ledger.record_fill(
                     r.symbol, r.side, r.fill_quantity, r.price, r.commission, r.sim_time
                 )
-
-    def _phase(self) -> str:
-        if self._book.finished:
-            return "completed"
-        if self._book.in_flight is not None:
-            return f"tick {self._book.in_flight} awaiting ack"
-        return "between ticks"
