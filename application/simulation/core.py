@@ -86,8 +86,7 @@ class Simulation:
         # point. Kept per day, not per bar.
         self._day_closes = day_closes(self.ticks, hours)
         self._bars = SimulationBars(self.series, hours)
-        self._units = self._bars.units
-        self._quote = self._bars.quote  # (bound once: read per order bar by `_work`)
+        self._units = self._bars.units  # (read by `_mark` and the curve's valuation)
         self._cursors = dict(self.first_tradable)
         self._book = Book()
         self._present: tuple[str, ...] = self.symbols if len(self.symbols) == 1 else ()
@@ -274,13 +273,13 @@ class Simulation:
             # (No marking first: the fill rules read the marks of other symbols only, for
             # a short sale's margin; this symbol's is set from the bar by `process_bar`.)
             cursors[only] += 1
-            quotes = {only: self._quote(only, cursors[only] - 1)}
+            quotes = {only: self._bars.quote(only, cursors[only] - 1)}
         else:
             self._mark()  # as of the bars before this one, as the fill rules see them
             self._advance_cursors(sequence)
             ordered = broker.order_symbols
             quotes = {
-                symbol: self._quote(symbol, cursors[symbol] - 1)
+                symbol: self._bars.quote(symbol, cursors[symbol] - 1)
                 for symbol in self._present
                 if symbol in ordered
             }
