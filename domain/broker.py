@@ -105,13 +105,13 @@ class Broker:
 
     # -- orders -------------------------------------------------------------------------
 
-    @exact
     def submit(self, request: OrderRequest, live_from_sequence: int) -> Order:
         """Accept an order, live from the first bar whose sequence is >= live_from_sequence.
 
         Raises InvalidOrder, or DuplicateOrderId for an id this broker has seen, including
         the `-sl`/`-tp` ids a bracket reserves for its exits; OrderFailed (logged) if the
-        engine itself fails on the order, which then changes nothing.
+        engine itself fails on the order, which then changes nothing. (No arithmetic: the
+        checks compare and count digits, so no money context is needed.)
         """
         try:
             validate_order(request, self._lot_sizes, self._tick_sizes)

@@ -205,6 +205,13 @@ class TradeLedger:
             lot = OpenLot(opening_side, quantity, time, price, commission - _ZERO)
             self._lots[symbol] = [*lots, lot]
             return []
+        if len(lots) == 1 and lots[0].quantity == quantity:  # closes its one lot, exactly
+            lot = lots[0]
+            share = lot.entry_commission + (commission - _ZERO)  # (as the general case adds)
+            trade = self._close(symbol, lot, quantity, price, time, share)
+            del self._lots[symbol]
+            self._trades.append(trade)
+            return [trade]
 
         # The lots this fill closes, oldest first, with how much of each; the rest opens.
         pieces: list[tuple[OpenLot, Decimal]] = []
@@ -278,17 +285,17 @@ class TradeLedger:
             gross = (exit_price - lot.entry_price) * quantity
         else:
             gross = (lot.entry_price - exit_price) * quantity
-        return ClosedTrade(
-            symbol=symbol,
-            side=lot.side,
-            quantity=quantity,
-            entry_time=lot.entry_time,
-            entry_price=lot.entry_price,
-            exit_time=exit_time,
-            exit_price=exit_price,
-            pnl=gross - commission,
-            return_pct=_return_pct(lot.side, lot.entry_price, exit_price),
-            commission=commission,
+        return ClosedTrade(  # (positional: one per close, keywords cost more)
+            symbol,
+            lot.side,
+            quantity,
+            lot.entry_time,
+            lot.entry_price,
+            exit_time,
+            exit_price,
+            gross - commission,  # pnl
+            _return_pct(lot.side, lot.entry_price, exit_price),
+            commission,
         )
 
     def state(self) -> LedgerState:

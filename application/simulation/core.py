@@ -488,7 +488,6 @@ class Simulation:
         self._book.in_flight = None
         return result
 
-    @exact
     def submit(self, orders: Sequence[OrderRequest], cancels: Sequence[str] = ()) -> BatchResult:
         """Take orders now: live from the bar after the last one delivered."""
         if self._book.finished:

@@ -242,6 +242,7 @@ class LocalContext(Context):
     ) -> None:
         super().__init__(simulation.symbols, params, history_size)
         self._simulation = simulation
+        self._cursors = simulation.cursors  # live: bars delivered per symbol
         self._columns: dict[tuple[str, str], DecodedColumn] = {}
 
     @property
@@ -287,7 +288,7 @@ class LocalContext(Context):
             column = self._columns[symbol, field] = self._simulation.column(symbol, field)
         if n > self._history_size:
             self._check_history(symbol, n, field)
-        return column.window(self._simulation.cursor(symbol), n) if n > 0 else []
+        return column.window(self._cursors[symbol], n) if n > 0 else []
 
 
 def run_in_process(
