@@ -17,8 +17,8 @@ from application.simulation.columns import (
     unit,
 )
 from domain.bars import Bar, BarSeries
-from domain.broker import BarQuote
 from domain.exchanges import ExchangeHours
+from domain.fills import BarQuote
 
 
 class SimulationBars:

@@ -13,7 +13,8 @@ from decimal import Decimal
 from application.records import Refusal, Rejection, SimulationState, missed
 from application.simulation.values import Missed
 from application.simulation.window import Savepoint
-from domain.broker import BrokerState, ExecutionReport
+from domain.account import BrokerState
+from domain.reports import ExecutionReport
 from domain.trades import LedgerState
 
 

@@ -10,8 +10,8 @@ from decimal import Decimal
 from application.benchmark import buy_and_hold_curve, shortest_bar
 from application.records import SimulationResults
 from domain.bars import BarSeries, from_epoch
-from domain.broker import ExecutionReport
 from domain.metrics import compute_metrics
+from domain.reports import ExecutionReport
 from domain.trades import ClosedTrade
 
 
