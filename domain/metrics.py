@@ -18,7 +18,7 @@ from decimal import Context, Decimal, localcontext
 from itertools import pairwise
 from math import lcm
 
-from domain.money import exact, ratio
+from domain.money import MONEY_CONTEXT, exact, ratio
 from domain.trades import ClosedTrade
 
 TRADING_DAYS_PER_YEAR = 252
@@ -323,8 +323,7 @@ def beta(daily_equity: Sequence[Decimal], market: Sequence[Decimal | int]) -> fl
 def net_return(trade: ClosedTrade) -> float:
     """A trade's return net of its commission, as a fraction of what it cost to open:
     pnl / (quantity * entry price)."""
-    with localcontext(_RATIO_CONTEXT):
-        return float(trade.pnl / (trade.quantity * trade.entry_price))
+    return ratio(trade.pnl, MONEY_CONTEXT.multiply(trade.quantity, trade.entry_price))
 
 
 def trade_duration(trade: ClosedTrade, resolution: timedelta = _DAY) -> timedelta:
