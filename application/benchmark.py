@@ -14,22 +14,27 @@ from domain.metrics import equal_weight_benchmark
 def buy_and_hold_curve(
     series: Mapping[str, BarSeries],
     first_tradable: Mapping[str, int],
-    instants: Sequence[int],
+    ticks: Sequence[int],
+    points: Sequence[int],
 ) -> list[int] | None:
-    """The benchmark at each of `instants` (epoch seconds, ascending: the ticks where the
-    daily equity has a point), from each symbol's latest tradable close at or before it
-    (warm-up bars excluded), as integers proportional to its value (exact; what its returns
-    need). `None` without instants or symbols."""
-    if not instants or not series:
+    """The benchmark at each of `points` (indices of `ticks`, ascending: where the daily
+    equity has a point), from each symbol's latest tradable close at or before it (warm-up
+    bars excluded), as integers proportional to its value (exact; what its returns need).
+    `ticks` are the distinct times of the symbols' tradable bars. `None` without points or
+    symbols."""
+    if not points or not series:
         return None
     closes: dict[str, list[int | None]] = {}
     for symbol, bars in series.items():
         first = first_tradable[symbol]
         times, raw = bars.times, bars.closes
+        if len(times) - first == len(ticks):  # a bar on every tick: tick k is bar first + k
+            closes[symbol] = [raw[first + k] for k in points]
+            continue
         column: list[int | None] = []
-        i = first - 1  # the latest bar at or before the instant, advanced as instants do
-        for instant in instants:
-            i = bisect_right(times, instant, i + 1) - 1
+        i = first - 1  # the latest bar at or before the tick, advanced as the ticks are
+        for k in points:
+            i = bisect_right(times, ticks[k], i + 1) - 1
             column.append(raw[i] if i >= first else None)
         closes[symbol] = column
     return equal_weight_benchmark(closes)

@@ -1,19 +1,25 @@
 """The simulated broker of one simulation: its order book, cash and positions, advanced bar by
-bar under the fill rules of PROTOCOL.md §4.5 (the rules themselves live in domain.fills)."""
+bar under the fill rules of PROTOCOL.md §4.5 (the rules themselves live in domain.fills). What
+it reports and its account's values live in domain.reports and domain.account, re-exported
+here."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 
+from domain.account import (
+    AccountView,
+    BrokerState,
+    Position,
+    PositionState,
+    PositionView,
+)
 from domain.errors import DomainError, DuplicateOrderId, OrderFailed, OrderNotFound
 from domain.fills import (
     BarQuote,
-    FillReason,
     PriceMatch,
     commission,
     match_order,
@@ -23,7 +29,6 @@ from domain.fills import (
 )
 from domain.money import (
     AVG_PRICE_PLACES,
-    BASIS_PLACES,
     MONEY_CONTEXT,
     check_step_size,
     divide_places,
@@ -39,6 +44,7 @@ from domain.orders import (
     exit_order_id,
     validate_order,
 )
+from domain.reports import ExecutionReport, ReportReason
 from domain.session import EngineSettings
 
 __all__ = [
@@ -57,145 +63,6 @@ log = logging.getLogger("simutrador.engine")
 ZERO = Decimal(0)
 SHORT_MARGIN_FRACTION = Decimal("0.5")
 """Equity must stay at least this share of the gross short value after a short sale (§4.5)."""
-
-
-class ReportReason(StrEnum):
-    """Why an order ended without (completely) filling."""
-
-    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
-    SHORT_NOT_ALLOWED = "SHORT_NOT_ALLOWED"
-    INSUFFICIENT_MARGIN = "INSUFFICIENT_MARGIN"
-    END_OF_DATA = "END_OF_DATA"
-    TIME_IN_FORCE = "TIME_IN_FORCE"
-    CANCELLED = "CANCELLED"
-    OCO = "OCO"
-    """The other leg of its bracket filled."""
-    INTERNAL_ERROR = "INTERNAL_ERROR"
-    """The engine failed on this order (a fault of ours, logged); the simulation goes on."""
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionReport:
-    """One event in an order's life: a fill (`fill_reason` set, `price` set) or its end
-    (`reason` set). `slippage` is money: |price - unslipped price| * fill_quantity."""
-
-    execution_id: str
-    order_id: str
-    symbol: str
-    side: OrderSide
-    status: OrderStatus
-    quantity: Decimal | None
-    fill_quantity: Decimal
-    filled_quantity: Decimal
-    remaining_quantity: Decimal | None
-    price: Decimal | None
-    commission: Decimal
-    slippage: Decimal
-    sim_time: datetime | None
-    sequence_id: int
-    fill_reason: FillReason | None = None
-    reason: ReportReason | None = None
-    parent_id: str | None = None
-
-    @property
-    def is_fill(self) -> bool:
-        return self.fill_quantity > 0
-
-
-@dataclass(slots=True)
-class Position:
-    """A net position with average-cost accounting. `cost_basis` is the signed cost of the
-    open quantity (negative for a short), so unrealized P&L is quantity * mark - cost_basis.
-
-    The basis is exact: what the fills paid, less what closes released. A partial close
-    releases its share of the basis rounded to BASIS_PLACES; whatever that rounding leaves
-    stays in the basis, so realized + unrealized always adds up to the cash that moved."""
-
-    symbol: str
-    quantity: Decimal
-    cost_basis: Decimal
-    mark: Decimal
-
-    @property
-    def market_value(self) -> Decimal:
-        return self.quantity * self.mark
-
-    @property
-    def unrealized_pnl(self) -> Decimal:
-        return self.market_value - self.cost_basis
-
-    def apply_fill(self, signed_quantity: Decimal, price: Decimal) -> Decimal:
-        """Trade `signed_quantity` (+ buys) at `price`; returns the P&L realized by it."""
-        realized = ZERO
-        if self.quantity and (self.quantity > 0) != (signed_quantity > 0):
-            held = abs(self.quantity)
-            closing = min(abs(signed_quantity), held)
-            # Releasing all of the basis on a full close leaves no rounding residue behind.
-            released = (
-                self.cost_basis
-                if closing == held
-                else divide_places(self.cost_basis * closing, held, BASIS_PLACES)
-            )
-            direction = 1 if self.quantity > 0 else -1
-            realized = direction * closing * price - released
-            self.cost_basis -= released
-            self.quantity -= direction * closing
-            signed_quantity += direction * closing
-        if signed_quantity:
-            self.quantity += signed_quantity
-            self.cost_basis += signed_quantity * price
-        self.mark = price
-        return realized
-
-
-@dataclass(frozen=True, slots=True)
-class PositionView:
-    symbol: str
-    quantity: Decimal
-    avg_price: Decimal
-    market_price: Decimal
-    market_value: Decimal
-    unrealized_pnl: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class AccountView:
-    """The account as §4.3's account_snapshot shows it. `realized_pnl` is before
-    commission, so equity = initial cash + realized + unrealized - total_commission."""
-
-    cash: Decimal
-    equity: Decimal
-    buying_power: Decimal
-    realized_pnl: Decimal
-    unrealized_pnl: Decimal
-    total_commission: Decimal
-    total_slippage: Decimal
-    positions: tuple[PositionView, ...]
-    open_orders: tuple[OrderSnapshot, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class PositionState:
-    symbol: str
-    quantity: Decimal
-    cost_basis: Decimal
-    mark: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerState:
-    """Everything a broker needs to continue exactly where it stopped (msgspec-encodable)."""
-
-    cash: Decimal
-    realized_pnl: Decimal
-    total_commission: Decimal
-    total_slippage: Decimal
-    positions: tuple[PositionState, ...]
-    open_orders: tuple[OrderSnapshot, ...]
-    used_order_ids: tuple[str, ...]
-    executions: int
-    last_sequence_id: int
-    last_sim_time: datetime | None
 
 
 class Broker:
@@ -238,13 +105,13 @@ class Broker:
 
     # -- orders -------------------------------------------------------------------------
 
-    @exact
     def submit(self, request: OrderRequest, live_from_sequence: int) -> Order:
         """Accept an order, live from the first bar whose sequence is >= live_from_sequence.
 
         Raises InvalidOrder, or DuplicateOrderId for an id this broker has seen, including
         the `-sl`/`-tp` ids a bracket reserves for its exits; OrderFailed (logged) if the
-        engine itself fails on the order, which then changes nothing.
+        engine itself fails on the order, which then changes nothing. (No arithmetic: the
+        checks compare and count digits, so no money context is needed.)
         """
         try:
             validate_order(request, self._lot_sizes, self._tick_sizes)
@@ -254,7 +121,8 @@ class Broker:
             self._fault(request.order_id, exc)
             raise OrderFailed(request.order_id) from None
         order_ids = [request.order_id]
-        order_ids += [exit_order_id(request.order_id, role) for role in request.exit_roles]
+        if request.stop_loss is not None or request.take_profit is not None:
+            order_ids += [exit_order_id(request.order_id, role) for role in request.exit_roles]
         for order_id in order_ids:
             if order_id in self._used_order_ids:
                 raise DuplicateOrderId(order_id)
@@ -550,14 +418,23 @@ class Broker:
     def _try_fill(
         self, order: Order, match: PriceMatch, quote: BarQuote, reports: list[ExecutionReport]
     ) -> None:
-        lot_size = self._lot_sizes[order.symbol]
-        cap = volume_cap(quote.volume, lot_size, self._settings.max_volume_pct)
+        request = order.request
+        lot_size = self._lot_sizes[request.symbol]
+        settings = self._settings
+        cap = (
+            None
+            if settings.max_volume_pct is None
+            else volume_cap(quote.volume, lot_size, settings.max_volume_pct)
+        )
         if cap == 0:
             return  # too thin a bar for one lot: nothing fills, the order stays as it is
-        quantity = self._unfilled_quantity(order, match, lot_size)
+        if order.quantity is None:  # a notional order, sized at its first fill
+            quantity = self._unfilled_quantity(order, match, lot_size)
+        else:
+            quantity = order.quantity - order.filled_quantity
         if cap is not None:
             quantity = min(quantity, cap)
-        fee = commission(quantity, match.price, self._settings)
+        fee = commission(quantity, match.price, settings)
         refusal = (
             ReportReason.INSUFFICIENT_FUNDS
             if not quantity
@@ -570,13 +447,15 @@ class Broker:
         reports.append(
             self._report(order, fill_quantity=quantity, match=match, fee=fee, slippage=slippage)
         )
-        sibling_id = order.sibling_id
-        if sibling_id is not None and sibling_id in self._open_orders:
-            sibling = self._open_orders[sibling_id]
-            reports.append(self._end(sibling, OrderStatus.CANCELLED, ReportReason.OCO))
+        if order.parent_id is not None:  # an exit: its bracket's other leg is cancelled
+            sibling_id = order.sibling_id
+            if sibling_id is not None and sibling_id in self._open_orders:
+                sibling = self._open_orders[sibling_id]
+                reports.append(self._end(sibling, OrderStatus.CANCELLED, ReportReason.OCO))
         if order.status is OrderStatus.FILLED:
-            del self._open_orders[order.order_id]
-            self._create_exits(order)
+            del self._open_orders[request.order_id]
+            if request.stop_loss is not None or request.take_profit is not None:
+                self._create_exits(order)
 
     def _unfilled_quantity(self, order: Order, match: PriceMatch, lot_size: Decimal) -> Decimal:
         """What is left to fill; a notional order is sized here, at its first fill's price
@@ -678,22 +557,23 @@ class Broker:
         reason: ReportReason | None = None,
     ) -> ExecutionReport:
         self._executions += 1
-        return ExecutionReport(
-            execution_id=f"exec_{self._executions:06d}",
-            order_id=order.order_id,
-            symbol=order.symbol,
-            side=order.request.side,
-            status=order.status,
-            quantity=order.quantity,
-            fill_quantity=fill_quantity,
-            filled_quantity=order.filled_quantity,
-            remaining_quantity=order.remaining_quantity,
-            price=None if match is None else match.price,
-            commission=fee,
-            slippage=slippage,
-            sim_time=self._last_sim_time,
-            sequence_id=self._last_sequence_id,
-            fill_reason=None if match is None else match.reason,
-            reason=reason,
-            parent_id=order.parent_id,
+        request = order.request
+        return ExecutionReport(  # (positional: one per fill, keywords cost more)
+            f"exec_{self._executions:06d}",  # execution_id
+            request.order_id,
+            request.symbol,
+            request.side,
+            order.status,
+            order.quantity,
+            fill_quantity,
+            order.filled_quantity,
+            order.remaining_quantity,
+            None if match is None else match.price,
+            fee,  # commission
+            slippage,
+            self._last_sim_time,
+            self._last_sequence_id,
+            None if match is None else match.reason,  # fill_reason
+            reason,
+            order.parent_id,
         )

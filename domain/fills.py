@@ -40,7 +40,8 @@ class BarQuote(NamedTuple):
     last_of_day: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen: one is built per order or
+# fill, and a frozen dataclass costs three times as much to build (docs/guide/performance.md)
 class PriceMatch:
     """Where an order fills on a bar: `price` is paid or received, `base_price` is that price
     before slippage (the two differ only for market and stop fills)."""

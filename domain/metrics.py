@@ -18,7 +18,7 @@ from decimal import Context, Decimal, localcontext
 from itertools import pairwise
 from math import lcm
 
-from domain.money import exact, ratio
+from domain.money import MONEY_CONTEXT, exact, ratio
 from domain.trades import ClosedTrade
 
 TRADING_DAYS_PER_YEAR = 252
@@ -242,15 +242,24 @@ def drawdown_periods(daily_equity: Sequence[Decimal], days: Sequence[date]) -> D
     return _drawdown_periods(scaled_integers(daily_equity), days)
 
 
-def _drawdown_periods(values: Sequence[int], days: Sequence[date]) -> DrawdownPeriods:
-    if len(values) != len(days):
-        raise ValueError("one day per equity point")
+def _depths(values: Sequence[int]) -> list[float]:
+    """1 - V / cummax(V) at each point (0 at a new peak, and before any positive value)."""
     depth: list[float] = []
     peak = 0
     for value in values:
         if value > peak:
             peak = value
         depth.append((peak - value) / peak if peak > 0 else 0.0)
+    return depth
+
+
+def _drawdown_periods(
+    values: Sequence[int], days: Sequence[date], depth: Sequence[float] | None = None
+) -> DrawdownPeriods:
+    if len(values) != len(days):
+        raise ValueError("one day per equity point")
+    if depth is None:
+        depth = _depths(values)
     ends = [i for i, d in enumerate(depth) if d == 0]
     if depth and (not ends or ends[-1] != len(depth) - 1):
         ends.append(len(depth) - 1)
@@ -314,8 +323,7 @@ def beta(daily_equity: Sequence[Decimal], market: Sequence[Decimal | int]) -> fl
 def net_return(trade: ClosedTrade) -> float:
     """A trade's return net of its commission, as a fraction of what it cost to open:
     pnl / (quantity * entry price)."""
-    with localcontext(_RATIO_CONTEXT):
-        return float(trade.pnl / (trade.quantity * trade.entry_price))
+    return ratio(trade.pnl, MONEY_CONTEXT.multiply(trade.quantity, trade.entry_price))
 
 
 def trade_duration(trade: ClosedTrade, resolution: timedelta = _DAY) -> timedelta:
@@ -391,7 +399,8 @@ def compute_metrics(
     equity = scaled_integers(daily_equity)
     growth = _total_return(equity)
     annual = _annual_return(growth, len(equity))
-    drawdown = _max_drawdown(equity)
+    depth = _depths(equity)  # (the first value is positive: checked above)
+    drawdown = _finite(0.0 - max(depth)) if len(depth) >= 2 else None  # = _max_drawdown
     calmar = None
     if annual is not None and drawdown is not None and drawdown < 0:
         calmar = _finite(annual / abs(drawdown))
@@ -408,7 +417,7 @@ def compute_metrics(
     gross_loss = -sum((trade.pnl for trade in trades if trade.pnl < 0), Decimal(0))
     trade_returns = [trade.return_pct for trade in trades]
 
-    periods = _drawdown_periods(equity, days) if days is not None else None
+    periods = _drawdown_periods(equity, days, depth) if days is not None else None
     market_beta = bh_return = alpha = None
     if buy_and_hold is not None:
         market = scaled_integers(buy_and_hold)

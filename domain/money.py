@@ -209,11 +209,25 @@ def _from_ratio(numerator: int, denominator: int, places: int, rounding: str) ->
     return Decimal(signed).scaleb(-places, MONEY_CONTEXT)
 
 
+_ROUNDING_CONTEXT = Context(
+    prec=MONEY_PRECISION,
+    Emax=999_999,
+    Emin=-999_999,
+    traps=[InvalidOperation, DivisionByZero, Overflow],
+)
+"""MONEY_CONTEXT without the Inexact trap, for `round_places`' one deliberate rounding."""
+
+_QUANTA = [Decimal(1).scaleb(-places) for places in range(BASIS_PLACES + 1)]
+
+
 def round_places(value: Decimal, places: int, rounding: str = ROUND_HALF_EVEN) -> Decimal:
     """`value` rounded to `places` places (ROUND_HALF_EVEN or ROUND_HALF_UP, which rounds
-    halves away from zero), whatever the decimal context."""
-    numerator, denominator = value.as_integer_ratio()
-    return _from_ratio(numerator, denominator, places, rounding)
+    halves away from zero), whatever the decimal context; a zero is never negative."""
+    quantum = _QUANTA[places] if 0 <= places <= BASIS_PLACES else Decimal(1).scaleb(-places)
+    # One rounding of an exact value: `quantize` is that (it only refuses a result of more
+    # than MONEY_PRECISION digits, which no amount of the engine has).
+    rounded = value.quantize(quantum, rounding, _ROUNDING_CONTEXT)
+    return rounded if rounded else rounded.copy_abs()
 
 
 def divide_places(
@@ -233,6 +247,9 @@ def budget(notional: Decimal) -> Decimal:
     returned as is, for `check_bound` to judge."""
     if not notional.is_finite() or not 0 < notional <= NOTIONAL.maximum:
         return notional
+    exponent = notional.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent <= NOTIONAL.places:
+        return notional  # no more places than allowed, trailing zeros or not
     if places_of(notional) <= NOTIONAL.places:
         return notional
     numerator, denominator = notional.as_integer_ratio()

@@ -44,11 +44,15 @@ class OrderType(StrEnum):
 
     @property
     def uses_limit_price(self) -> bool:
-        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        return self in _LIMIT_PRICED
 
     @property
     def uses_stop_price(self) -> bool:
-        return self in (OrderType.STOP, OrderType.STOP_LIMIT)
+        return self in _STOP_PRICED
+
+
+_LIMIT_PRICED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
+_STOP_PRICED = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 
 
 class TimeInForce(StrEnum):
@@ -69,7 +73,10 @@ class OrderStatus(StrEnum):
 
     @property
     def is_open(self) -> bool:
-        return self in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
+        return self in OPEN_STATUSES
+
+
+OPEN_STATUSES = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
 
 
 class ExitRole(StrEnum):
@@ -87,7 +94,8 @@ def exit_order_id(entry_id: str, role: ExitRole) -> str:
     return entry_id + role.id_suffix
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen: one is built per order or
+# fill, and a frozen dataclass costs three times as much to build (docs/guide/performance.md)
 class OrderRequest:
     """An order as the client sent it, parsed into exact values but not yet validated."""
 
@@ -106,6 +114,8 @@ class OrderRequest:
     @property
     def exit_roles(self) -> tuple[ExitRole, ...]:
         """The bracket legs this entry asks for, stop-loss first (it wins ties, §4.5)."""
+        if self.stop_loss is None and self.take_profit is None:
+            return ()  # (most orders: no bracket)
         roles = []
         if self.stop_loss is not None:
             roles.append(ExitRole.STOP_LOSS)
@@ -284,7 +294,7 @@ class Order:
 
     @property
     def is_open(self) -> bool:
-        return self.status.is_open
+        return self.status in OPEN_STATUSES
 
     @property
     def remaining_quantity(self) -> Decimal | None:

@@ -16,7 +16,8 @@ _HUNDRED = Decimal(100)
 TradeSide = Literal["long", "short"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen: one is built per order or
+# fill, and a frozen dataclass costs three times as much to build (docs/guide/performance.md)
 class ClosedTrade:
     """One closed round trip, in the shape `simulation_results.trades` carries.
 
@@ -37,7 +38,8 @@ class ClosedTrade:
     commission: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen: one is built per order or
+# fill, and a frozen dataclass costs three times as much to build (docs/guide/performance.md)
 class OpenLot:
     """What is left of one opening fill.
 
@@ -198,6 +200,18 @@ class TradeLedger:
 
         opening_side: TradeSide = "long" if side == "buy" else "short"
         lots = self._lots.get(symbol, [])
+        if not lots or lots[0].side == opening_side:  # adds to the position: one new lot
+            # (a new list: lists are replaced, never changed in place; see `savepoint`)
+            lot = OpenLot(opening_side, quantity, time, price, commission - _ZERO)
+            self._lots[symbol] = [*lots, lot]
+            return []
+        if len(lots) == 1 and lots[0].quantity == quantity:  # closes its one lot, exactly
+            lot = lots[0]
+            share = lot.entry_commission + (commission - _ZERO)  # (as the general case adds)
+            trade = self._close(symbol, lot, quantity, price, time, share)
+            del self._lots[symbol]
+            self._trades.append(trade)
+            return [trade]
 
         # The lots this fill closes, oldest first, with how much of each; the rest opens.
         pieces: list[tuple[OpenLot, Decimal]] = []
@@ -271,17 +285,17 @@ class TradeLedger:
             gross = (exit_price - lot.entry_price) * quantity
         else:
             gross = (lot.entry_price - exit_price) * quantity
-        return ClosedTrade(
-            symbol=symbol,
-            side=lot.side,
-            quantity=quantity,
-            entry_time=lot.entry_time,
-            entry_price=lot.entry_price,
-            exit_time=exit_time,
-            exit_price=exit_price,
-            pnl=gross - commission,
-            return_pct=_return_pct(lot.side, lot.entry_price, exit_price),
-            commission=commission,
+        return ClosedTrade(  # (positional: one per close, keywords cost more)
+            symbol,
+            lot.side,
+            quantity,
+            lot.entry_time,
+            lot.entry_price,
+            exit_time,
+            exit_price,
+            gross - commission,  # pnl
+            _return_pct(lot.side, lot.entry_price, exit_price),
+            commission,
         )
 
     def state(self) -> LedgerState:

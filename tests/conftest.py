@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from adapters.catalog.yaml_catalog import YamlSymbolCatalog
 from adapters.storage.memory import InMemorySessionRepository
@@ -14,6 +15,11 @@ from adapters.storage.redis import RedisDatabase
 from application.sessions import SessionService
 from tests.fakes import FakeClock, make_service
 from tests.redis_server import RedisServer
+
+# Property tests judge results, never speed (speed is the benchmarks' job): no per-example
+# deadline and no "too slow" health check, which a busy shared machine would trip.
+settings.register_profile("simutrador", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("simutrador")
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from array import array
 from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from hashlib import blake2b
@@ -112,17 +113,28 @@ def column(series: BarSeries, name: str) -> DecodedColumn:
     return DecodedColumn(raw, scale)
 
 
-_CALENDARS: OrderedDict[tuple[ExchangeHours, int, bytes], list[tuple[int, int]]] = OrderedDict()
+class _Calendar:
+    """A series' trading days: the runs of its closes, and (built when first asked for) each
+    day's last close."""
+
+    __slots__ = ("closes", "runs")
+
+    def __init__(self, runs: list[tuple[int, int]]) -> None:
+        self.runs = runs
+        self.closes: dict[int, date] | None = None
+
+
+_CALENDARS: OrderedDict[tuple[ExchangeHours, int, bytes], _Calendar] = OrderedDict()
 _CALENDARS_HELD = 64
 
 
-def day_runs(times: array[int], hours: ExchangeHours) -> list[tuple[int, int]]:
-    """`trading_day_runs` of sorted closes, computed once per distinct series and zone in a
-    process (recognised by a digest of the closes: a changed series is a new one)."""
+def _calendar(times: array[int], hours: ExchangeHours) -> _Calendar:
+    """The calendar of sorted closes, computed once per distinct series and zone in a process
+    (recognised by a digest of the closes: a changed series is a new one)."""
     key = (hours, len(times), blake2b(memoryview(times).cast("B"), digest_size=16).digest())
     found = _CALENDARS.get(key)
     if found is None:
-        found = _CALENDARS[key] = trading_day_runs(times, hours)
+        found = _CALENDARS[key] = _Calendar(trading_day_runs(times, hours))
         if len(_CALENDARS) > _CALENDARS_HELD:
             _CALENDARS.popitem(last=False)
     else:
@@ -130,6 +142,15 @@ def day_runs(times: array[int], hours: ExchangeHours) -> list[tuple[int, int]]:
     return found
 
 
-def day_closes(times: array[int], hours: ExchangeHours) -> dict[int, date]:
-    """Index of each trading day's last close → that day."""
-    return {end - 1: date.fromordinal(ordinal) for end, ordinal in day_runs(times, hours)}
+def day_runs(times: array[int], hours: ExchangeHours) -> list[tuple[int, int]]:
+    """`trading_day_runs` of sorted closes, computed once per distinct series and zone."""
+    return _calendar(times, hours).runs
+
+
+def day_closes(times: array[int], hours: ExchangeHours) -> Mapping[int, date]:
+    """Index of each trading day's last close → that day, in ascending order (shared: read
+    it, never change it)."""
+    calendar = _calendar(times, hours)
+    if calendar.closes is None:
+        calendar.closes = {end - 1: date.fromordinal(day) for end, day in calendar.runs}
+    return calendar.closes

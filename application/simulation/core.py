@@ -5,23 +5,16 @@ orders sent since, live from the bar after. Bars are held columnar; state snapsh
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from application.benchmark import buy_and_hold_curve, shortest_bar
-from application.records import Refusal, Rejection, SimulationResults, SimulationState, missed
-from application.simulation.columns import (
-    DECODED_BARS_HELD,
-    DecodedBars,
-    DecodedColumn,
-    column,
-    day_closes,
-    day_runs,
-    unit,
-)
+from application.records import Refusal, SimulationResults, SimulationState
+from application.simulation.bars import SimulationBars
+from application.simulation.book import Book
+from application.simulation.columns import DecodedColumn, day_closes
+from application.simulation.results import simulation_results
 from application.simulation.values import (
     NOTHING,
     AccountUpdates,
@@ -32,29 +25,13 @@ from application.simulation.values import (
 )
 from application.simulation.window import Savepoint, Window
 from domain.bars import Bar, BarSeries, from_epoch, union_times
-from domain.broker import BarQuote, Broker, ExecutionReport
+from domain.broker import Broker, ExecutionReport
 from domain.errors import DomainError, InvalidSequence, InvalidState
 from domain.exchanges import ExchangeHours
-from domain.metrics import compute_metrics
 from domain.money import MONEY_CONTEXT, exact
 from domain.orders import OrderRequest
 from domain.session import EngineSettings
 from domain.trades import TradeLedger
-
-
-@dataclass(slots=True)
-class _Book:
-    """Mutable progress; kept apart so `state()` and `restore` mirror each other."""
-
-    sequence: int = 0
-    in_flight: int | None = None
-    equity_curve: list[tuple[date, Decimal]] = field(default_factory=list)
-    ticks_with_position: int = 0
-    reports: list[ExecutionReport] = field(default_factory=list)
-    finished: bool = False
-    report_marks: array[int] = field(default_factory=lambda: array("q"))
-    """How many reports existed once tick n+1 was delivered (index n)."""
-    rejections: list[Rejection] = field(default_factory=list)
 
 
 class Simulation:
@@ -108,22 +85,10 @@ class Simulation:
         # Index of each day's last tick → that trading day: where the equity curve gets a
         # point. Kept per day, not per bar.
         self._day_closes = day_closes(self.ticks, hours)
-        # Per symbol, the indices of bars that end their trading day (None: every bar does,
-        # as with daily bars), for `day` orders.
-        self._symbol_day_ends: dict[str, frozenset[int] | None] = {
-            sym: frozenset(end - 1 for end, _ in day_runs(s.times, hours))
-            if s.timeframe.is_intraday
-            else None
-            for sym, s in self.series.items()
-        }
-        chunk = max(16, min(256, DECODED_BARS_HELD // max(len(self.series), 1)))
-        self._decoded = {sym: DecodedBars(s, chunk) for sym, s in self.series.items()}
-        self._columns: dict[tuple[str, str], DecodedColumn] = {}
-        self._units = {sym: unit(s.price_scale) for sym, s in self.series.items()}
-        self._volume_units = {sym: unit(s.volume_scale) for sym, s in self.series.items()}
-        self._closes = {sym: column(s, "close") for sym, s in self.series.items()}
+        self._bars = SimulationBars(self.series, hours)
+        self._units = self._bars.units  # (read by `_mark` and the curve's valuation)
         self._cursors = dict(self.first_tradable)
-        self._book = _Book()
+        self._book = Book()
         self._present: tuple[str, ...] = self.symbols if len(self.symbols) == 1 else ()
         """The symbols with a bar on the last tick delivered."""
         self._only = self.symbols[0] if len(self.symbols) == 1 else None
@@ -208,13 +173,20 @@ class Simulation:
         reports = self.step()
         return Step(reports, self._tick(self._book.sequence))
 
-    def step(self) -> tuple[ExecutionReport, ...]:
+    def step(self, passing: bool = False) -> tuple[ExecutionReport, ...]:
         """Fill the live orders on the next bar and deliver it (to be acknowledged); the
-        reports of its fills. What the tick shows is read from the simulation."""
+        reports of its fills. What the tick shows is read from the simulation. `passing`:
+        acknowledge the tick in flight first, with nothing sent (a driver's usual bar: the
+        ack and the step in one call)."""
         book = self._book
+        if passing:
+            if self._window is None and book.in_flight is not None:
+                book.in_flight = None
+            else:
+                self.acknowledge(book.in_flight or book.sequence + 1)
         sequence = book.sequence + 1
         if book.in_flight is not None or sequence > self._total or book.finished:
-            raise InvalidState(self.session_id, self._phase(), "advance", ["tick acknowledged"])
+            raise InvalidState(self.session_id, book.phase(), "advance", ["tick acknowledged"])
         broker = self._broker
         reports: tuple[ExecutionReport, ...] = ()
         only = self._only
@@ -290,23 +262,24 @@ class Simulation:
                 present.append(symbol)
         self._present = self.symbols if len(present) == len(self.symbols) else tuple(present)
 
+    @exact  # once for the quote, the fills and the ledger, which all need it
     def _work(self, sequence: int) -> tuple[ExecutionReport, ...]:
         """Bar `sequence` with open orders: fill them under the fill rules (§4.5)."""
         self._value_curve()  # before a fill changes the account
-        self._mark()  # as of the bars before this one, as the fill rules see them
-        if self._only is not None:
-            self._cursors[self._only] += 1
-        else:
-            self._advance_cursors(sequence)
-        broker = self._broker
-        cursors = self._cursors
         only = self._only
+        cursors = self._cursors
+        broker = self._broker
         if only is not None:  # its open orders are all of this symbol
-            quotes = {only: self._quote(only, cursors[only] - 1)}
+            # (No marking first: the fill rules read the marks of other symbols only, for
+            # a short sale's margin; this symbol's is set from the bar by `process_bar`.)
+            cursors[only] += 1
+            quotes = {only: self._bars.quote(only, cursors[only] - 1)}
         else:
+            self._mark()  # as of the bars before this one, as the fill rules see them
+            self._advance_cursors(sequence)
             ordered = broker.order_symbols
             quotes = {
-                symbol: self._quote(symbol, cursors[symbol] - 1)
+                symbol: self._bars.quote(symbol, cursors[symbol] - 1)
                 for symbol in self._present
                 if symbol in ordered
             }
@@ -319,7 +292,8 @@ class Simulation:
 
     def _tick(self, sequence: int) -> Tick:
         t = self.ticks[sequence - 1]
-        bars = {s: self._decoded[s].at(self._cursors[s] - 1) for s in self._present}
+        bar, cursors = self._bars.bar, self._cursors
+        bars = {s: bar(s, cursors[s] - 1) for s in self._present}
         return Tick(
             sequence, t, from_epoch(t), bars, self.equity, self.cash, sequence == len(self.ticks)
         )
@@ -354,20 +328,11 @@ class Simulation:
 
     def last(self, symbol: str, name: str = "close") -> Decimal:
         """The value of a column on the symbol's last bar delivered."""
-        return self._column(symbol, name).at(self._cursors[symbol] - 1)
+        return self._bars.column(symbol, name).at(self._cursors[symbol] - 1)
 
     def column(self, symbol: str, name: str) -> DecodedColumn:
         """Column `name` of a symbol's bars (warm-up first), decoded when read."""
-        return self._column(symbol, name)
-
-    def _column(self, symbol: str, name: str) -> DecodedColumn:
-        key = (symbol, name)
-        decoded = self._columns.get(key)
-        if decoded is None:
-            decoded = self._columns[key] = (
-                self._closes[symbol] if name == "close" else column(self.series[symbol], name)
-            )
-        return decoded
+        return self._bars.column(symbol, name)
 
     def pending_tick(self) -> Tick | None:
         """The tick in flight, built again (to send it once more after a pause or a
@@ -411,7 +376,7 @@ class Simulation:
             return [self.advance()]
         book = self._book
         if book.finished or book.in_flight is not None or book.sequence >= len(self.ticks):
-            raise InvalidState(self.session_id, self._phase(), "advance", ["tick acknowledged"])
+            raise InvalidState(self.session_id, book.phase(), "advance", ["tick acknowledged"])
         point = self._savepoint()
         last = min(len(self.ticks), book.sequence + size)
         steps: list[Step] = []
@@ -489,14 +454,8 @@ class Simulation:
         self._cursors.clear()  # in place: views of the simulation hold this mapping
         self._cursors.update(point.cursors)
         self._present = point.present
-        book = self._book
-        book.sequence = point.sequence
-        book.in_flight = None
+        self._book.rewind(point)
         self._unvalued.clear()  # all stepped after the point (which valued the curve)
-        del book.equity_curve[point.curve :]
-        book.ticks_with_position = point.ticks_with_position
-        del book.reports[point.reports :]
-        del book.report_marks[point.marks :]
 
     def _step_to(self, point: Savepoint, sequence_id: int) -> None:
         """Back to `point`, then step again up to bar `sequence_id` (left in flight)."""
@@ -508,10 +467,8 @@ class Simulation:
 
     def history(self) -> dict[str, list[Bar]]:
         """The warm-up bars of each symbol (before the first tradable bar)."""
-        return {
-            symbol: [self._decoded[symbol].at(i) for i in range(self.first_tradable[symbol])]
-            for symbol in self.symbols
-        }
+        first = self.first_tradable
+        return {symbol: self._bars.bars(symbol, first[symbol]) for symbol in self.symbols}
 
     def acknowledge(
         self,
@@ -530,15 +487,6 @@ class Simulation:
         result = self.submit(orders, cancels) if orders or cancels else NOTHING
         self._book.in_flight = None
         return result
-
-    def pass_tick(self) -> tuple[ExecutionReport, ...]:
-        """Acknowledge the tick in flight with nothing to send, and step to the next bar
-        (`acknowledge` then `step`): what a driver does on most bars, in one call."""
-        book = self._book
-        if self._window is not None or book.in_flight is None:
-            self.acknowledge(book.in_flight or book.sequence + 1)
-        book.in_flight = None
-        return self.step()
 
     def submit(self, orders: Sequence[OrderRequest], cancels: Sequence[str] = ()) -> BatchResult:
         """Take orders now: live from the bar after the last one delivered."""
@@ -561,7 +509,8 @@ class Simulation:
                 reports.append(self.broker.cancel(order_id))
             except DomainError as exc:
                 rejected[order_id] = exc
-        self._record(reports)
+        if reports:
+            self._record(reports)
         return BatchResult(tuple(accepted), rejected, tuple(reports))
 
     def cancel(self, order_id: str) -> ExecutionReport:
@@ -574,7 +523,7 @@ class Simulation:
         if self._book.finished:
             return []
         if not self.done_stepping:
-            raise InvalidState(self.session_id, self._phase(), "finish", ["last tick acked"])
+            raise InvalidState(self.session_id, self._book.phase(), "finish", ["last tick acked"])
         self._value_curve()
         t = self.ticks[-1] if self.ticks else 0
         reports = self.broker.finish(self._book.sequence, from_epoch(t))
@@ -583,32 +532,21 @@ class Simulation:
         return reports
 
     def results(self) -> SimulationResults:
-        book = self._book
         curve = self.equity_curve
-        # Metrics come from exactly the published daily curve (§4.6), so anyone holding the
-        # results can recompute them. With daily bars its first point is the initial
-        # capital: no order can fill on the first bar.
-        daily = [e for _, e in curve] or [self.initial_capital]
-        # The ticks where the curve has its points: the benchmark is valued at the same ones.
-        instants = [self.ticks[k] for k in sorted(self._day_closes) if k < book.sequence]
-        metrics = compute_metrics(
-            daily,
+        book, broker = self._book, self.broker
+        return simulation_results(
+            curve,
             self.ledger.trades,
-            bars_total=book.sequence,
-            bars_with_position=book.ticks_with_position,
-            total_commission=self.broker.total_commission,
-            total_slippage=self.broker.total_slippage,
-            days=[day for day, _ in curve] or None,
-            buy_and_hold=buy_and_hold_curve(self.series, self.first_tradable, instants),
-            bar_length=shortest_bar(self.series),
-        )
-        return SimulationResults(
-            metrics,
-            tuple(curve),
-            tuple(self.ledger.trades),
-            sum(1 for r in book.reports if r.is_fill),
-            len(self.ticks),
-            self.sim_time,
+            book.reports,
+            initial_capital=self.initial_capital,
+            delivered=book.sequence,
+            ticks_with_position=book.ticks_with_position,
+            total_commission=broker.total_commission,
+            total_slippage=broker.total_slippage,
+            series=self.series,
+            first_tradable=self.first_tradable,
+            ticks=self.ticks,
+            day_closes=self._day_closes,
         )
 
     # ------------------------------------------------------------------ views
@@ -618,26 +556,22 @@ class Simulation:
         bars included); fewer when there are not that many yet."""
         if n <= 0:
             return []
-        return self._column(symbol, column_name).window(self._cursors[symbol], n)
+        return self._bars.column(symbol, column_name).window(self._cursors[symbol], n)
 
     def reports_after(self, sequence_id: int) -> list[ExecutionReport]:
-        return [r for r in self._book.reports if r.sequence_id > sequence_id]
+        return self._book.reports_after(sequence_id)
 
     def record_rejections(self, refused: Mapping[str, DomainError]) -> None:
         """Keep the refusals of orders sent now (see `missed_since`)."""
         self.record_refusals(Refusal.of(order_id, e) for order_id, e in refused.items())
 
     def record_refusals(self, refusals: Iterable[Refusal]) -> None:
-        sequence = self._book.sequence
-        self._book.rejections.extend(
-            Rejection(sequence, r.order_id, r.code, r.message, dict(r.details)) for r in refusals
-        )
+        self._book.record_refusals(refusals)
 
     def missed_since(self, sequence_id: int) -> Missed:
         """Everything recorded after tick `sequence_id` was delivered: its fills are
         later, but so are the cancels and refusals of the orders sent in reply to it."""
-        book = self._book
-        return missed(book.reports, book.report_marks, book.rejections, sequence_id)
+        return self._book.missed_since(sequence_id)
 
     # ------------------------------------------------------------------ snapshot
 
@@ -645,37 +579,16 @@ class Simulation:
         """The state to keep: with a window in flight, as of its savepoint (the last bar
         acknowledged): the bars stepped ahead are not the client's yet."""
         self._value_curve()
-        book = self._book
         window = self._window
         if window is not None:
-            p = window.point
-            return SimulationState(
-                p.sequence,
-                None,
-                tuple(p.cursors.items()),
-                replace(p.broker, used_order_ids=self._broker.used_order_ids()),
-                self.ledger.state_at(p.ledger),
-                tuple(book.equity_curve[: p.curve]),
-                p.ticks_with_position,
-                tuple(book.reports[: p.reports]),
-                False,
-                tuple(book.report_marks[: p.marks]),
-                tuple(book.rejections),
+            return self._book.state_at(
+                window.point,
+                self._broker.used_order_ids(),
+                self.ledger.state_at(window.point.ledger),
                 self.window_size,
             )
-        return SimulationState(
-            book.sequence,
-            book.in_flight,
-            tuple(self._cursors.items()),
-            self.broker.state(),
-            self.ledger.state(),
-            tuple(book.equity_curve),
-            book.ticks_with_position,
-            tuple(book.reports),
-            book.finished,
-            tuple(book.report_marks),
-            tuple(book.rejections),
-            self.window_size,
+        return self._book.state(
+            self._cursors, self.broker.state(), self.ledger.state(), self.window_size
         )
 
     def restore(self, state: SimulationState) -> None:
@@ -694,16 +607,7 @@ class Simulation:
         self.window_size = state.window
         self._window = None
         self._unvalued.clear()
-        self._book = _Book(
-            state.sequence,
-            state.in_flight,
-            list(state.equity_curve),
-            state.ticks_with_position,
-            list(state.reports),
-            state.finished,
-            array("q", state.report_marks),
-            list(state.rejections),
-        )
+        self._book = Book.restored(state)
         sequence = state.sequence
         t = self.ticks[sequence - 1] if sequence else None
         self._present = tuple(
@@ -719,36 +623,15 @@ class Simulation:
 
     # ------------------------------------------------------------------ internals
 
-    @exact
-    def _quote(self, symbol: str, i: int) -> BarQuote:
-        """Bar `i` of a symbol as the fill rules read it (decoded alone: orders are open on
-        few bars of most runs)."""
-        s = self.series[symbol]
-        p, exact = self._units[symbol], Decimal
-        day_ends = self._symbol_day_ends[symbol]
-        return BarQuote(
-            exact(s.opens[i]) * p,
-            exact(s.highs[i]) * p,
-            exact(s.lows[i]) * p,
-            exact(s.closes[i]) * p,
-            exact(s.volumes[i]) * self._volume_units[symbol],
-            day_ends is None or i in day_ends,
-        )
-
     def bar(self, symbol: str, i: int) -> Bar:
         """Bar `i` of a symbol's series (warm-up bars first), exact."""
-        return self._decoded[symbol].at(i)
+        return self._bars.bar(symbol, i)
 
     def bar_at(self, symbol: str, sequence: int) -> Bar:
         """The symbol's bar on tick `sequence` (delivered already; KeyError if it has none)."""
         if sequence == self._book.sequence:
-            i = self._cursors[symbol] - 1
-        else:
-            times = self.series[symbol].times
-            i = bisect_left(times, self.ticks[sequence - 1])
-            if i == len(times) or times[i] != self.ticks[sequence - 1]:
-                raise KeyError(symbol)
-        return self._decoded[symbol].at(i)
+            return self._bars.bar(symbol, self._cursors[symbol] - 1)
+        return self._bars.bar(symbol, self._bars.index_at(symbol, self.ticks[sequence - 1]))
 
     def _record(self, reports: Sequence[ExecutionReport]) -> None:
         if not reports:
@@ -759,10 +642,3 @@ class Simulation:
                 self.ledger.record_fill(
                     r.symbol, r.side, r.fill_quantity, r.price, r.commission, r.sim_time
                 )
-
-    def _phase(self) -> str:
-        if self._book.finished:
-            return "completed"
-        if self._book.in_flight is not None:
-            return f"tick {self._book.in_flight} awaiting ack"
-        return "between ticks"

@@ -1,5 +1,6 @@
 """Bringing a simulation back: the journal's entries applied again (the one path for live
-requests and for replay, so both do exactly the same), and what a start-up recovery found.
+requests and for replay, so both do exactly the same), a checkpoint and its journal
+replayed, and what a start-up recovery found.
 The stored values themselves (`Checkpoint`, `SimulationInput`, …) are the ports'."""
 
 from __future__ import annotations
@@ -42,6 +43,19 @@ def apply_input(
     if entry.kind is InputKind.ACK and not simulation.done_stepping:
         step = simulation.open_window(entry.window, admit)[-1]
     return batch, step
+
+
+def replay(simulation: Simulation, stored: StoredRun) -> None:
+    """Bring a fresh simulation, over the same bars, to where `stored` left it: the
+    checkpoint restored, then the journal after it applied again (the engine is
+    deterministic)."""
+    simulation.restore(stored.checkpoint.state)
+    # Between requests a running simulation always has a tick in flight, but the
+    # checkpoint taken at start precedes the first tick, which went out next.
+    if simulation.in_flight is None and not simulation.done_stepping:
+        simulation.open_window(simulation.window_size)
+    for entry in stored.journal:
+        apply_input(simulation, entry)
 
 
 @dataclass(slots=True)

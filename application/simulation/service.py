@@ -5,9 +5,7 @@ recover it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from application.ports import (
     NO_METRICS,
@@ -32,57 +30,23 @@ from application.records import (
     StoredRun,
 )
 from application.sessions import SessionService
+from application.simulation.builder import MAX_WARMUP_BARS, SimulationBuilder
 from application.simulation.core import Simulation
 from application.simulation.kept import results_store
-from application.simulation.recovery import Recovery, apply_input
+from application.simulation.recovery import Recovery, apply_input, replay
+from application.simulation.running import PauseReason, RunningSimulation
 from application.simulation.values import BatchResult, Step
-from domain.bars import merge_series
 from domain.broker import ExecutionReport
 from domain.errors import (
     DataUnavailable,
     DomainError,
     InvalidState,
-    InvalidSymbol,
     SessionBusy,
     SessionLimitExceeded,
     ValidationFailed,
 )
-from domain.exchanges import hours_of, trading_day_bounds
 from domain.orders import OrderRequest
 from domain.session import SessionState, SimulationSession
-from domain.symbols import symbol_key
-
-WARMUP_LOOKBACK_FACTOR = 4
-"""Calendar time read per warm-up bar wanted, to step over weekends and holidays."""
-MAX_WARMUP_BARS = 10_000
-
-
-class PauseReason(StrEnum):
-    REQUESTED = "requested"
-    DISCONNECTED = "disconnected"
-    ACK_TIMEOUT = "ack_timeout"
-    RESTART = "restart"
-    """The server restarted while the simulation ran: it came back from its checkpoint."""
-
-
-@dataclass(slots=True)
-class RunningSimulation:
-    """A session's simulation and who drives it: the connection that may ack its ticks
-    (None while nobody does), and why it is paused, if it is."""
-
-    simulation: Simulation
-    principal: Principal
-    driver: str | None = None
-    paused: PauseReason | None = None
-    started_at: float = 0.0
-    touched_at: float = 0.0
-    warmup_bars: int = 0
-    account_updates: AccountUpdates = AccountUpdates.ON_FILL
-    journaled: int = 0
-    """Position of the last request journaled (durable storage only)."""
-    checkpointed: int = 0
-    """The tick the last checkpoint was taken at."""
-
 
 TOUCH_INTERVAL_SECONDS = 1.0
 """A driven simulation refreshes its session's idle clock at most this often, not on
@@ -124,8 +88,7 @@ class SimulationService:
     ) -> None:
         self._sessions = sessions
         self._metrics = metrics
-        self._catalog = catalog
-        self._store = store
+        self._builder = SimulationBuilder(catalog, store)
         self._clock = clock
         self._checkpoints = checkpoints
         self._shared = checkpoints is not None and checkpoints.shared
@@ -208,46 +171,7 @@ class SimulationService:
         account_updates: AccountUpdates = AccountUpdates.ON_FILL,
     ) -> Simulation:
         """A fresh simulation of `session` over the bars stored now (no state change)."""
-        instruments = []
-        for symbol in session.symbols:
-            key = symbol_key(symbol.ticker)
-            found = self._catalog.lookup(key) if key is not None else None
-            if found is None:
-                raise InvalidSymbol([symbol.ticker], self._catalog.markets())
-            instruments.append(found)
-        timeframe = session.timeframe
-        first_day, last_day = session.date_range.first_day, session.date_range.last_day
-        bounds = {
-            i.symbol.ticker: trading_day_bounds(first_day, last_day, hours_of(i))
-            for i in instruments
-        }
-        tickers = list(bounds)
-        lo = min(b[0] for b in bounds.values())
-        hi = max(b[1] for b in bounds.values())
-        stored = await self._store.read(tickers, timeframe, lo, hi)
-        series = {t: stored[t].between(*bounds[t]) for t in tickers}
-        first_tradable = dict.fromkeys(tickers, 0)
-        if warmup_bars:
-            lookback = warmup_bars * timeframe.seconds * WARMUP_LOOKBACK_FACTOR + 14 * 86_400
-            before = await self._store.read(tickers, timeframe, lo - lookback, lo - 1)
-            for t in tickers:
-                warm = before[t].between(lo - lookback, bounds[t][0] - 1)
-                warm = warm.slice(max(0, len(warm) - warmup_bars), len(warm))
-                first_tradable[t] = len(warm)
-                series[t] = merge_series(warm, series[t])
-        if not any(len(s) > first_tradable[t] for t, s in series.items()):
-            raise DataUnavailable(", ".join(tickers), timeframe.value)
-        return Simulation(
-            session.id,
-            series,
-            first_tradable,
-            {i.symbol.ticker: i.lot_size for i in instruments},
-            hours_of(instruments[0]),
-            session.initial_capital,
-            session.engine,
-            account_updates,
-            tick_sizes={i.symbol.ticker: i.tick_size for i in instruments},
-        )
+        return await self._builder.build(session, warmup_bars, account_updates)
 
     async def simulation(self, principal: Principal, session_id: str) -> Simulation:
         """The caller's running (or paused) simulation."""
@@ -685,13 +609,7 @@ class SimulationService:
                 raise DataUnavailable(
                     ", ".join(simulation.symbols), f"{session.timeframe.value} (bars changed)"
                 )
-            simulation.restore(checkpoint.state)
-            # Between requests a running simulation always has a tick in flight, but the
-            # checkpoint taken at start precedes the first tick, which went out next.
-            if simulation.in_flight is None and not simulation.done_stepping:
-                simulation.open_window(simulation.window_size)
-            for entry in stored.journal:
-                apply_input(simulation, entry)
+            replay(simulation, stored)
         except Exception as exc:
             await self._sessions.fail(
                 checkpoint.principal,
@@ -705,19 +623,7 @@ class SimulationService:
         """A rebuilt simulation comes back paused: a window it had in flight is void (it is
         opened again on resume, from the last bar acknowledged)."""
         simulation.void_window()
-        checkpoint = stored.checkpoint
-        now = self._now()
-        return RunningSimulation(
-            simulation,
-            checkpoint.principal,
-            None,
-            PauseReason.RESTART,
-            now,
-            now,
-            checkpoint.warmup_bars,
-            checkpoint.account_updates,
-            stored.journal[-1].position if stored.journal else checkpoint.position,
-        )
+        return RunningSimulation.restored(simulation, stored, self._now())
 
     def running_count(self) -> int:
         return len(self._running)

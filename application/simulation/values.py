@@ -44,7 +44,7 @@ class Step(NamedTuple):
     tick: Tick
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once built; not frozen: one per order batch
 class BatchResult:
     accepted: tuple[str, ...]
     rejected: Mapping[str, DomainError]

@@ -27,9 +27,10 @@ from domain.trades import ClosedTrade
 from entrypoints.protocol import messages as m
 
 
-def order_request(data: m.OrderData) -> OrderRequest:
+def order_request(data: m.OrderData, *, bounds_checked: bool = False) -> OrderRequest:
     """Wire order → domain request; an unknown enum value, or a number outside its bound
-    (`domain.money.ORDER_BOUNDS`), is INVALID_ORDER on its field."""
+    (`domain.money.ORDER_BOUNDS`), is INVALID_ORDER on its field. `bounds_checked`: the
+    numbers were checked against the same bounds already (the SDK checks before sending)."""
     request = OrderRequest(
         order_id=data.order_id,
         symbol=data.symbol,
@@ -43,7 +44,8 @@ def order_request(data: m.OrderData) -> OrderRequest:
         stop_loss=data.stop_loss,
         take_profit=data.take_profit,
     )
-    check_numbers(request)
+    if not bounds_checked:
+        check_numbers(request)
     return request
 
 
@@ -231,8 +233,10 @@ def report_data(session_id: str, r: ExecutionReport) -> m.ExecutionReportData:
         execution_id=r.execution_id,
         order_id=r.order_id,
         symbol=r.symbol,
-        side=r.side.value,
-        status=r.status.value,
+        # `_value_` is the member's value as `.value` gives it, without the descriptor call
+        # (four per report, on every fill).
+        side=r.side._value_,
+        status=r.status._value_,
         quantity=r.quantity,
         fill_quantity=r.fill_quantity,
         filled_quantity=r.filled_quantity,
@@ -242,8 +246,8 @@ def report_data(session_id: str, r: ExecutionReport) -> m.ExecutionReportData:
         slippage=r.slippage,
         sim_time=r.sim_time,
         sequence_id=r.sequence_id,
-        fill_reason=r.fill_reason.value if r.fill_reason is not None else None,
-        reason=r.reason.value if r.reason is not None else None,
+        fill_reason=r.fill_reason._value_ if r.fill_reason is not None else None,
+        reason=r.reason._value_ if r.reason is not None else None,
     )
 
 

@@ -113,6 +113,13 @@ class Indicator:
             self._extend(end)
         return self._values[max(0, end - n) : end].tolist() if n > 0 else []
 
+    def last(self, n: int) -> array[float]:
+        """The last `n` values up to and including the current bar, as an array (a copy)."""
+        end = self._counts[self.symbol]
+        if end > self._known:
+            self._extend(end)
+        return self._values[max(0, end - n) : end] if n > 0 else array("d")
+
     @property
     def values(self) -> list[float]:
         """Every value up to and including the current bar."""
@@ -236,10 +243,14 @@ def check_causal(
 
 
 def _same(a: array[float], b: array[float]) -> bool:
-    """Equal value for value, NaN equal to NaN."""
+    """Equal value for value, NaN equal to NaN (compared in NumPy: indicators are long)."""
     if len(a) != len(b):
         return False
-    return all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))
+    if not a:
+        return True
+    import numpy as np
+
+    return bool(np.array_equal(np.frombuffer(a), np.frombuffer(b), equal_nan=True))
 
 
 def _first_difference(a: array[float], b: array[float], n: int) -> int:

@@ -52,8 +52,8 @@ from entrypoints.sdk.indicators import (
     evaluate,
     fields_of,
 )
-from entrypoints.sdk.plots import price_track
-from entrypoints.sdk.results import BacktestResults, PriceTrack, Rejection
+from entrypoints.sdk.plots import PriceTracks
+from entrypoints.sdk.results import BacktestResults, Rejection
 from entrypoints.sdk.strategy import DEFAULT_HISTORY_SIZE, Context, Strategy
 from entrypoints.settings import Settings
 
@@ -242,6 +242,7 @@ class LocalContext(Context):
     ) -> None:
         super().__init__(simulation.symbols, params, history_size)
         self._simulation = simulation
+        self._cursors = simulation.cursors  # live: bars delivered per symbol
         self._columns: dict[tuple[str, str], DecodedColumn] = {}
 
     @property
@@ -287,7 +288,7 @@ class LocalContext(Context):
             column = self._columns[symbol, field] = self._simulation.column(symbol, field)
         if n > self._history_size:
             self._check_history(symbol, n, field)
-        return column.window(self._simulation.cursor(symbol), n) if n > 0 else []
+        return column.window(self._cursors[symbol], n) if n > 0 else []
 
 
 def run_in_process(
@@ -348,7 +349,7 @@ def run_in_process(
         total_ticks=simulation.total_ticks,
         wall_time_ms=int((time.perf_counter() - began) * 1000),
         prices=prices,
-        indicators=ctx._indicator_tracks({s: track.times for s, track in prices.items()}),
+        indicators=ctx._indicator_tracks({s: prices.times(s) for s in prices}),
         plots=ctx._plots,
         rejections=rejections,
         warnings=tuple(created[0].warnings),
@@ -371,7 +372,7 @@ def _loop(
     session_id = simulation.session_id
     executions: list[m.ExecutionReportData] = []
     total = simulation.total_ticks
-    step, acknowledge, pass_tick = simulation.step, simulation.acknowledge, simulation.pass_tick
+    step, acknowledge = simulation.step, simulation.acknowledge
     on_bar, on_fill, on_reject = strategy.on_bar, strategy.on_fill, strategy.on_reject
 
     def deliver(reports: Sequence[ExecutionReport]) -> None:
@@ -401,7 +402,8 @@ def _loop(
             requests = []
             for order in orders:
                 try:
-                    requests.append(order_request(order))
+                    # (the SDK refused any number out of bounds before queueing it)
+                    requests.append(order_request(order, bounds_checked=True))
                 except DomainError as exc:
                     rejected[order.order_id] = (exc.code, exc.message)
             batch = acknowledge(sequence, requests, cancels)
@@ -412,7 +414,7 @@ def _loop(
             if batch.reports:
                 deliver(batch.reports)
         elif sequence < total:
-            reports = pass_tick()  # nothing sent: the ack and the next step at once
+            reports = step(True)  # nothing sent: the ack and the next step at once
             sequence += 1
             continue
         else:
@@ -424,10 +426,12 @@ def _loop(
         sequence += 1
 
 
-def _prices(simulation: Simulation) -> dict[str, PriceTrack]:
+def _prices(simulation: Simulation) -> PriceTracks:
     """The bars the strategy was shown, as `drive` collects them bar by bar (read from the
-    series once the run is over: nothing is kept a bar)."""
-    return {
-        symbol: price_track(series, simulation.first_tradable[symbol], simulation.cursor(symbol))
-        for symbol, series in simulation.series.items()
-    }
+    series once the run is over, and only when something reads them)."""
+    return PriceTracks(
+        {
+            symbol: (series, simulation.first_tradable[symbol], simulation.cursor(symbol))
+            for symbol, series in simulation.series.items()
+        }
+    )

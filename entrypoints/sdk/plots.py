@@ -6,7 +6,7 @@ read (a `BacktestResults` has it). A leaf of the SDK: it imports none of its oth
 from __future__ import annotations
 
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -89,6 +89,39 @@ def price_track(series: BarSeries, first: int = 0, stop: int | None = None) -> P
         floats(series.lows, scale),
         floats(series.volumes, volume_scale),
     )
+
+
+class PriceTracks(Mapping[str, PriceTrack]):
+    """symbol → its `PriceTrack`, built from the series when first read: a run in process
+    still holds its bars, and most runs (a sweep's) are never drawn."""
+
+    __slots__ = ("_built", "_spans")
+
+    def __init__(self, spans: Mapping[str, tuple[BarSeries, int, int]]) -> None:
+        self._spans = dict(spans)
+        """symbol → (series, first bar shown, bars shown up to)."""
+        self._built: dict[str, PriceTrack] = {}
+
+    def __getitem__(self, symbol: str) -> PriceTrack:
+        track = self._built.get(symbol)
+        if track is None:
+            series, first, stop = self._spans[symbol]
+            track = self._built[symbol] = price_track(series, first, stop)
+        return track
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._spans)
+
+    def __len__(self) -> int:
+        return len(self._spans)
+
+    def __repr__(self) -> str:
+        return f"PriceTracks({', '.join(self._spans)})"
+
+    def times(self, symbol: str) -> array[int]:
+        """The close times of the bars shown (without building the track)."""
+        series, first, stop = self._spans[symbol]
+        return series.times[first:stop]
 
 
 @dataclass(frozen=True, slots=True)

@@ -268,9 +268,7 @@ class Context:
         tracks = {}
         for made in self._indicators:
             times = tradable.get(made.symbol, array("q"))
-            values = made.window(len(made))
-            first = len(values) - len(times)
-            tracks[made.name] = IndicatorTrack(made.symbol, times, array("d", values[first:]))
+            tracks[made.name] = IndicatorTrack(made.symbol, times, made.last(len(times)))
         return tracks
 
     # ------------------------------------------------------------------ what it does
@@ -389,13 +387,13 @@ class Context:
             symbol=symbol,
             side=side,
             type=type,
-            quantity=_decimal("quantity", quantity),
-            notional=_budget(_decimal("notional", notional)),
-            limit_price=_decimal("limit_price", limit_price),
-            stop_price=_decimal("stop_price", stop_price),
+            quantity=None if quantity is None else _decimal("quantity", quantity),
+            notional=None if notional is None else _budget(_decimal("notional", notional)),
+            limit_price=None if limit_price is None else _decimal("limit_price", limit_price),
+            stop_price=None if stop_price is None else _decimal("stop_price", stop_price),
             time_in_force=time_in_force,
-            stop_loss=_decimal("stop_loss", stop_loss),
-            take_profit=_decimal("take_profit", take_profit),
+            stop_loss=None if stop_loss is None else _decimal("stop_loss", stop_loss),
+            take_profit=None if take_profit is None else _decimal("take_profit", take_profit),
         )
         # Refused here exactly as the server would (INVALID_ORDER through on_reject),
         # without sending it: a number out of bounds can never be accepted.

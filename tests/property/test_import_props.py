@@ -12,7 +12,8 @@ from tempfile import TemporaryDirectory
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.bars.csv_import import ImportFormat, _Reader
+from adapters.bars.csv_import import ImportFormat
+from adapters.bars.csv_import.reader import _Reader
 from domain.bars import Bar, BarSeries, Timeframe
 from domain.errors import InvalidBars
 from domain.exchanges import ExchangeHours

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from adapters.bars.csv_import import BLOCK_BYTES, ImportFormat, _Reader, read_bar_files
+from adapters.bars.csv_import import BLOCK_BYTES, ImportFormat, read_bar_files
+from adapters.bars.csv_import.reader import _Reader
 from domain.bars import BarSeries, Timeframe
 from domain.errors import InvalidBars, ValidationFailed
 from domain.exchanges import ExchangeHours
