@@ -193,7 +193,8 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 def shared_container() -> Container:
     """The in-process container for the settings in the environment now, built once per
     process and kept (a sweep runs hundreds of backtests per worker)."""
-    settings = dataclasses.replace(Settings.from_env(), storage="memory")
+    # Memory storage, and no Prometheus registry: a run in process serves no `/metrics`.
+    settings = dataclasses.replace(Settings.from_env(), storage="memory", metrics=False)
     for known, container in _CONTAINERS:
         if known == settings:
             return container
