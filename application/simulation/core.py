@@ -18,6 +18,7 @@ from application.simulation.results import simulation_results
 from application.simulation.values import (
     NOTHING,
     AccountUpdates,
+    BarsAt,
     BatchResult,
     Missed,
     Step,
@@ -292,11 +293,24 @@ class Simulation:
 
     def _tick(self, sequence: int) -> Tick:
         t = self.ticks[sequence - 1]
-        bar, cursors = self._bars.bar, self._cursors
-        bars = {s: bar(s, cursors[s] - 1) for s in self._present}
-        return Tick(
-            sequence, t, from_epoch(t), bars, self.equity, self.cash, sequence == len(self.ticks)
-        )
+        cursors = self._cursors
+        bars = BarsAt({s: cursors[s] - 1 for s in self._present}, self._bars.bar)
+        broker = self._broker
+        equity = self._equity_now() if broker.has_positions else broker.cash
+        return Tick(sequence, t, from_epoch(t), bars, equity, broker.cash, sequence == self._total)
+
+    @exact
+    def _equity_now(self) -> Decimal:
+        """The broker's equity at the last closes delivered (cash plus each position in
+        turn, the same decimal), without marking the positions: a window's bars carry it,
+        and most are voided."""
+        broker = self._broker
+        equity = broker.cash
+        units, cursors, series = self._units, self._cursors, self.series
+        for symbol in broker.held_symbols:
+            weight = broker.position_quantity(symbol) * units[symbol]
+            equity = equity + weight * series[symbol].closes[cursors[symbol] - 1]
+        return equity
 
     def _sync(self) -> None:
         """Bring the broker's clock and marks up to the last tick delivered."""

@@ -4,7 +4,7 @@ ports own), the ones durable storage keeps."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,6 +20,29 @@ from application.records import missed as missed
 from domain.bars import Bar
 from domain.broker import ExecutionReport
 from domain.errors import DomainError
+
+
+class BarsAt(Mapping[str, Bar]):
+    """symbol → its bar at given indices, each decoded when read (a window's bars are most
+    often encoded already, and never decoded then)."""
+
+    __slots__ = ("_at", "_bar")
+
+    def __init__(self, at: dict[str, int], bar: Callable[[str, int], Bar]) -> None:
+        self._at = at
+        self._bar = bar
+
+    def __getitem__(self, symbol: str) -> Bar:
+        return self._bar(symbol, self._at[symbol])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._at)
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
 
 
 class Tick(NamedTuple):
