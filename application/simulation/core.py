@@ -220,20 +220,10 @@ class Simulation:
     @exact
     def _value_pending(self) -> None:
         pending = self._unvalued
-        broker = self._broker
-        # quantity * unit * raw close is quantity * close, exactly (and the same decimal,
-        # exponent included): every product is exact in the money context.
-        held = [
-            (
-                broker.position_quantity(symbol) * self._units[symbol],
-                self.series[symbol].times,
-                self.series[symbol].closes,
-            )
-            for symbol in broker.held_symbols
-        ]
-        cash, curve = broker.cash, self._book.equity_curve
+        held = self._held()
+        cash, curve = self._broker.cash, self._book.equity_curve
         if len(held) == 1 and self._only is not None:  # one symbol: tick k is its bar first + k
-            ((weight, _, closes),) = held
+            ((_, weight, _, closes),) = held
             first = self.first_tradable[self._only]
             curve.extend([(day, cash + weight * closes[first + k]) for k, day in pending])
         else:
@@ -241,10 +231,20 @@ class Simulation:
             for k, day in pending:
                 equity = cash
                 t = ticks[k]
-                for weight, times, closes in held:
+                for _, weight, times, closes in held:
                     equity = equity + weight * closes[bisect_right(times, t) - 1]
                 curve.append((day, equity))
         pending.clear()
+
+    def _held(self) -> list[tuple[str, Decimal, array[int], array[int]]]:
+        """(symbol, weight, bar times, raw closes) of each position, in the broker's order.
+        The weight is quantity * unit, so weight * raw close is quantity * close exactly, the
+        same decimal, exponent included (call it in the money context: see `exact`)."""
+        broker, units, series = self._broker, self._units, self.series
+        return [
+            (s, broker.position_quantity(s) * units[s], series[s].times, series[s].closes)
+            for s in broker.held_symbols
+        ]
 
     @property
     def equity_curve(self) -> list[tuple[date, Decimal]]:
@@ -304,12 +304,10 @@ class Simulation:
         """The broker's equity at the last closes delivered (cash plus each position in
         turn, the same decimal), without marking the positions: a window's bars carry it,
         and most are voided."""
-        broker = self._broker
-        equity = broker.cash
-        units, cursors, series = self._units, self._cursors, self.series
-        for symbol in broker.held_symbols:
-            weight = broker.position_quantity(symbol) * units[symbol]
-            equity = equity + weight * series[symbol].closes[cursors[symbol] - 1]
+        equity = self._broker.cash
+        cursors = self._cursors
+        for symbol, weight, _, closes in self._held():
+            equity = equity + weight * closes[cursors[symbol] - 1]
         return equity
 
     def _sync(self) -> None:
