@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -314,21 +315,8 @@ class Broker:
     # -- snapshot -----------------------------------------------------------------------
 
     def state(self) -> BrokerState:
-        return BrokerState(
-            cash=self._cash,
-            realized_pnl=self._realized_pnl,
-            total_commission=self._total_commission,
-            total_slippage=self._total_slippage,
-            positions=tuple(
-                PositionState(p.symbol, p.quantity, p.cost_basis, p.mark)
-                for p in self._positions.values()
-            ),
-            open_orders=tuple(o.snapshot() for o in self._open_orders.values()),
-            used_order_ids=tuple(sorted(self._used_order_ids)),
-            executions=self._executions,
-            last_sequence_id=self._last_sequence_id,
-            last_sim_time=self._last_sim_time,
-        )
+        """Everything to restore the broker from: its savepoint and the order ids used."""
+        return replace(self.savepoint(), used_order_ids=tuple(sorted(self._used_order_ids)))
 
     @classmethod
     def restore(

@@ -130,22 +130,14 @@ def annual_return(daily_equity: Sequence[Decimal]) -> float | None:
     return _annual_return(total_return(daily_equity), len(daily_equity))
 
 
-def _max_drawdown(values: Sequence[int]) -> float | None:
-    if len(values) < 2:
-        return None
-    peak = values[0]
-    deepest = 0.0
-    for value in values:
-        if value > peak:
-            peak = value
-        elif value < peak and (fall := (value - peak) / peak) < deepest:
-            deepest = fall
-    return _finite(deepest)
+def _max_drawdown(depth: Sequence[float]) -> float | None:
+    """The deepest fall from a peak, as a (non-positive) fraction, from `_depths`."""
+    return _finite(0.0 - max(depth)) if len(depth) >= 2 else None
 
 
 def max_drawdown(daily_equity: Sequence[Decimal]) -> float | None:
     """min(E / cummax(E) - 1) as a (non-positive) fraction; `None` for fewer than two points."""
-    return _max_drawdown(scaled_integers(daily_equity))
+    return _max_drawdown(_depths(scaled_integers(daily_equity)))
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -400,7 +392,7 @@ def compute_metrics(
     growth = _total_return(equity)
     annual = _annual_return(growth, len(equity))
     depth = _depths(equity)  # (the first value is positive: checked above)
-    drawdown = _finite(0.0 - max(depth)) if len(depth) >= 2 else None  # = _max_drawdown
+    drawdown = _max_drawdown(depth)
     calmar = None
     if annual is not None and drawdown is not None and drawdown < 0:
         calmar = _finite(annual / abs(drawdown))
