@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,6 +66,35 @@ def test_the_proxy_process_relays_both_ways_and_counts(echo_port: int) -> None:
         process = proxy.process
     assert process is not None
     assert process.poll() is not None  # ended with the block
+
+
+def test_the_proxy_delays_each_way_and_keeps_a_stream_whole(echo_port: int) -> None:
+    """Each chunk waits its delay in each direction (a round trip takes at least twice
+    it), and a stream larger than one read arrives whole and in order."""
+
+    async def timed() -> tuple[float, bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        try:
+            started = time.perf_counter()
+            writer.write(b"ping")
+            await writer.drain()
+            await reader.readexactly(4)
+            elapsed = time.perf_counter() - started
+            big = bytes(range(256)) * 2048  # 512 KiB: several chunks each way
+            writer.write(big)
+            await writer.drain()
+            return elapsed, await reader.readexactly(len(big))
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    with ProxyProcess(echo_port, delay_ms=25) as proxy:
+        elapsed, echoed = asyncio.run(timed())
+        stats = proxy.stats()
+    assert elapsed >= 0.050
+    assert echoed == bytes(range(256)) * 2048
+    assert stats.chunks["up"] >= 2
+    assert stats.chunks["down"] >= 2
 
 
 def test_the_proxy_process_ends_when_the_block_fails(echo_port: int) -> None:
