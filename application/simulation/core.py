@@ -98,6 +98,8 @@ class Simulation:
         self.window_size = 1
         """Bars per window the client asks for (1: one tick at a time)."""
         self._window: Window | None = None
+        self._held_now: list[tuple[str, Decimal, array[int], array[int]]] | None = None
+        """What `_held` says, until the positions may have changed (None: to be made)."""
         self._unvalued: list[tuple[int, date]] = []
         """Points of the equity curve not valued yet, (tick index, day), while positions are
         held: the account has not changed since they were made (see `_value_curve`)."""
@@ -239,12 +241,22 @@ class Simulation:
     def _held(self) -> list[tuple[str, Decimal, array[int], array[int]]]:
         """(symbol, weight, bar times, raw closes) of each position, in the broker's order.
         The weight is quantity * unit, so weight * raw close is quantity * close exactly, the
-        same decimal, exponent included (call it in the money context: see `exact`)."""
-        broker, units, series = self._broker, self._units, self.series
-        return [
-            (s, broker.position_quantity(s) * units[s], series[s].times, series[s].closes)
-            for s in broker.held_symbols
-        ]
+        same decimal, exponent included. Kept until the positions may change: a fill
+        (`_record`), a rewind or a restore."""
+        held = self._held_now
+        if held is None:
+            broker, units, series = self._broker, self._units, self.series
+            multiply = MONEY_CONTEXT.multiply
+            held = self._held_now = [
+                (
+                    s,
+                    multiply(broker.position_quantity(s), units[s]),
+                    series[s].times,
+                    series[s].closes,
+                )
+                for s in broker.held_symbols
+            ]
+        return held
 
     @property
     def equity_curve(self) -> list[tuple[date, Decimal]]:
@@ -297,17 +309,17 @@ class Simulation:
         bars = BarsAt({s: cursors[s] - 1 for s in self._present}, self._bars.bar)
         broker = self._broker
         equity = self._equity_now() if broker.has_positions else broker.cash
-        return Tick(sequence, t, from_epoch(t), bars, equity, broker.cash, sequence == self._total)
+        return Tick(sequence, t, bars, equity, broker.cash, sequence == self._total)
 
-    @exact
     def _equity_now(self) -> Decimal:
         """The broker's equity at the last closes delivered (cash plus each position in
-        turn, the same decimal), without marking the positions: a window's bars carry it,
-        and most are voided."""
+        turn, the same decimal, each operation in the money context), without marking the
+        positions: a window's bars carry it, and most are voided."""
         equity = self._broker.cash
         cursors = self._cursors
+        add, multiply = MONEY_CONTEXT.add, MONEY_CONTEXT.multiply
         for symbol, weight, _, closes in self._held():
-            equity = equity + weight * closes[cursors[symbol] - 1]
+            equity = add(equity, multiply(weight, closes[cursors[symbol] - 1]))
         return equity
 
     def _sync(self) -> None:
@@ -468,6 +480,7 @@ class Simulation:
         self._present = point.present
         self._book.rewind(point)
         self._unvalued.clear()  # all stepped after the point (which valued the curve)
+        self._held_now = None
 
     def _step_to(self, point: Savepoint, sequence_id: int) -> None:
         """Back to `point`, then step again up to bar `sequence_id` (left in flight)."""
@@ -619,6 +632,7 @@ class Simulation:
         self.window_size = state.window
         self._window = None
         self._unvalued.clear()
+        self._held_now = None
         self._book = Book.restored(state)
         sequence = state.sequence
         t = self.ticks[sequence - 1] if sequence else None
@@ -648,6 +662,7 @@ class Simulation:
     def _record(self, reports: Sequence[ExecutionReport]) -> None:
         if not reports:
             return
+        self._held_now = None  # (a fill changes the positions)
         self._book.reports.extend(reports)
         for r in reports:
             if r.is_fill and r.price is not None and r.sim_time is not None:

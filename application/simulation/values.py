@@ -17,7 +17,7 @@ from application.records import Rejection as Rejection
 from application.records import SimulationResults as SimulationResults
 from application.records import SimulationState as SimulationState
 from application.records import missed as missed
-from domain.bars import Bar
+from domain.bars import Bar, from_epoch
 from domain.broker import ExecutionReport
 from domain.errors import DomainError
 
@@ -45,19 +45,54 @@ class BarsAt(Mapping[str, Bar]):
         return repr(dict(self.items()))
 
 
-class Tick(NamedTuple):
+class Tick:
     """Bar `sequence_id` of every symbol that has one at `time`, after it closed and after
     every order live on it was filled; `equity` and `cash` are marked to its closes.
-    (A named tuple: one is made per bar, and they are cheap.)"""
+    (Slotted, its `sim_time` made when read: one is made per bar stepped, and most bars
+    of a window are voided unread.)"""
 
-    sequence_id: int
-    time: int
-    sim_time: datetime
-    bars: Mapping[str, Bar]
-    """symbol → its bar (exact prices)."""
-    equity: Decimal
-    cash: Decimal
-    is_last: bool
+    __slots__ = ("bars", "cash", "equity", "is_last", "sequence_id", "time")
+
+    def __init__(
+        self,
+        sequence_id: int,
+        time: int,
+        bars: Mapping[str, Bar],
+        equity: Decimal,
+        cash: Decimal,
+        is_last: bool,
+    ) -> None:
+        self.sequence_id = sequence_id
+        self.time = time
+        """Epoch seconds (UTC)."""
+        self.bars = bars
+        """symbol → its bar (exact prices)."""
+        self.equity = equity
+        self.cash = cash
+        self.is_last = is_last
+
+    @property
+    def sim_time(self) -> datetime:
+        return from_epoch(self.time)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Tick):
+            return NotImplemented
+        return (self.sequence_id, self.time, self.equity, self.cash, self.is_last) == (
+            other.sequence_id,
+            other.time,
+            other.equity,
+            other.cash,
+            other.is_last,
+        ) and self.bars == other.bars
+
+    __hash__ = None  # type: ignore[assignment]  # (compared by value, like its bars)
+
+    def __repr__(self) -> str:
+        return (
+            f"Tick({self.sequence_id}, {self.sim_time.isoformat()}, {dict(self.bars.items())}, "
+            f"equity={self.equity}, cash={self.cash}, is_last={self.is_last})"
+        )
 
 
 class Step(NamedTuple):

@@ -198,12 +198,15 @@ def window_tick_json(
     )
 
 
-def window_tick_plain(head: bytes, tick: Tick) -> bytes:
-    """`window_tick_json` of a bar without reports or account (most bars)."""
+def window_tick_plain(head: bytes, tick: Tick, cash: bytes | None = None) -> bytes:
+    """`window_tick_json` of a bar without reports or account (most bars). `cash`: the
+    JSON of `tick.cash` if made already (it is the same from one fill to the next), which
+    is also the equity's when no position is held."""
     encode = m.encoder.encode
-    return b"".join(
-        (head, encode(tick.equity), b',"cash":', encode(tick.cash), _ENDS[tick.is_last])
-    )
+    if cash is None:
+        cash = encode(tick.cash)
+    equity = cash if tick.equity is tick.cash else encode(tick.equity)
+    return b"".join((head, equity, b',"cash":', cash, _ENDS[tick.is_last]))
 
 
 _ENDS = {

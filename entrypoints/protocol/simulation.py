@@ -10,6 +10,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 import msgspec
 
@@ -546,6 +547,9 @@ class _WindowFrame:
         self.simulation: Simulation | None = None
         self.heads: dict[int, bytes] | None = None
         self.every_tick = self.on_fill = False
+        self.cash: Decimal | None = None
+        self.cash_json = b""
+        """The JSON of the last cash encoded (the same Decimal until a fill)."""
 
     def admit(self, step: Step) -> bool:
         reports, tick = step
@@ -566,7 +570,9 @@ class _WindowFrame:
             executions = [report_data(self.sid, r) for r in reports]
             part = window_tick_json(head, tick, executions, account)
         else:  # most bars: nothing but the bar, its equity and cash
-            part = window_tick_plain(head, tick)
+            if tick.cash is not self.cash:
+                self.cash, self.cash_json = tick.cash, m.encoder.encode(tick.cash)
+            part = window_tick_plain(head, tick, self.cash_json)
         self.steps.append(step)
         self.parts.append(part)
         size = len(part)
