@@ -114,6 +114,22 @@ def from_fixed(value: int, scale: int) -> Decimal:
     return Decimal(value).scaleb(-scale, MONEY_CONTEXT)
 
 
+def fixed_text(value: int, scale: int) -> str:
+    """`str(from_fixed(value, scale))` without making the Decimal: the digits with a point
+    `scale` places from the right (what a decoded bar's prices print as, trailing zeros
+    kept). The rare values Decimal prints in scientific notation (more than six zeros after
+    the point, or a negative scale) go through Decimal itself."""
+    if scale == 0:
+        return str(value)
+    digits = str(abs(value))
+    if scale < 0 or len(digits) - 1 - scale < -6:
+        return str(from_fixed(value, scale))
+    sign = "-" if value < 0 else ""
+    if len(digits) > scale:
+        return f"{sign}{digits[:-scale]}.{digits[-scale:]}"
+    return f"{sign}0.{digits.rjust(scale, '0')}"
+
+
 def bar_problem(open_: int, high: int, low: int, close: int, volume: int) -> str | None:
     """Why a bar (fixed-point, one scale for its prices) is impossible, or None."""
     if high < max(open_, close):

@@ -25,13 +25,14 @@ from application.simulation.core import Simulation
 from application.simulation.recovery import Recovery, apply_input
 from application.simulation.running import PauseReason, RunningSimulation
 from application.simulation.service import TOUCH_INTERVAL_SECONDS, SimulationService
-from application.simulation.values import BatchResult, Step, Tick
+from application.simulation.values import BarsAt, BatchResult, Step, Tick
 
 __all__ = [
     "MAX_WARMUP_BARS",
     "TOUCH_INTERVAL_SECONDS",
     "WARMUP_LOOKBACK_FACTOR",
     "AccountUpdates",
+    "BarsAt",
     "BatchResult",
     "Checkpoint",
     "CompletedRun",

@@ -32,6 +32,11 @@ class BarsAt(Mapping[str, Bar]):
         self._at = at
         self._bar = bar
 
+    @property
+    def at(self) -> Mapping[str, int]:
+        """symbol → the index of its bar in its series (warm-up bars first)."""
+        return self._at
+
     def __getitem__(self, symbol: str) -> Bar:
         return self._bar(symbol, self._at[symbol])
 

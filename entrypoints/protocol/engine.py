@@ -9,8 +9,8 @@ from typing import TypeVar
 
 import msgspec
 
-from application.simulation import SimulationResults, Tick
-from domain.bars import Bar
+from application.simulation import BarsAt, SimulationResults, Tick
+from domain.bars import Bar, BarSeries, fixed_text
 from domain.broker import AccountView, ExecutionReport
 from domain.dates import format_instant
 from domain.errors import InvalidOrder, ValidationFailed
@@ -156,10 +156,38 @@ def bars_json(bars: Mapping[str, Bar]) -> msgspec.Raw:
     )
 
 
-def window_tick_head(tick: Tick) -> bytes:
+def series_bars_json(series: Mapping[str, BarSeries], at: Mapping[str, int]) -> bytes:
+    """`bars_json` of bar `at[symbol]` of each symbol's series, printed from the series'
+    fixed-point columns as the decoded bars print (`fixed_text`), without decoding them."""
+    parts = []
+    for symbol, i in at.items():
+        s = series[symbol]
+        p, v = s.price_scale, s.volume_scale
+        parts.append(
+            f'{_symbol_json(symbol)}:{{"open":{fixed_text(s.opens[i], p)},'
+            f'"high":{fixed_text(s.highs[i], p)},"low":{fixed_text(s.lows[i], p)},'
+            f'"close":{fixed_text(s.closes[i], p)},"volume":{fixed_text(s.volumes[i], v)}}}'
+        )
+    return ("{" + ",".join(parts) + "}").encode()
+
+
+def _symbol_json(symbol: str) -> str:
+    text = _SYMBOLS.get(symbol)
+    if text is None:
+        text = _SYMBOLS[symbol] = _SYMBOL.encode(symbol).decode()
+    return text
+
+
+_SYMBOLS: dict[str, str] = {}
+"""symbol → its JSON string (symbols are few: a catalog's)."""
+
+
+def window_tick_head(tick: Tick, series: Mapping[str, BarSeries] | None = None) -> bytes:
     """The part of a window's bar (`WindowTickOut`) that depends on the bar alone, up to its
     `equity`: `{"sequence_id":…,"sim_time":…,"bars":{…},`. A bar stepped again after a void
-    says the same there, so this is made once per bar (`window_tick_json` adds the rest)."""
+    says the same there, so this is made once per bar (`window_tick_json` adds the rest).
+    With the simulation's `series`, a simulation's bars are printed from their columns."""
+    bars = tick.bars
     return b"".join(
         (
             b'{"sequence_id":',
@@ -167,7 +195,9 @@ def window_tick_head(tick: Tick) -> bytes:
             b',"sim_time":',
             m.encoder.encode(tick.sim_time),
             b',"bars":',
-            bars_json(tick.bars),
+            series_bars_json(series, bars.at)
+            if series is not None and isinstance(bars, BarsAt)
+            else bars_json(bars),
             b',"equity":',
         )
     )

@@ -558,7 +558,10 @@ class _WindowFrame:
             heads = self._open(tick.sequence_id)
         head = heads.get(tick.sequence_id)
         if head is None:
-            head = heads[tick.sequence_id] = window_tick_head(tick)
+            simulation = self.simulation
+            head = heads[tick.sequence_id] = window_tick_head(
+                tick, None if simulation is None else simulation.series
+            )
         if reports or self.every_tick:
             account = None
             simulation = self.simulation

@@ -77,6 +77,7 @@ def test_the_head_and_the_rest_encode_as_the_struct_does() -> None:
         assert fast(step, None) == reference(step, None)
         if not step.reports:
             head = window_tick_head(step.tick)
+            assert window_tick_head(step.tick, sim.series) == head  # (from the columns)
             assert window_tick_plain(head, step.tick) == reference(step, None)
             cash = m.encoder.encode(step.tick.cash)  # (given: made for an earlier bar)
             assert window_tick_plain(head, step.tick, cash) == reference(step, None)
