@@ -15,6 +15,8 @@ execution is never delivered twice: they are recognised by id)."""
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -49,14 +51,17 @@ SMALLEST_WINDOW = 32
 GAPS_KEPT = 64
 """The gaps between decisions (in bars) a window after a decision is sized from: the last
 ones, so that a strategy that trades more often, or less, gets windows to match."""
-GAP_QUANTILE = 0.95
-"""A window after a decision holds this share of the gaps kept: about one decision in 20
-comes after the window, and costs one more round trip."""
-GAPS_FOR_QUANTILE = 8
+BAR_AHEAD_SECONDS = 30e-6
+"""What a bar sent ahead and then voided costs, server and client together (stepping it,
+encoding, compressing and decoding it; measured on daily bars on 2 vCPUs): the price of a
+longer window, set against a round trip for each decision that falls after the window."""
+ASSUMED_ROUND_TRIP = 0.05
+"""The round trip assumed until one is measured (a distant server's)."""
+GAPS_FOR_SIZING = 8
 """Until this many gaps are known, a window after a decision holds `WINDOW_PER_GAP` times
 their mean."""
 WINDOW_PER_GAP = 4
-"""Before `GAPS_FOR_QUANTILE` gaps: a window after a decision, in mean gaps."""
+"""Before `GAPS_FOR_SIZING` gaps: a window after a decision, in mean gaps."""
 WINDOW_GROWTH = 4
 """A window acknowledged whole (no decision in it): the next one is this much longer."""
 
@@ -105,6 +110,9 @@ class RemoteDriver:
         self._since_decision = 0
         self._gaps: deque[int] = deque(maxlen=GAPS_KEPT)
         """Bars between the last decisions (the first: since the start)."""
+        self._round_trip = ASSUMED_ROUND_TRIP
+        """The quickest exchange that stepped the simulation so far (seconds): what a
+        round trip to this server costs, at least."""
         self._ahead: deque[msgspec.Raw | m.WindowTickData] = deque()
         """The bars of the window in flight the strategy has not run over yet (decoded when
         `peek` needed them)."""
@@ -130,6 +138,7 @@ class RemoteDriver:
             self._client.max_connect_attempts = self._attempts[1]
         session = created.data
         self._session_id = session.session_id
+        sent = time.perf_counter()
         messages = await self._client.exchange(
             m.StartSimulation(
                 data=m.StartSimulationData(
@@ -138,6 +147,7 @@ class RemoteDriver:
             ),
             _ends_a_step,
         )
+        self._round_trip = time.perf_counter() - sent
         self.round_trips += 1
         total = 0
         history: dict[str, list[Bar]] = {s: [] for s in session.symbols}
@@ -180,7 +190,9 @@ class RemoteDriver:
         while True:
             try:
                 self.round_trips += 1
+                sent = time.perf_counter()
                 messages = await self._client.exchange(ack, _ends_a_step)
+                self._round_trip = min(self._round_trip, time.perf_counter() - sent)
                 self._current = following
                 return self._outcome(carried + messages)
             except (ConnectionLostError, RequestTimeoutError):
@@ -201,8 +213,9 @@ class RemoteDriver:
     def _next_window(self, decided: bool) -> int:
         """How many bars to ask for next. Every bar sent after a decision is stepped, sent
         and dropped for nothing, and every decision beyond the window costs a round trip:
-        after a decision, a window as long as 95% of the recent gaps between decisions
-        (`GAP_QUANTILE`); after a window without one, a longer window."""
+        after a decision, the window that costs least over the recent gaps between decisions
+        at this link's round trip (`cheapest_window`); after a window without one, a
+        longer window."""
         if self._window == 1:
             return 1
         if not decided:
@@ -210,11 +223,11 @@ class RemoteDriver:
         self._gaps.append(self._since_decision)
         self._since_decision = 0
         gaps = self._gaps
-        if len(gaps) < GAPS_FOR_QUANTILE:
-            wanted = WINDOW_PER_GAP * sum(gaps) / len(gaps)
+        if len(gaps) < GAPS_FOR_SIZING:
+            wanted = int(WINDOW_PER_GAP * sum(gaps) / len(gaps))
         else:
-            wanted = sorted(gaps)[int(GAP_QUANTILE * len(gaps))]
-        return max(1, min(self._window, max(SMALLEST_WINDOW, int(wanted))))
+            wanted = cheapest_window(sorted(gaps), self._round_trip)
+        return max(1, min(self._window, max(SMALLEST_WINDOW, wanted)))
 
     def peek(self) -> list[tuple[int, Mapping[str, Bar]]]:
         """The bars of the window in flight the strategy has not run over yet, with their
@@ -324,6 +337,22 @@ class RemoteDriver:
         if report.execution_id not in self._seen:
             self._seen.add(report.execution_id)
             into.append(report)
+
+
+def cheapest_window(gaps: Sequence[int], round_trip: float) -> int:
+    """Of windows as long as one of `gaps` (sorted, bars between past decisions), the one
+    that costs least in expectation: its bars (`BAR_AHEAD_SECONDS` each) plus a round trip
+    times the share of gaps longer than it (a decision after the window). Over a fast link
+    windows come out short, over a slow one long enough to hold nearly every gap."""
+    n = len(gaps)
+    best, least = gaps[-1], math.inf
+    for i, gap in enumerate(gaps):
+        if i + 1 < n and gaps[i + 1] == gap:
+            continue  # (the last of equal gaps says how many are longer)
+        cost = gap * BAR_AHEAD_SECONDS + round_trip * (n - 1 - i) / n
+        if cost < least:
+            best, least = gap, cost
+    return best
 
 
 def _view(data: m.TickData | m.WindowTickData) -> TickView:

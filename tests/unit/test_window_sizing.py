@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from entrypoints.sdk.auth import AuthClient
-from entrypoints.sdk.remote import RemoteDriver
+from entrypoints.sdk.remote import RemoteDriver, cheapest_window
 
 
 def driver(window: int = 1024) -> RemoteDriver:
@@ -62,3 +62,22 @@ def test_frequent_decisions_still_get_a_few_bars_per_window() -> None:
     d = driver()
     sizes = [decide_after(d, 1) for _ in range(20)]
     assert min(sizes) >= 2  # not one round trip per bar where no decision falls
+
+
+def test_the_window_weighs_its_bars_against_the_round_trip() -> None:
+    gaps = sorted([20] * 50 + [60] * 10 + [90] * 4)
+    # Over a fast link a round trip costs less than the bars that would hold the rare
+    # longer gaps; over a slow one, the window holds every gap.
+    assert cheapest_window(gaps, round_trip=0.001) == 20
+    assert cheapest_window(gaps, round_trip=0.010) == 60
+    assert cheapest_window(gaps, round_trip=0.100) == 90
+
+
+def test_the_measured_round_trip_sizes_the_windows() -> None:
+    fast, slow = driver(), driver()
+    fast._round_trip, slow._round_trip = 0.0005, 0.2
+    gaps = [40] * 20 + [300] * 2
+    fast_sizes = [decide_after(fast, gap) for gap in gaps]
+    slow_sizes = [decide_after(slow, gap) for gap in gaps]
+    assert fast_sizes[-1] < 100  # the two long gaps cost a round trip each: cheaper
+    assert slow_sizes[-1] >= 300  # a round trip costs more than 260 bars more a window
