@@ -15,6 +15,7 @@ execution is never delivered twice: they are recognised by id)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import deque
@@ -110,6 +111,11 @@ class RemoteDriver:
         self._since_decision = 0
         self._gaps: deque[int] = deque(maxlen=GAPS_KEPT)
         """Bars between the last decisions (the first: since the start)."""
+        self._total = 0
+        """The simulation's bars: acknowledging bar `_total` completes the run."""
+        self._results: asyncio.Task[m.SimulationResultsData] | None = None
+        """`get_results`, sent right behind the last bar's ack (the server answers in
+        order, once the run is complete): the results come without a round trip more."""
         self._round_trip = ASSUMED_ROUND_TRIP
         """The quickest exchange that stepped the simulation so far (seconds): what a
         round trip to this server costs, at least."""
@@ -157,6 +163,7 @@ class RemoteDriver:
             elif isinstance(message, m.History):
                 for symbol, rows in message.data.bars.items():
                     history[symbol] = [Bar(*row) for row in rows]
+        self._total = total
         started = Started(
             session.session_id,
             tuple(session.symbols),
@@ -191,7 +198,14 @@ class RemoteDriver:
             try:
                 self.round_trips += 1
                 sent = time.perf_counter()
-                messages = await self._client.exchange(ack, _ends_a_step)
+                if sequence_id == self._total and self._results is None:
+                    # The last bar: `get_results` goes right behind the ack (tasks start in
+                    # order, and sends take a lock).
+                    exchange = asyncio.ensure_future(self._client.exchange(ack, _ends_a_step))
+                    self._results = asyncio.ensure_future(self._fetch_results())
+                    messages = await exchange
+                else:
+                    messages = await self._client.exchange(ack, _ends_a_step)
                 self._round_trip = min(self._round_trip, time.perf_counter() - sent)
                 self._current = following
                 return self._outcome(carried + messages)
@@ -240,13 +254,28 @@ class RemoteDriver:
         return [(b.sequence_id, _view(b).bars) for b in ahead if isinstance(b, m.WindowTickData)]
 
     async def results(self) -> m.SimulationResultsData:
+        fetched, self._results = self._results, None
+        if fetched is not None:
+            try:
+                return await fetched
+            except SimuTradorError:
+                pass  # (e.g. the connection dropped after the last ack: ask again)
+        return await self._fetch_results()
+
+    async def _fetch_results(self) -> m.SimulationResultsData:
         reply = await self._client.request(
             m.GetResults(data=m.SessionRef(session_id=self._session_id)), m.SimulationResults
         )
         return reply.data
 
     async def close(self) -> None:
+        fetched, self._results = self._results, None
+        if fetched is not None and not fetched.done():
+            fetched.cancel()
         await self._client.close()
+        if fetched is not None:
+            with contextlib.suppress(asyncio.CancelledError, SimuTradorError):
+                await fetched  # (retrieved: an abandoned fetch logs nothing)
 
     # ------------------------------------------------------------------ internals
 

@@ -43,16 +43,24 @@ class Counted(RemoteDriver):
     def __init__(self, auth: AuthClient, run: Run, window: int) -> None:
         super().__init__(auth, list(run.symbols), run.start, run.end, CAPITAL, window=window)
         self.frames: dict[str, int] = {}
+        self.events: list[str] = []
+        """"sent TYPE" / "got TYPE", in the order the socket saw them."""
         self.decided = 0
         self.ticks_run = 0
-        send = self.client._send
+        send, deliver = self.client._send, self.client._deliver
 
         async def counting(ws: Any, frame: str) -> None:
             kind = json.loads(frame)["type"]
             self.frames[kind] = self.frames.get(kind, 0) + 1
+            self.events.append(f"sent {kind}")
             await send(ws, frame)
 
+        def delivering(frame: str | bytes) -> None:
+            self.events.append(f"got {json.loads(frame)['type']}")
+            deliver(frame)
+
         self.client._send = counting  # type: ignore[method-assign]
+        self.client._deliver = delivering  # type: ignore[method-assign]
 
     async def acknowledge(
         self, sequence_id: int, orders: Sequence[OrderData], cancels: Sequence[str]
@@ -97,6 +105,13 @@ async def test_round_trips_follow_the_decisions_not_the_bars(
     bound = decisions + math.ceil(bars / window) + 3
     assert counted.stepping_frames <= bound
     assert counted.stepping_frames == counted.round_trips
+    # The results are asked for right behind the last ack, not a round trip after it.
+    assert counted.frames["get_results"] == 1
+    events = counted.events
+    asked = events.index("sent get_results")
+    assert events[asked - 1] == "sent tick_ack"  # the last one
+    assert "sent tick_ack" not in events[asked:]
+    assert asked < events.index("got simulation_complete")
     # One bar at a time: a round trip per bar, far above what windows need.
     assert one_at_a_time.stepping_frames == bars + 1
     assert one_at_a_time.stepping_frames > 5 * bound
