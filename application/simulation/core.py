@@ -279,6 +279,7 @@ class Simulation:
     def _work(self, sequence: int) -> tuple[ExecutionReport, ...]:
         """Bar `sequence` with open orders: fill them under the fill rules (§4.5)."""
         self._value_curve()  # before a fill changes the account
+        self._held_now = None  # (and the positions: even if working the bar fails midway)
         only = self._only
         cursors = self._cursors
         broker = self._broker
