@@ -93,6 +93,19 @@ class Book:
         del self.reports[point.reports :]
         del self.report_marks[point.marks :]
 
+    def take_back(self, count: int, days: int, pending: list[tuple[int, date]], held: bool) -> None:
+        """Undo the last `count` ticks, which produced no report, the last left in flight:
+        their marks, their ticks with a position (`held`: all or none of them), and their
+        `days` points of the curve, the latest, those still `pending` valuation first."""
+        self.sequence -= count
+        self.in_flight = self.sequence
+        del self.report_marks[len(self.report_marks) - count :]
+        if held:
+            self.ticks_with_position -= count
+        unvalued = min(days, len(pending))
+        del pending[len(pending) - unvalued :]
+        del self.equity_curve[len(self.equity_curve) - (days - unvalued) :]
+
     def reports_after(self, sequence_id: int) -> list[ExecutionReport]:
         return [r for r in self.reports if r.sequence_id > sequence_id]
 

@@ -405,14 +405,17 @@ class Simulation:
         point = self._savepoint()
         last = min(len(self.ticks), book.sequence + size)
         steps: list[Step] = []
+        worked = 0
         while True:
+            if self._broker.has_open_orders:
+                worked = book.sequence + 1
             step = self.advance()
             steps.append(step)
             more = admit(step) if admit is not None else True
             if not more or book.sequence >= last:
                 break
             book.in_flight = None
-        self._window = Window(point.sequence + 1, book.sequence, point)
+        self._window = Window(point.sequence + 1, book.sequence, point, worked)
         return steps
 
     def check_ack(self, sequence_id: int) -> None:
@@ -484,12 +487,41 @@ class Simulation:
         self._held_now = None
 
     def _step_to(self, point: Savepoint, sequence_id: int) -> None:
-        """Back to `point`, then step again up to bar `sequence_id` (left in flight)."""
+        """Back to bar `sequence_id` of the window in flight (left in flight): back to
+        `point`, then stepped again; or, when no bar after it worked the broker, those bars
+        taken back (`_take_back`), which comes to the same."""
+        window = self._window
+        if window is not None and window.worked <= sequence_id <= self._book.sequence:
+            self._take_back(sequence_id)
+            return
         self._rewind(point)
         book = self._book
         while book.sequence < sequence_id:
             book.in_flight = None
             self.step()
+
+    def _take_back(self, sequence_id: int) -> None:
+        """Undo the bars stepped after `sequence_id`, none of which worked the broker: they
+        moved the cursors, the book's progress and the equity curve, nothing else."""
+        book = self._book
+        dropped = book.sequence - sequence_id
+        closes = self._day_closes
+        days = sum(1 for k in range(sequence_id, book.sequence) if k in closes)
+        book.take_back(dropped, days, self._unvalued, self._broker.has_positions)
+        if self._only is not None:
+            self._cursors[self._only] -= dropped
+            return
+        t = self.ticks[sequence_id - 1]
+        cursors, first = self._cursors, self.first_tradable
+        present: list[str] = []
+        for symbol, times in self._times:
+            i = cursors[symbol]
+            while i > first[symbol] and times[i - 1] > t:
+                i -= 1
+            cursors[symbol] = i
+            if i > first[symbol] and times[i - 1] == t:
+                present.append(symbol)
+        self._present = self.symbols if len(present) == len(self.symbols) else tuple(present)
 
     def history(self) -> dict[str, list[Bar]]:
         """The warm-up bars of each symbol (before the first tradable bar)."""

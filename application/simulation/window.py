@@ -34,3 +34,6 @@ class Window:
     first: int
     last: int
     point: Savepoint
+    worked: int = 0
+    """The last bar of the window on which the broker was worked (it had open orders), 0 if
+    none: the bars after it moved nothing but the cursors and the book."""
