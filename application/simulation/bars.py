@@ -5,7 +5,7 @@ bars end a symbol's trading day."""
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from application.simulation.columns import (
@@ -85,3 +85,22 @@ class SimulationBars:
                 self._closes[symbol] if name == "close" else column(self.series[symbol], name)
             )
         return decoded
+
+
+def cursors_back_to(
+    t: int,
+    cursors: dict[str, int],
+    times: Sequence[tuple[str, Sequence[int]]],
+    first: Mapping[str, int],
+) -> list[str]:
+    """Move each symbol's cursor (bars delivered) back to the tick at `t`, no further than
+    its first tradable bar; the symbols with a bar at `t`."""
+    present: list[str] = []
+    for symbol, symbol_times in times:
+        i = cursors[symbol]
+        while i > first[symbol] and symbol_times[i - 1] > t:
+            i -= 1
+        cursors[symbol] = i
+        if i > first[symbol] and symbol_times[i - 1] == t:
+            present.append(symbol)
+    return present

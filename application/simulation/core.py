@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from application.records import Refusal, SimulationResults, SimulationState
-from application.simulation.bars import SimulationBars
+from application.simulation.bars import SimulationBars, cursors_back_to
 from application.simulation.book import Book
 from application.simulation.columns import DecodedColumn, day_closes
 from application.simulation.results import simulation_results
@@ -512,15 +512,7 @@ class Simulation:
             self._cursors[self._only] -= dropped
             return
         t = self.ticks[sequence_id - 1]
-        cursors, first = self._cursors, self.first_tradable
-        present: list[str] = []
-        for symbol, times in self._times:
-            i = cursors[symbol]
-            while i > first[symbol] and times[i - 1] > t:
-                i -= 1
-            cursors[symbol] = i
-            if i > first[symbol] and times[i - 1] == t:
-                present.append(symbol)
+        present = cursors_back_to(t, self._cursors, self._times, self.first_tradable)
         self._present = self.symbols if len(present) == len(self.symbols) else tuple(present)
 
     def history(self) -> dict[str, list[Bar]]:
