@@ -78,7 +78,6 @@ async def drive(
         orders, cancels = ctx._take_orders()
         refused = ctx._take_refused()
         outcome = await driver.acknowledge(tick.sequence_id, orders, cancels)
-    tracks = prices.tracks()
     final = await driver.results()
     results = BacktestResults(
         session_id=started.session_id,
@@ -88,12 +87,12 @@ async def drive(
         executions=executions,
         total_ticks=started.total_ticks,
         wall_time_ms=int((time.perf_counter() - began) * 1000),
-        prices=tracks,
+        prices=prices,
         plots=ctx._plots,
         rejections=rejections,
         warnings=started.warnings,
         currency=started.currency,
-        indicators=ctx._indicator_tracks({s: track.times for s, track in tracks.items()}),
+        indicators=ctx._indicator_tracks({s: prices.times(s) for s in prices}),
     )
     strategy.on_finish(ctx, results)
     return results

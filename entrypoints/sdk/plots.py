@@ -72,9 +72,9 @@ class PriceTrack:
         self.closes.append(float(bar.close))
         self.volumes.append(float(bar.volume))
 
-    def extend(self, times: Iterable[int], bars: Sequence[Bar]) -> None:
-        """Bars in order, closing at `times`: as `add` for each, a column at a time."""
-        self.times.extend(times)
+    def add_prices(self, bars: Sequence[Bar]) -> None:
+        """The prices of bars in order (their times added already): as `add` would, a
+        column at a time."""
         if bars:
             _, opens, highs, lows, closes, volumes = zip(*bars, strict=True)
             self.opens.extend(map(float, opens))
@@ -84,41 +84,60 @@ class PriceTrack:
             self.volumes.extend(map(float, volumes))
 
 
-PRICE_BATCH = 1024
-"""Bars of a symbol a `PriceRecorder` holds before it converts them."""
+PRICES_HELD = 16_384
+"""Bars (all symbols) a `PriceRecorder` holds unconverted at most: about 10 MB."""
 
 
-class PriceRecorder:
-    """The bars a run shows its strategy, made into a `PriceTrack` per symbol: held as they
-    come and converted a batch at a time (a pass per column instead of six calls a bar)."""
+class PriceRecorder(Mapping[str, PriceTrack]):
+    """symbol → the `PriceTrack` of the bars a run showed its strategy. Their times are
+    kept as they come; their prices are held as the bars themselves and turned into floats
+    when a track is first read (most runs are never drawn), or a batch at a time once
+    `PRICES_HELD` bars wait (a pass per column, not six calls a bar)."""
 
-    __slots__ = ("_bars", "_times", "_tracks")
+    __slots__ = ("_held", "_times", "_tracks", "_waiting")
 
     def __init__(self, symbols: Iterable[str]) -> None:
         self._tracks = {symbol: PriceTrack() for symbol in symbols}
-        self._times: dict[str, list[int]] = {symbol: [] for symbol in self._tracks}
-        self._bars: dict[str, list[Bar]] = {symbol: [] for symbol in self._tracks}
+        self._times = {symbol: track.times for symbol, track in self._tracks.items()}
+        self._held: dict[str, list[Bar]] = {symbol: [] for symbol in self._tracks}
+        """Bars whose times are in their track, not yet their prices."""
+        self._waiting = 0
 
     def add(self, time: int, bars: Mapping[str, Bar]) -> None:
         """The bars of one tick, closing at `time` (epoch seconds)."""
         for symbol, bar in bars.items():
-            held = self._bars[symbol]
-            held.append(bar)
             self._times[symbol].append(time)
-            if len(held) >= PRICE_BATCH:
+            self._held[symbol].append(bar)
+        self._waiting += len(bars)
+        if self._waiting >= PRICES_HELD:
+            for symbol in self._tracks:
                 self._convert(symbol)
 
-    def tracks(self) -> dict[str, PriceTrack]:
-        """Each symbol's track, with every bar added so far."""
-        for symbol in self._tracks:
+    def times(self, symbol: str) -> array[int]:
+        """The close times of `symbol`'s bars (without converting their prices)."""
+        return self._times[symbol]
+
+    def __getitem__(self, symbol: str) -> PriceTrack:
+        track = self._tracks[symbol]
+        if self._held[symbol]:
             self._convert(symbol)
-        return self._tracks
+        return track
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tracks)
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def __repr__(self) -> str:
+        return f"PriceRecorder({', '.join(self._tracks)})"
 
     def _convert(self, symbol: str) -> None:
-        bars, times = self._bars[symbol], self._times[symbol]
-        self._tracks[symbol].extend(times, bars)
-        bars.clear()
-        times.clear()
+        held = self._held[symbol]
+        if held:
+            self._tracks[symbol].add_prices(held)
+            self._waiting -= len(held)
+            held.clear()
 
 
 def price_track(series: BarSeries, first: int = 0, stop: int | None = None) -> PriceTrack:
