@@ -19,6 +19,7 @@ SUITES: dict[str, str] = {
     "imports": "benchmarks.imports",
     "remote": "benchmarks.remote",
     "latency": "benchmarks.latency",
+    "client": "benchmarks.client",
     "storage": "benchmarks.storage",
     "results": "benchmarks.results",
     "operating": "benchmarks.operating",

@@ -21,7 +21,7 @@ from entrypoints.sdk.driver import ProgressCallback as ProgressCallback
 from entrypoints.sdk.driver import Started as Started
 from entrypoints.sdk.driver import TickView as TickView
 from entrypoints.sdk.driver import session_request as session_request
-from entrypoints.sdk.plots import RunInfo
+from entrypoints.sdk.plots import PriceRecorder, RunInfo
 from entrypoints.sdk.results import SYNTHETIC_WARNING as SYNTHETIC_WARNING
 from entrypoints.sdk.results import BacktestResults as BacktestResults
 from entrypoints.sdk.results import PriceTrack as PriceTrack
@@ -49,27 +49,30 @@ async def drive(
     ctx._peek = getattr(driver, "peek", None)  # bars received ahead (windows), if any
     executions: list[ExecutionReportData] = []
     rejections: list[Rejection] = []
-    prices = {symbol: PriceTrack() for symbol in started.symbols}
+    prices = PriceRecorder(started.symbols)
     strategy.on_start(ctx)
     ctx._declaring = False
-    refused: dict[str, tuple[str, str]] = {}
-    while True:
-        # Orders refused before sending (numbers out of bounds) first, then the engine's.
-        for order_id, (code, message) in (refused | dict(outcome.rejected)).items():
-            rejections.append(Rejection(order_id, code, message))
-            strategy.on_reject(ctx, order_id, code, message)
-        for report in outcome.reports:
-            executions.append(report)
-            ctx._apply_report(report)
-            strategy.on_fill(ctx, report)
+    on_bar, on_fill, on_reject = strategy.on_bar, strategy.on_fill, strategy.on_reject
+    refused: Mapping[str, tuple[str, str]] = {}
+    while True:  # once per bar: what most bars do not need is skipped, not made empty
+        if refused or outcome.rejected:
+            # Orders refused before sending (numbers out of bounds) first, then the engine's.
+            for order_id, (code, message) in {**refused, **outcome.rejected}.items():
+                rejections.append(Rejection(order_id, code, message))
+                on_reject(ctx, order_id, code, message)
+        if outcome.reports:
+            for report in outcome.reports:
+                executions.append(report)
+                ctx._apply_report(report)
+                on_fill(ctx, report)
         tick = outcome.tick
         if tick is None:
             break
+        bars = tick.bars
         ctx._mark(tick.sim_time, tick.cash, tick.equity)
-        ctx._add_bars(tick.bars)
-        for symbol, bar in tick.bars.items():
-            prices[symbol].add(tick.time, bar)
-        strategy.on_bar(ctx, tick.bars)
+        ctx._add_bars(bars)
+        prices.add(tick.time, bars)
+        on_bar(ctx, bars)
         if on_progress is not None and tick.sequence_id % progress_every == 0:
             on_progress(tick.sequence_id, started.total_ticks, tick.sim_time)
         orders, cancels = ctx._take_orders()
@@ -89,7 +92,7 @@ async def drive(
         rejections=rejections,
         warnings=started.warnings,
         currency=started.currency,
-        indicators=ctx._indicator_tracks({s: track.times for s, track in prices.items()}),
+        indicators=ctx._indicator_tracks({s: prices.times(s) for s in prices}),
     )
     strategy.on_finish(ctx, results)
     return results

@@ -23,7 +23,7 @@ DEFAULT_WINDOW = 1024
 """Bars per window a remote run asks for (PROTOCOL §7.14; the server sends fewer when its
 frame holds fewer)."""
 
-_NO_REJECTIONS: Mapping[str, tuple[str, str]] = MappingProxyType({})
+NO_REJECTIONS: Mapping[str, tuple[str, str]] = MappingProxyType({})
 
 
 class TickView(NamedTuple):
@@ -43,7 +43,7 @@ class Outcome(NamedTuple):
 
     reports: Sequence[ExecutionReportData]
     tick: TickView | None
-    rejected: Mapping[str, tuple[str, str]] = _NO_REJECTIONS
+    rejected: Mapping[str, tuple[str, str]] = NO_REJECTIONS
 
 
 @dataclass(frozen=True, slots=True)

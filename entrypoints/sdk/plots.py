@@ -6,7 +6,7 @@ read (a `BacktestResults` has it). A leaf of the SDK: it imports none of its oth
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -71,6 +71,73 @@ class PriceTrack:
         self.lows.append(float(bar.low))
         self.closes.append(float(bar.close))
         self.volumes.append(float(bar.volume))
+
+    def add_prices(self, bars: Sequence[Bar]) -> None:
+        """The prices of bars in order (their times added already): as `add` would, a
+        column at a time."""
+        if bars:
+            _, opens, highs, lows, closes, volumes = zip(*bars, strict=True)
+            self.opens.extend(map(float, opens))
+            self.highs.extend(map(float, highs))
+            self.lows.extend(map(float, lows))
+            self.closes.extend(map(float, closes))
+            self.volumes.extend(map(float, volumes))
+
+
+PRICES_HELD = 16_384
+"""Bars (all symbols) a `PriceRecorder` holds unconverted at most: about 10 MB."""
+
+
+class PriceRecorder(Mapping[str, PriceTrack]):
+    """symbol → the `PriceTrack` of the bars a run showed its strategy. Their times are
+    kept as they come; their prices are held as the bars themselves and turned into floats
+    when a track is first read (most runs are never drawn), or a batch at a time once
+    `PRICES_HELD` bars wait (a pass per column, not six calls a bar)."""
+
+    __slots__ = ("_held", "_times", "_tracks", "_waiting")
+
+    def __init__(self, symbols: Iterable[str]) -> None:
+        self._tracks = {symbol: PriceTrack() for symbol in symbols}
+        self._times = {symbol: track.times for symbol, track in self._tracks.items()}
+        self._held: dict[str, list[Bar]] = {symbol: [] for symbol in self._tracks}
+        """Bars whose times are in their track, not yet their prices."""
+        self._waiting = 0
+
+    def add(self, time: int, bars: Mapping[str, Bar]) -> None:
+        """The bars of one tick, closing at `time` (epoch seconds)."""
+        for symbol, bar in bars.items():
+            self._times[symbol].append(time)
+            self._held[symbol].append(bar)
+        self._waiting += len(bars)
+        if self._waiting >= PRICES_HELD:
+            for symbol in self._tracks:
+                self._convert(symbol)
+
+    def times(self, symbol: str) -> array[int]:
+        """The close times of `symbol`'s bars (without converting their prices)."""
+        return self._times[symbol]
+
+    def __getitem__(self, symbol: str) -> PriceTrack:
+        track = self._tracks[symbol]
+        if self._held[symbol]:
+            self._convert(symbol)
+        return track
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tracks)
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def __repr__(self) -> str:
+        return f"PriceRecorder({', '.join(self._tracks)})"
+
+    def _convert(self, symbol: str) -> None:
+        held = self._held[symbol]
+        if held:
+            self._tracks[symbol].add_prices(held)
+            self._waiting -= len(held)
+            held.clear()
 
 
 def price_track(series: BarSeries, first: int = 0, stop: int | None = None) -> PriceTrack:

@@ -30,6 +30,7 @@ from entrypoints.sdk.auth import AuthClient
 from entrypoints.sdk.client import SessionClient
 from entrypoints.sdk.driver import (
     DEFAULT_WINDOW,
+    NO_REJECTIONS,
     EngineSettingValue,
     Outcome,
     Started,
@@ -178,7 +179,7 @@ class RemoteDriver:
         self, sequence_id: int, orders: Sequence[m.OrderData], cancels: Sequence[str]
     ) -> Outcome:
         if self._ahead and not orders and not cancels:
-            return self._bar(self._ahead.popleft(), [])  # the window goes on, no round trip
+            return self._bar(self._ahead.popleft())  # the window goes on, no round trip
         self._ahead.clear()  # the bars after a decision are void
         decided = bool(orders or cancels)
         if decided:
@@ -342,18 +343,22 @@ class RemoteDriver:
 
     def _bar(
         self,
-        raw: msgspec.Raw | m.WindowTickData,
-        reports: list[m.ExecutionReportData],
+        item: msgspec.Raw | m.WindowTickData,
+        reports: list[m.ExecutionReportData] | None = None,
         rejected: Mapping[str, tuple[str, str]] | None = None,
     ) -> Outcome:
         """A bar of the window, decoded now: its reports count as seen only now, when the
-        strategy gets them (those of void bars are not the run's)."""
-        bar = self._decode(raw) if isinstance(raw, msgspec.Raw) else raw
-        for report in bar.executions:
-            self._collect(report, reports)
+        strategy gets them (those of void bars are not the run's). Once per bar of a run:
+        nothing is made that the bar does not need."""
+        data = self._decode(item) if isinstance(item, msgspec.Raw) else item
+        if data.executions:
+            if reports is None:
+                reports = []
+            for report in data.executions:
+                self._collect(report, reports)
         self._since_decision += 1
-        self._last_tick = bar.sequence_id
-        return Outcome(reports, _view(bar), rejected or {})
+        self._last_tick = data.sequence_id
+        return _new(Outcome, (reports or _NO_REPORTS, _view(data), rejected or NO_REJECTIONS))
 
     @staticmethod
     def _decode(raw: msgspec.Raw) -> m.WindowTickData:
@@ -386,12 +391,24 @@ def cheapest_window(gaps: Sequence[int], round_trip: float) -> int:
 
 def _view(data: m.TickData | m.WindowTickData) -> TickView:
     when = data.sim_time
-    return TickView(
-        data.sequence_id,
-        int(when.timestamp()),
-        when,
-        {s: Bar(when, b.open, b.high, b.low, b.close, b.volume) for s, b in data.bars.items()},
-        data.equity,
-        data.cash,
-        data.is_last,
+    bars = {}
+    for symbol, b in data.bars.items():
+        bars[symbol] = _new(Bar, (when, b.open, b.high, b.low, b.close, b.volume))
+    return _new(
+        TickView,
+        (
+            data.sequence_id,
+            int(when.timestamp()),
+            when,
+            bars,
+            data.equity,
+            data.cash,
+            data.is_last,
+        ),
     )
+
+
+_new = tuple.__new__
+"""Named tuples made as tuples of their type (`Bar`, `TickView`, `Outcome`): a bar of a
+window makes three, and their generated constructors cost as much again."""
+_NO_REPORTS: Sequence[m.ExecutionReportData] = ()

@@ -170,7 +170,12 @@ class Context:
     def history(self, symbol: str, n: int, field: str = "close") -> list[Decimal]:
         """The last `n` values of `field` up to and including the current bar (warm-up bars
         included); fewer at the start of the data."""
-        column = self._check_history(symbol, n, field)
+        try:  # the common case first: a known symbol and field, within what is kept
+            column = self._history[symbol][_FIELD_INDEX[field]]
+        except KeyError:
+            column = self._check_history(symbol, n, field)  # raises the usage error
+        if n > self._history_size:
+            self._check_history(symbol, n, field)
         return column[-n:] if n > 0 else []
 
     def _check_history(self, symbol: str, n: int, field: str) -> list[Decimal]:
@@ -425,34 +430,42 @@ class Context:
         return orders, cancels
 
     def _add_bars(self, bars: Mapping[str, Bar]) -> None:
+        """The bars of the next tick (once per bar of a run: kept lean)."""
+        counts, history, limit = self._counts, self._history, self._history_size
         for symbol, bar in bars.items():
-            count = self._counts[symbol] = self._counts[symbol] + 1
-            columns = self._inputs.get(symbol)
-            if columns is not None and len(columns["close"]) < count:  # (not held ahead)
-                for f in BAR_FIELDS:
-                    columns[f].append(float(getattr(bar, f)))
-        self._append_history(bars)
-
-    def _append_history(self, bars: Mapping[str, Bar]) -> None:
-        limit = self._history_size
-        for symbol, bar in bars.items():
-            opens, highs, lows, closes, volumes = self._history[symbol]
-            opens.append(bar.open)
-            highs.append(bar.high)
-            lows.append(bar.low)
-            closes.append(bar.close)
-            volumes.append(bar.volume)
+            count = counts[symbol] = counts[symbol] + 1
+            if self._inputs:  # indicators declared: their inputs as floats
+                self._add_input(symbol, bar, count)
+            columns = history[symbol]
+            opens, highs, lows, closes, volumes = columns
+            _, open_, high, low, close, volume = bar
+            opens.append(open_)
+            highs.append(high)
+            lows.append(low)
+            closes.append(close)
+            volumes.append(volume)
             if len(closes) > 2 * limit:  # trim in batches: amortised O(1) per bar
-                for column in self._history[symbol]:
+                for column in columns:
                     del column[:-limit]
+
+    def _add_input(self, symbol: str, bar: Bar, count: int) -> None:
+        columns = self._inputs.get(symbol)
+        if columns is not None and len(columns["close"]) < count:  # (not held ahead)
+            for f in BAR_FIELDS:
+                columns[f].append(float(getattr(bar, f)))
 
     def _add_bars_history(self, history: Mapping[str, Sequence[Bar]]) -> None:
         self._warmup = history
         for symbol, bars in history.items():
-            self._bars_of(symbol)
+            columns = self._bars_of(symbol)
             self._counts[symbol] += len(bars)
-            for bar in bars[-self._history_size :]:
-                self._append_history({symbol: bar})
+            kept = bars[-self._history_size :]
+            opens, highs, lows, closes, volumes = columns
+            opens.extend(bar.open for bar in kept)
+            highs.extend(bar.high for bar in kept)
+            lows.extend(bar.low for bar in kept)
+            closes.extend(bar.close for bar in kept)
+            volumes.extend(bar.volume for bar in kept)
 
     def _apply_report(self, report: ExecutionReportData) -> None:
         if report.fill_quantity:

@@ -44,7 +44,8 @@ def home_of(server: EmbeddedServer) -> Path:
 
 def comparable(results: BacktestResults) -> dict[str, Any]:
     """Everything a run produced that must not depend on the transport: executions (but
-    for the session id), trades, daily equity, metrics, ticks, and the closes seen."""
+    for the session id), trades, daily equity, metrics, ticks, the bars seen (every field),
+    the indicators' values, the lines plotted and the orders refused."""
     return {
         "executions": [msgspec.structs.replace(r, session_id="") for r in results.executions],
         "trades": results.trades,
@@ -52,8 +53,18 @@ def comparable(results: BacktestResults) -> dict[str, Any]:
         "metrics": results.metrics,
         "total_ticks": results.total_ticks,
         "prices": {
-            s: (list(track.times), list(track.closes)) for s, track in results.prices.items()
+            s: [list(column) for column in (t.times, t.opens, t.highs, t.lows, t.closes, t.volumes)]
+            for s, t in results.prices.items()
         },
+        "indicators": {
+            name: (line.symbol, list(line.times), line.values.tobytes())  # NaN too
+            for name, line in results.indicators.items()
+        },
+        "plots": {
+            name: (line.symbol, list(line.times), line.values.tobytes())
+            for name, line in results.plots.items()
+        },
+        "rejections": results.rejections,
     }
 
 
@@ -169,7 +180,9 @@ class RandomOrders(Strategy):
 
     def on_bar(self, ctx: Context, bars: Mapping[str, Bar]) -> None:
         rng = self.rng
-        self.events.append(("bar", ctx.time, ctx.cash, ctx.equity))
+        # Every bar as the strategy sees it, to the digit (repr tells 1.0 from 1.00).
+        seen = [(symbol, repr(bar)) for symbol, bar in bars.items()]
+        self.events.append(("bar", ctx.time, ctx.cash, ctx.equity, seen))
         for symbol, bar in sorted(bars.items()):
             if rng.random() < self.rate:
                 self.placed.append(self._order(ctx, symbol, bar.close))
