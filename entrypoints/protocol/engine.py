@@ -182,12 +182,20 @@ _SYMBOLS: dict[str, str] = {}
 """symbol → its JSON string (symbols are few: a catalog's)."""
 
 
+def tick_bars_json(tick: Tick, series: Mapping[str, BarSeries] | None) -> msgspec.Raw:
+    """`bars_json` of a tick's bars; with the simulation's `series`, a simulation's bars
+    printed from their columns (`series_bars_json`), not decoded."""
+    bars = tick.bars
+    if series is not None and isinstance(bars, BarsAt):
+        return msgspec.Raw(series_bars_json(series, bars.at))
+    return bars_json(bars)
+
+
 def window_tick_head(tick: Tick, series: Mapping[str, BarSeries] | None = None) -> bytes:
     """The part of a window's bar (`WindowTickOut`) that depends on the bar alone, up to its
     `equity`: `{"sequence_id":…,"sim_time":…,"bars":{…},`. A bar stepped again after a void
     says the same there, so this is made once per bar (`window_tick_json` adds the rest).
     With the simulation's `series`, a simulation's bars are printed from their columns."""
-    bars = tick.bars
     return b"".join(
         (
             b'{"sequence_id":',
@@ -195,9 +203,7 @@ def window_tick_head(tick: Tick, series: Mapping[str, BarSeries] | None = None) 
             b',"sim_time":',
             m.encoder.encode(tick.sim_time),
             b',"bars":',
-            series_bars_json(series, bars.at)
-            if series is not None and isinstance(bars, BarsAt)
-            else bars_json(bars),
+            tick_bars_json(tick, series),
             b',"equity":',
         )
     )

@@ -35,13 +35,13 @@ from domain.orders import OrderRequest
 from entrypoints.protocol import messages as m
 from entrypoints.protocol.engine import (
     account_data,
-    bars_json,
     check_batch_size,
     history_json,
     metrics_data,
     order_request,
     report_data,
     results_data,
+    tick_bars_json,
     window_tick_head,
     window_tick_json,
     window_tick_plain,
@@ -381,7 +381,7 @@ class SimulationProtocol:
             reply.append(
                 m.AccountSnapshot(timestamp=self._now(), data=self._account(sid, simulation))
             )
-        reply.append(self._tick(sid, step.tick))
+        reply.append(self._tick(sid, step.tick, simulation))
         self._arm(connection, sid, simulation, step.tick.sequence_id)
         self._metrics.ticks_processed(1)
         return reply
@@ -395,7 +395,7 @@ class SimulationProtocol:
                 return []
             return self._next(connection, sid, simulation)
         self._arm(connection, sid, simulation, tick.sequence_id)
-        return [self._tick(sid, tick)]
+        return [self._tick(sid, tick, simulation)]
 
     def _next(self, connection: EngineConnection, sid: str, simulation: Simulation) -> Reply:
         """From between ticks: the next tick, or the next window when the client asks for
@@ -426,14 +426,14 @@ class SimulationProtocol:
             )
         ]
 
-    def _tick(self, sid: str, tick: Tick) -> m.TickOut:
+    def _tick(self, sid: str, tick: Tick, simulation: Simulation) -> m.TickOut:
         return m.TickOut(
             timestamp=self._now(),
             data=m.TickOutData(
                 session_id=sid,
                 sequence_id=tick.sequence_id,
                 sim_time=tick.sim_time,
-                bars=bars_json(tick.bars),
+                bars=tick_bars_json(tick, simulation.series),
                 equity=tick.equity,
                 cash=tick.cash,
                 is_last=tick.is_last,

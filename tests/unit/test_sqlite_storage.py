@@ -235,3 +235,21 @@ async def test_touches_a_moment_apart_are_written_once(tmp_path: Path) -> None:
     await repo.remove("s1")
     assert not await repo.save(session)
     repo.database.close()
+
+
+def test_one_statement_is_its_own_transaction_and_runs_after_what_was_deferred(
+    tmp_path: Path,
+) -> None:
+    database = SqliteDatabase(tmp_path / "sessions.db")
+    insert = "INSERT INTO rate_events (key, at) VALUES (?, ?)"
+    other = sqlite3.connect(tmp_path / "sessions.db")
+    try:
+        database.write_one(insert, ("alone", 1.0))  # committed: another connection sees it
+        assert other.execute("SELECT key FROM rate_events").fetchall() == [("alone",)]
+        database.defer(insert, ("deferred", 2.0))
+        database.write_one(insert, ("after", 3.0))
+        rows = other.execute("SELECT key FROM rate_events ORDER BY rowid").fetchall()
+        assert rows == [("alone",), ("deferred",), ("after",)]
+    finally:
+        other.close()
+        database.close()

@@ -13,6 +13,7 @@ from entrypoints.protocol.engine import (
     account_data,
     bars_json,
     report_data,
+    tick_bars_json,
     window_tick_head,
     window_tick_json,
     window_tick_plain,
@@ -78,6 +79,8 @@ def test_the_head_and_the_rest_encode_as_the_struct_does() -> None:
         if not step.reports:
             head = window_tick_head(step.tick)
             assert window_tick_head(step.tick, sim.series) == head  # (from the columns)
+            from_columns = tick_bars_json(step.tick, sim.series)  # (a lone tick's bars)
+            assert bytes(from_columns) == bytes(bars_json(step.tick.bars))
             assert window_tick_plain(head, step.tick) == reference(step, None)
             cash = m.encoder.encode(step.tick.cash)  # (given: made for an earlier bar)
             assert window_tick_plain(head, step.tick, cash) == reference(step, None)
