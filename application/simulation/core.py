@@ -241,8 +241,8 @@ class Simulation:
     def _held(self) -> list[tuple[str, Decimal, array[int], array[int]]]:
         """(symbol, weight, bar times, raw closes) of each position, in the broker's order.
         The weight is quantity * unit, so weight * raw close is quantity * close exactly, the
-        same decimal, exponent included. Kept until the positions may change: a fill
-        (`_record`), a rewind or a restore."""
+        same decimal, exponent included. Kept until the positions may change: a bar worked
+        (`_work`: fills happen there only), a rewind or a restore."""
         held = self._held_now
         if held is None:
             broker, units, series = self._broker, self._units, self.series
@@ -279,7 +279,7 @@ class Simulation:
     def _work(self, sequence: int) -> tuple[ExecutionReport, ...]:
         """Bar `sequence` with open orders: fill them under the fill rules (§4.5)."""
         self._value_curve()  # before a fill changes the account
-        self._held_now = None  # (and the positions: even if working the bar fails midway)
+        self._held_now = None  # fills change the positions (dropped first, should it fail)
         only = self._only
         cursors = self._cursors
         broker = self._broker
@@ -687,7 +687,6 @@ class Simulation:
     def _record(self, reports: Sequence[ExecutionReport]) -> None:
         if not reports:
             return
-        self._held_now = None  # (a fill changes the positions)
         self._book.reports.extend(reports)
         for r in reports:
             if r.is_fill and r.price is not None and r.sim_time is not None:

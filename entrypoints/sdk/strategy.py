@@ -170,12 +170,13 @@ class Context:
     def history(self, symbol: str, n: int, field: str = "close") -> list[Decimal]:
         """The last `n` values of `field` up to and including the current bar (warm-up bars
         included); fewer at the start of the data."""
+        column: list[Decimal] | None
         try:  # the common case first: a known symbol and field, within what is kept
             column = self._history[symbol][_FIELD_INDEX[field]]
         except KeyError:
-            column = self._check_history(symbol, n, field)  # raises the usage error
-        if n > self._history_size:
-            self._check_history(symbol, n, field)
+            column = None
+        if column is None or n > self._history_size:
+            column = self._check_history(symbol, n, field)  # (or the usage error)
         return column[-n:] if n > 0 else []
 
     def _check_history(self, symbol: str, n: int, field: str) -> list[Decimal]:
